@@ -1,0 +1,49 @@
+# newsflow — `make demo` and `make test` are all a fresh clone needs.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+VENV := .venv
+STAMP := $(VENV)/.installed
+UV := $(shell command -v uv 2>/dev/null)
+ifeq ($(UV),)
+UV := $(PYTHON) -m uv
+endif
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: setup demo test lint format bench newsroom clean
+
+## setup: create .venv from uv.lock (a fast no-op when nothing changed)
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml uv.lock
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
+	$(UV) sync --frozen
+	@touch $(STAMP)
+
+## demo: serve the bundled sample newsroom on 127.0.0.1 and ingest it into data/demo.duckdb
+demo: setup
+	$(VENV)/bin/newsflow demo
+
+## test: the whole test suite (tests using ../shared/corpus skip when it is absent)
+test: setup
+	$(VENV)/bin/pytest
+
+## lint: ruff over everything
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+## bench: extraction quality on the benchmark corpus
+bench: setup
+	$(VENV)/bin/python benchmarks/extraction.py
+
+## newsroom: serve the sample newsroom in the foreground on 127.0.0.1:8765
+newsroom: setup
+	$(VENV)/bin/newsflow newsroom
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .ruff_cache

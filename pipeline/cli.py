@@ -1,0 +1,511 @@
+"""The ``newsflow`` command line: a thin edge over the library.
+
+Exit codes: 0 done (feeds that failed are recorded, not fatal), 2 bad input (the message names
+the file, entry or setting), 1 a systemic fault (database unusable, unexpected error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import os
+import re
+import signal
+import sys
+import time
+from dataclasses import replace
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+
+from pipeline import __version__
+from pipeline.config import ConfigError, Settings, load_settings
+from pipeline.feedlist import FeedFileError, FeedSpec, load_feed_file, to_opml, to_yaml
+from pipeline.store import Store, StoreError
+from pipeline.urls import InvalidURL, validate_http_url
+
+LOGGER = logging.getLogger("newsflow")
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit code 2."""
+
+
+# -- output helpers ---------------------------------------------------------------------------
+
+
+def _cell(value, width: int | None = 60) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        text = value.strftime("%Y-%m-%d %H:%M:%S")
+    elif isinstance(value, list | tuple):
+        text = ", ".join(map(str, value))
+    elif isinstance(value, float):
+        text = f"{value:.4g}"
+    else:
+        text = str(value)
+    text = text.replace("\n", " ").replace("\r", " ")
+    if width and len(text) > width:
+        text = text[: width - 1] + "…"
+    return text
+
+
+def format_table(columns: list[str], rows: list[tuple]) -> str:
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    line = "  ".join(c.ljust(w) for c, w in zip(columns, widths))
+    out = [line.rstrip(), "  ".join("-" * w for w in widths)]
+    out += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in cells]
+    out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(out)
+
+
+def _json_default(value):
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def render(columns: list[str], rows: list[tuple], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps([dict(zip(columns, r)) for r in rows], default=_json_default, indent=1)
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([_cell(v, width=None) for v in row])
+        return buf.getvalue().rstrip("\n")
+    return format_table(columns, rows)
+
+
+class ProgressLine:
+    """A one-line progress display on a terminal; silent elsewhere."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._last = 0.0
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if done < total and now - self._last < 0.1:
+            return
+        self._last = now
+        label = {"poll": "polling feeds", "fetch": "fetching articles"}.get(stage, stage)
+        sys.stderr.write(f"\r\033[K{label}: {done}/{total}")
+        if done == total:
+            sys.stderr.write("\r\033[K")
+        sys.stderr.flush()
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+def _settings(args) -> Settings:
+    settings = load_settings()
+    overrides = {}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = Path(args.data_dir)
+    if getattr(args, "db", None):
+        overrides["db_path"] = Path(args.db)
+    if getattr(args, "allow_private", False):
+        overrides["allow_private"] = True
+    return settings.with_overrides(**overrides)
+
+
+def _open(args, read_only: bool = False) -> Store:
+    return Store(_settings(args).database, read_only=read_only)
+
+
+def summary_text(s: dict) -> str:
+    f, a = s["feeds"], s["articles"]
+    lines = [f"run {s['run_id']}  ({s['elapsed_s']:.1f}s)"]
+    if s["resumed_runs"]:
+        lines.append(f"  resumed   {len(s['resumed_runs'])} interrupted run(s) and loaded them")
+    if s["feeds_registered"]:
+        lines.append(f"  registry  {s['feeds_registered']} new feed(s) registered")
+    lines.append(
+        f"  feeds     {f['feeds']} polled: {f['ok']} ok, {f['not_modified']} not modified, "
+        f"{f['failed']} failed"
+    )
+    lines.append(f"  items     {f['items_new']} new of {f['items_seen']} seen")
+    lines.append(
+        f"  articles  {s['articles_loaded']} loaded: {a['ok']} extracted, "
+        f"{a['feed_content']} from feed content, {a['failed']} failed"
+    )
+    if s["articles_loaded"] == 0 and not s["resumed_runs"]:
+        lines.append("  nothing new since the last run")
+    for failure in s["failed_feeds"]:
+        lines.append(f"  failed    {failure['url']}: {failure['outcome']} {failure['error'] or ''}")
+    return "\n".join(lines)
+
+
+def cmd_ingest(args) -> int:
+    from pipeline.ingest import run_cycle
+
+    settings = _settings(args)
+    feeds_file = args.feeds or settings.feeds_file
+    with Store(settings.database) as store:
+        summary = run_cycle(
+            settings,
+            store,
+            feeds_file=feeds_file,
+            trigger="cli",
+            include_not_due=args.all,
+            progress=ProgressLine(sys.stderr.isatty() and not args.json),
+        )
+    data = summary.as_dict()
+    print(json.dumps(data, indent=1) if args.json else summary_text(data))
+    return 0
+
+
+def cmd_feeds(args) -> int:
+    action = args.feeds_action
+    if action == "list":
+        with _open(args, read_only=True) as store:
+            feeds = store.feeds(include_removed=args.all)
+        cols = [
+            "url",
+            "title",
+            "tags",
+            "language",
+            "active",
+            "last_polled_at",
+            "last_outcome",
+            "consecutive_failures",
+            "items_total",
+        ]
+        if args.format == "table":
+            cols = ["url", "title", "tags", "last_polled_at", "last_outcome", "items_total"]
+        print(render(cols, [tuple(f[c] for c in cols) for f in feeds], args.format))
+        return 0
+    if action == "add":
+        try:
+            url = validate_http_url(args.url)
+        except InvalidURL as exc:
+            raise UsageError(f"feeds add: invalid URL {args.url!r}: {exc}") from None
+        spec = FeedSpec(url=url, name=args.name, tags=tuple(args.tag or ()), language=args.language)
+        with _open(args) as store:
+            added, updated = store.upsert_feeds([spec])
+        print(f"{'added' if added else 'updated' if updated else 'unchanged'}: {url}")
+        return 0
+    if action == "remove":
+        with _open(args) as store:
+            removed = store.remove_feed(args.url)
+        if not removed:
+            raise UsageError(f"feeds remove: no active feed with URL {args.url}")
+        print(f"removed: {args.url} (its polls and articles are kept)")
+        return 0
+    if action == "import":
+        specs = load_feed_file(args.file)
+        with _open(args) as store:
+            added, updated = store.upsert_feeds(specs)
+        print(
+            f"imported {args.file}: {added} added, {updated} updated, "
+            f"{len(specs) - added - updated} unchanged"
+        )
+        return 0
+    if action == "export":
+        with _open(args, read_only=True) as store:
+            feeds = store.feeds()
+        text = to_opml(feeds) if args.format == "opml" else to_yaml(feeds)
+        if args.output:
+            Path(args.output).write_text(text, encoding="utf-8")
+            print(f"exported {len(feeds)} feeds to {args.output}")
+        else:
+            sys.stdout.write(text)
+        return 0
+    raise UsageError("feeds: choose one of list, add, remove, import, export")
+
+
+_PARAM = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.DOTALL)
+
+
+def cmd_sql(args) -> int:
+    if bool(args.query) == bool(args.file):
+        raise UsageError("sql: give either a QUERY or -f FILE, not both or neither")
+    if args.file:
+        try:
+            query = Path(args.file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"sql: cannot read {args.file}: {exc.strerror or exc}") from None
+    else:
+        query = args.query
+    params = {}
+    for raw in args.param or []:
+        m = _PARAM.match(raw)
+        if not m:
+            raise UsageError(f"sql: --param {raw!r} is not of the form key=value")
+        params[m.group(1)] = m.group(2)
+    with _open(args, read_only=True) as store:
+        try:
+            cols, rows = store.query(query, params or None)
+        except duckdb.Error as exc:
+            raise UsageError(f"sql: {type(exc).__name__}: {exc}") from None
+    if cols:
+        print(render(cols, rows, args.format))
+    return 0
+
+
+def cmd_status(args) -> int:
+    with _open(args, read_only=True) as store:
+        cols, rows = store.query(
+            "select coalesce(title, url) as feed, last_polled_at, last_outcome,"
+            " consecutive_failures as failures, next_poll_at, items_total as items,"
+            " last_error from feeds where active order by consecutive_failures desc, title"
+        )
+        runs = store.recent_runs(5)
+        totals = store.query(
+            "select count(*), count(*) filter (extraction_status = 'ok'),"
+            " count(*) filter (extraction_status = 'feed_content'),"
+            " count(*) filter (extraction_status = 'failed') from articles"
+        )[1][0]
+    print(
+        f"database {store.path}: {totals[0]} articles "
+        f"({totals[1]} extracted, {totals[2]} feed content, {totals[3]} failed)\n"
+    )
+    print("feeds")
+    print(render(cols, rows, args.format))
+    print("\nlast runs")
+    rcols = [
+        "run_id",
+        "started_at",
+        "status",
+        "feeds_polled",
+        "feeds_failed",
+        "items_new",
+        "articles_loaded",
+        "error",
+    ]
+    print(render(rcols, [tuple(r[c] for c in rcols) for r in runs], args.format))
+    return 0
+
+
+def _previous_demo_port(db_path: Path) -> int:
+    if not db_path.exists():
+        return 0
+    try:
+        with Store(db_path, read_only=True, lock_wait=0) as store:
+            row = store.query(
+                "select url from feeds where active and list_contains(tags, 'demo') limit 1"
+            )[1]
+    except StoreError:
+        return 0
+    m = re.match(r"http://127\.0\.0\.1:(\d+)/", row[0][0]) if row else None
+    return int(m.group(1)) if m else 0
+
+
+DEMO_QUERY = """\
+select f.title as feed, count(*) as articles,
+       count(*) filter (a.extraction_status = 'ok') as extracted,
+       round(avg(a.word_count)) as avg_words
+from articles a join feeds f using (feed_id)
+group by all order by articles desc, feed limit 10"""
+
+
+def cmd_demo(args) -> int:
+    from pipeline.ingest import run_cycle
+    from pipeline.newsroom import Newsroom
+
+    base = _settings(args)
+    settings = replace(
+        base,
+        db_path=Path(args.db) if args.db else base.data_dir / "demo.duckdb",
+        allow_private=True,  # the sample newsroom lives on 127.0.0.1
+        per_host_delay=0.0,  # and it is our own server, so no politeness pause
+        per_host_concurrency=8,
+    )
+    port = args.port or _previous_demo_port(settings.database)
+    try:
+        newsroom = Newsroom(port=port)
+    except OSError:
+        newsroom = Newsroom(port=0)
+    feeds_file = settings.data_dir / "demo-feeds.yaml"
+    feeds_file.parent.mkdir(parents=True, exist_ok=True)
+    feeds_file.write_text(
+        to_yaml(
+            [
+                {"url": f.url, "title": f.name, "tags": f.tags, "language": f.language}
+                for f in newsroom.feeds
+            ]
+        ),
+        encoding="utf-8",
+    )
+    print(f"sample newsroom serving {len(newsroom.feeds)} feeds at {newsroom.base_url}")
+    with newsroom, Store(settings.database) as store:
+        summary = run_cycle(
+            settings,
+            store,
+            feeds_file=feeds_file,
+            trigger="demo",
+            include_not_due=True,
+            progress=ProgressLine(sys.stderr.isatty()),
+        )
+        print(f"ingested into {settings.database}")
+        print(summary_text(summary.as_dict()))
+        cols, rows = store.query(DEMO_QUERY)
+    print(f'\n$ newsflow sql --db {settings.database} "{DEMO_QUERY}"')
+    print(format_table(cols, rows))
+    return 0
+
+
+def cmd_newsroom(args) -> int:
+    from pipeline.newsroom import Newsroom
+
+    try:
+        newsroom = Newsroom(port=args.port)
+    except OSError as exc:
+        raise UsageError(f"newsroom: cannot listen on 127.0.0.1:{args.port}: {exc}") from None
+    with newsroom:
+        print(f"sample newsroom at {newsroom.base_url} (Ctrl-C stops it)", flush=True)
+        for feed in newsroom.feeds:
+            print(f"  {feed.url}  {feed.name}", flush=True)
+        if args.feeds_out:
+            Path(args.feeds_out).write_text(
+                to_yaml(
+                    [
+                        {"url": f.url, "title": f.name, "tags": f.tags, "language": f.language}
+                        for f in newsroom.feeds
+                    ]
+                ),
+                encoding="utf-8",
+            )
+            print(f"feed list written to {args.feeds_out}", flush=True)
+        stop = []
+        signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+        try:
+            while not stop:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+# -- parser -----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="newsflow",
+        description="News feeds to a queryable DuckDB database.",
+        epilog="Settings also come from NEWSFLOW_* environment variables (see README).",
+    )
+    parser.add_argument("--version", action="version", version=f"newsflow {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def db_args(p):
+        p.add_argument(
+            "--db",
+            metavar="PATH",
+            help="DuckDB file (default $NEWSFLOW_DB or <data-dir>/newsflow.duckdb)",
+        )
+        p.add_argument(
+            "--data-dir", metavar="DIR", help="data folder (default $NEWSFLOW_DATA_DIR or ./data)"
+        )
+
+    p = sub.add_parser("ingest", help="run one cycle: register, poll, fetch, extract, load")
+    db_args(p)
+    p.add_argument(
+        "--feeds", metavar="FILE", type=Path, help="feed list (YAML or OPML) to register first"
+    )
+    p.add_argument(
+        "--allow-private",
+        action="store_true",
+        help="allow loopback/private addresses (also NEWSFLOW_ALLOW_PRIVATE=1)",
+    )
+    p.add_argument("--all", action="store_true", help="poll every active feed, due or not")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("feeds", help="manage the feed registry")
+    fsub = p.add_subparsers(dest="feeds_action", metavar="ACTION")
+    q = fsub.add_parser("list", help="list registered feeds")
+    db_args(q)
+    q.add_argument("--all", action="store_true", help="include removed feeds")
+    q.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    q = fsub.add_parser("add", help="register one feed")
+    db_args(q)
+    q.add_argument("url")
+    q.add_argument("--name")
+    q.add_argument("--tag", action="append", help="a tag (repeatable)")
+    q.add_argument("--language", help="language code, e.g. en")
+    q = fsub.add_parser("remove", help="stop polling a feed (its articles stay)")
+    db_args(q)
+    q.add_argument("url")
+    q = fsub.add_parser("import", help="register the feeds of a YAML or OPML file")
+    db_args(q)
+    q.add_argument("file", type=Path)
+    q = fsub.add_parser("export", help="write the registry as YAML or OPML")
+    db_args(q)
+    q.add_argument("--format", choices=["yaml", "opml"], default="yaml")
+    q.add_argument("-o", "--output", metavar="FILE")
+    p.set_defaults(func=cmd_feeds, feeds_action=None)
+
+    p = sub.add_parser("sql", help="run read-only SQL against the database")
+    db_args(p)
+    p.add_argument("query", nargs="?", help="SQL text")
+    p.add_argument("-f", "--file", metavar="FILE", help="read the SQL from a file")
+    p.add_argument(
+        "--param", action="append", metavar="KEY=VALUE", help="bind $KEY in the query (repeatable)"
+    )
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.set_defaults(func=cmd_sql)
+
+    p = sub.add_parser("status", help="feed health and the last runs")
+    db_args(p)
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("demo", help="ingest the bundled sample newsroom into data/demo.duckdb")
+    db_args(p)
+    p.add_argument("--port", type=int, default=0, help="newsroom port (default: a free one)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("newsroom", help="serve the sample newsroom on 127.0.0.1 in the foreground")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--feeds-out", metavar="FILE", help="also write its feed list (YAML) here")
+    p.set_defaults(func=cmd_newsroom)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    if args.command == "feeds" and not args.feeds_action:
+        parser.parse_args(["feeds", "--help"])
+    try:
+        return args.func(args)
+    except (UsageError, FeedFileError, ConfigError, InvalidURL) as exc:
+        print(f"newsflow: error: {exc}", file=sys.stderr)
+        return 2
+    except StoreError as exc:
+        print(f"newsflow: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("newsflow: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,392 @@
+"""The polite, guarded HTTP client used for feeds, pages and robots.txt.
+
+Every request: connect/read timeouts and a wall-clock deadline, a byte cap on the decoded body,
+gzip/deflate decoded under that cap, redirects followed by hand (bounded, each hop re-checked),
+an honest User-Agent, per-host concurrency and spacing, and Retry-After remembered per host.
+Connections to loopback, private, link-local and metadata addresses are refused at connect time
+(so DNS rebinding cannot slip past a check made earlier) unless private addresses are allowed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import ipaddress
+import logging
+import socket
+import time
+import urllib.robotparser
+import zlib
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlsplit
+
+import httpcore
+import httpx
+
+from pipeline.config import Settings
+from pipeline.urls import InvalidURL, validate_http_url
+
+LOGGER = logging.getLogger(__name__)
+
+ROBOTS_MAX_BYTES = 512 * 1024
+ROBOTS_TOKEN = "newsflow"
+
+
+class BlockedAddressError(httpcore.ConnectError):
+    """The host resolves only to addresses newsflow may not connect to."""
+
+
+def address_problem(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """Why connecting to ``ip`` is refused by default, or None when it is a public address."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback:
+        return "a loopback address"
+    if ip.is_link_local:
+        return "a link-local address (cloud metadata lives there)"
+    if ip.is_private:
+        return "a private address"
+    if ip.is_multicast or ip.is_reserved or ip.is_unspecified:
+        return "a reserved address"
+    if not ip.is_global:
+        return "not a public address"
+    return None
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """Resolves the host itself and connects only to an address the policy allows."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkBackend, allow_private: bool) -> None:
+        self._inner = inner
+        self._allow_private = allow_private
+
+    async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await asyncio.wait_for(
+                loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout
+            )
+        except (OSError, TimeoutError) as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+        refused = []
+        last_exc: Exception | None = None
+        for *_, sockaddr in infos:
+            ip = ipaddress.ip_address(sockaddr[0].split("%")[0])
+            problem = None if self._allow_private else address_problem(ip)
+            if problem:
+                refused.append(f"{ip} is {problem}")
+                continue
+            try:
+                return await self._inner.connect_tcp(
+                    str(ip),
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except httpcore.ConnectError as exc:
+                last_exc = exc
+        if refused and last_exc is None:
+            raise BlockedAddressError(
+                f"refused to connect to {host}: {'; '.join(refused)}"
+                " (allow with --allow-private or NEWSFLOW_ALLOW_PRIVATE=1)"
+            )
+        raise last_exc or httpcore.ConnectError(f"no address for {host}")
+
+    async def connect_unix_socket(self, *args, **kwargs):  # pragma: no cover - never used
+        raise httpcore.ConnectError("unix sockets are not allowed")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+@dataclass
+class FetchResult:
+    """What one fetch produced. ``outcome`` is a short code; ``error`` explains a failure."""
+
+    url: str
+    final_url: str
+    outcome: str  # ok, not_modified, http_error, blocked, too_large, timeout, network_error, ...
+    status: int | None = None
+    body: bytes = b""
+    etag: str | None = None
+    last_modified: str | None = None
+    content_type: str | None = None
+    retry_after: float | None = None
+    error: str | None = None
+    elapsed: float = 0.0
+    redirects: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "ok"
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+@dataclass
+class _HostGate:
+    semaphore: asyncio.Semaphore
+    next_start: float = 0.0
+    blocked_until: float = 0.0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+class PoliteClient:
+    """Async HTTP client with the guards above. Use as ``async with PoliteClient(s) as c``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        transport = httpx.AsyncHTTPTransport(retries=0)
+        # The pool's backend is the one place every connection passes through.
+        pool = transport._pool
+        pool._network_backend = GuardedBackend(pool._network_backend, settings.allow_private)
+        limits = httpx.Limits(
+            max_connections=settings.max_concurrency,
+            max_keepalive_connections=settings.max_concurrency,
+        )
+        self._http = httpx.AsyncClient(
+            transport=transport,
+            limits=limits,
+            timeout=httpx.Timeout(
+                settings.read_timeout,
+                connect=settings.connect_timeout,
+                pool=settings.request_deadline,
+            ),
+            headers={"User-Agent": settings.user_agent, "Accept-Encoding": "gzip, deflate"},
+            follow_redirects=False,
+            trust_env=False,
+        )
+        self._global = asyncio.Semaphore(settings.max_concurrency)
+        self._hosts: dict[str, _HostGate] = {}
+        self._robots: dict[str, asyncio.Future] = {}
+
+    async def __aenter__(self) -> PoliteClient:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self._http.aclose()
+
+    def _gate(self, host: str) -> _HostGate:
+        gate = self._hosts.get(host)
+        if gate is None:
+            gate = self._hosts[host] = _HostGate(
+                asyncio.Semaphore(self.settings.per_host_concurrency)
+            )
+        return gate
+
+    async def _wait_turn(self, gate: _HostGate) -> None:
+        # Spacing between request starts on one host, and any Retry-After it asked for.
+        async with gate.lock:
+            now = time.monotonic()
+            start = max(now, gate.next_start, gate.blocked_until)
+            gate.next_start = start + self.settings.per_host_delay
+        if start > now:
+            await asyncio.sleep(start - now)
+
+    async def fetch(
+        self,
+        url: str,
+        *,
+        max_bytes: int,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        accept: str = "*/*",
+    ) -> FetchResult:
+        """GET ``url``; never raises for network or HTTP problems, reports them in the result."""
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(self.settings.request_deadline):
+                result = await self._fetch(url, max_bytes, etag, last_modified, accept)
+        except TimeoutError:
+            result = FetchResult(
+                url,
+                url,
+                "timeout",
+                error=f"no complete response within {self.settings.request_deadline:g}s",
+            )
+        result.elapsed = time.monotonic() - started
+        return result
+
+    async def _fetch(self, url, max_bytes, etag, last_modified, accept) -> FetchResult:
+        current = url
+        seen = {url}
+        for hop in range(self.settings.max_redirects + 1):
+            try:
+                validate_http_url(current)
+            except InvalidURL as exc:
+                return FetchResult(url, current, "invalid_url", error=str(exc), redirects=hop)
+            headers = {"Accept": accept}
+            if hop == 0 and etag:
+                headers["If-None-Match"] = etag
+            if hop == 0 and last_modified:
+                headers["If-Modified-Since"] = last_modified
+            host = urlsplit(current).hostname or ""
+            gate = self._gate(host)
+            async with self._global, gate.semaphore:
+                await self._wait_turn(gate)
+                try:
+                    result = await self._request(current, headers, max_bytes)
+                except httpx.TimeoutException as exc:
+                    return FetchResult(
+                        url, current, "timeout", error=f"{type(exc).__name__}: {exc}"[:500]
+                    )
+                except httpx.HTTPError as exc:
+                    if isinstance(exc.__cause__, BlockedAddressError):
+                        return FetchResult(url, current, "blocked", error=str(exc.__cause__))
+                    return FetchResult(
+                        url,
+                        current,
+                        "network_error",
+                        error=f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__,
+                    )
+                except BodyTooLarge:
+                    return FetchResult(
+                        url,
+                        current,
+                        "too_large",
+                        error=f"body exceeds the cap of {max_bytes} bytes",
+                    )
+            result.url, result.redirects = url, hop
+            if result.status in (429, 503) and result.retry_after is not None:
+                gate.blocked_until = max(
+                    gate.blocked_until,
+                    time.monotonic() + min(result.retry_after, self.settings.max_backoff),
+                )
+            if result.status in (301, 302, 303, 307, 308) and result.final_url != current:
+                nxt = result.final_url
+                if nxt in seen:
+                    return FetchResult(
+                        url,
+                        nxt,
+                        "redirect_loop",
+                        status=result.status,
+                        error=f"redirect loop at {nxt}",
+                        redirects=hop,
+                    )
+                seen.add(nxt)
+                current = nxt
+                continue
+            return result
+        return FetchResult(
+            url,
+            current,
+            "too_many_redirects",
+            error=f"more than {self.settings.max_redirects} redirects",
+        )
+
+    async def _request(self, url: str, headers: dict, max_bytes: int) -> FetchResult:
+        request = self._http.build_request("GET", url, headers=headers)
+        response = await self._http.send(request, stream=True)
+        try:
+            status = response.status_code
+            h = response.headers
+            result = FetchResult(
+                url,
+                url,
+                "ok",
+                status=status,
+                etag=h.get("etag"),
+                last_modified=h.get("last-modified"),
+                content_type=h.get("content-type"),
+                retry_after=parse_retry_after(h.get("retry-after")),
+            )
+            if status in (301, 302, 303, 307, 308):
+                location = h.get("location")
+                if not location:
+                    result.outcome, result.error = "http_error", f"HTTP {status} without Location"
+                    return result
+                result.final_url = urljoin(url, location.strip())
+                return result
+            if status == 304:
+                result.outcome = "not_modified"
+                return result
+            if status >= 400 or status < 200:
+                result.outcome = "http_error"
+                result.error = f"HTTP {status} {response.reason_phrase}".strip()
+                return result
+            declared = h.get("content-length")
+            if declared and declared.isdigit() and int(declared) > max_bytes:
+                raise BodyTooLarge
+            result.body = await _read_capped(response, max_bytes)
+            return result
+        finally:
+            await response.aclose()
+
+    async def robots_allowed(self, url: str) -> tuple[bool, str | None]:
+        """Whether robots.txt of the URL's origin lets newsflow fetch it (cached per origin).
+
+        Follows RFC 9309: a missing robots.txt (4xx) allows everything; an unreachable one
+        (5xx, network failure) disallows everything for this run.
+        """
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        fut = self._robots.get(origin)
+        if fut is None:
+            fut = self._robots[origin] = asyncio.ensure_future(self._load_robots(origin))
+        parser, problem = await fut
+        if parser is None:
+            return (problem is None), problem
+        if parser.can_fetch(ROBOTS_TOKEN, url):
+            return True, None
+        return False, f"disallowed by {origin}/robots.txt"
+
+    async def _load_robots(self, origin: str):
+        res = await self.fetch(
+            origin + "/robots.txt", max_bytes=ROBOTS_MAX_BYTES, accept="text/plain"
+        )
+        if res.ok:
+            parser = urllib.robotparser.RobotFileParser()
+            parser.parse(res.body.decode("utf-8", "replace").splitlines())
+            return parser, None
+        if res.outcome == "http_error" and res.status is not None and 400 <= res.status < 500:
+            return None, None
+        if res.outcome == "too_large":
+            return None, None
+        return None, f"robots.txt unavailable ({res.error or res.outcome}); not fetching pages"
+
+
+async def _read_capped(response: httpx.Response, max_bytes: int) -> bytes:
+    """Read and decode the body, never holding more than ``max_bytes`` decoded bytes."""
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    decoder = None
+    if encoding in ("gzip", "x-gzip"):
+        decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    elif encoding == "deflate":
+        decoder = zlib.decompressobj()
+    chunks: list[bytes] = []
+    size = 0
+    async for raw in response.aiter_raw():
+        if decoder is None:
+            data = raw
+        else:
+            try:
+                # max_length bounds the output of one call: a bomb cannot inflate past the cap.
+                data = decoder.decompress(raw, max_bytes - size + 1)
+            except zlib.error as exc:
+                raise httpx.DecodingError(f"bad {encoding} body: {exc}") from None
+            if decoder.unconsumed_tail:
+                raise BodyTooLarge
+        size += len(data)
+        if size > max_bytes:
+            raise BodyTooLarge
+        chunks.append(data)
+    return b"".join(chunks)

@@ -1,0 +1,130 @@
+"""Settings: defaults, overridden by ``NEWSFLOW_*`` environment variables, then by CLI flags.
+
+Loaded once into a frozen dataclass so that every stage sees the same, typed values.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+from pipeline import __version__
+
+USER_AGENT = (
+    f"newsflow/{__version__} (+https://github.com/newsflow/newsflow; "
+    "news feed reader; respects robots.txt)"
+)
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot be used; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("data")
+    db_path: Path | None = None  # default: <data_dir>/newsflow.duckdb
+    feeds_file: Path | None = None
+    allow_private: bool = False
+
+    user_agent: str = USER_AGENT
+    connect_timeout: float = 10.0
+    read_timeout: float = 20.0
+    request_deadline: float = 60.0  # wall-clock bound on one request, body included
+    max_feed_bytes: int = 10 * 1024 * 1024
+    max_page_bytes: int = 5 * 1024 * 1024
+    max_redirects: int = 5
+    max_concurrency: int = 32
+    per_host_concurrency: int = 2
+    per_host_delay: float = 1.0  # seconds between request starts on one host
+    max_retry_after: float = 30.0  # longer Retry-After waits are deferred to the next poll
+
+    poll_interval: float = 600.0  # seconds between polls of a healthy feed
+    max_backoff: float = 24 * 3600.0  # cap of the exponential backoff of a failing feed
+    max_items_per_feed: int = 500
+
+    respect_robots: bool = True
+    extract_workers: int = 0  # 0: one per CPU
+    extract_timeout: float = 20.0  # seconds of CPU per page before it is abandoned
+    article_batch_size: int = 200
+
+    @property
+    def database(self) -> Path:
+        return self.db_path if self.db_path is not None else self.data_dir / "newsflow.duckdb"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.data_dir / "runs"
+
+    def with_overrides(self, **kwargs) -> Settings:
+        """Return a copy with the given non-None values applied (CLI flags)."""
+        return replace(self, **{k: v for k, v in kwargs.items() if v is not None})
+
+
+_ENV_PREFIX = "NEWSFLOW_"
+# Names that differ from the field names, kept short for the environment.
+_ENV_ALIASES = {"DB": "db_path", "FEEDS": "feeds_file"}
+
+
+def _coerce(name: str, raw: str, kind: type | str):
+    kind_name = kind if isinstance(kind, str) else kind.__name__
+    try:
+        if "bool" in kind_name:
+            low = raw.strip().lower()
+            if low in {"1", "true", "yes", "on"}:
+                return True
+            if low in {"0", "false", "no", "off", ""}:
+                return False
+            raise ValueError(raw)
+        if "int" in kind_name:
+            return int(raw)
+        if "float" in kind_name:
+            return float(raw)
+        if "Path" in kind_name:
+            return Path(raw).expanduser()
+        return raw
+    except ValueError:
+        raise ConfigError(
+            f"environment variable {_ENV_PREFIX}{name.upper()}={raw!r} is not a valid {kind_name}"
+        ) from None
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Build settings from defaults and ``NEWSFLOW_*`` variables (e.g. ``NEWSFLOW_DB``)."""
+    env = os.environ if environ is None else environ
+    values = {}
+    names = {f.name: f for f in fields(Settings)}
+    for key, raw in env.items():
+        if not key.startswith(_ENV_PREFIX):
+            continue
+        short = key[len(_ENV_PREFIX) :]
+        name = _ENV_ALIASES.get(short, short.lower())
+        if name in names:
+            values[name] = _coerce(short, raw, names[name].type)
+    settings = Settings(**values)
+    _validate(settings)
+    return settings
+
+
+def _validate(s: Settings) -> None:
+    positive = [
+        "connect_timeout",
+        "read_timeout",
+        "request_deadline",
+        "max_feed_bytes",
+        "max_page_bytes",
+        "max_concurrency",
+        "per_host_concurrency",
+        "poll_interval",
+        "max_backoff",
+        "max_items_per_feed",
+        "extract_timeout",
+        "article_batch_size",
+    ]
+    for name in positive:
+        if getattr(s, name) <= 0:
+            raise ConfigError(f"setting {name} must be positive, got {getattr(s, name)!r}")
+    for name in ["per_host_delay", "max_redirects", "extract_workers", "max_retry_after"]:
+        if getattr(s, name) < 0:
+            raise ConfigError(f"setting {name} must not be negative, got {getattr(s, name)!r}")

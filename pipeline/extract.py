@@ -1,0 +1,172 @@
+"""Article extraction: page HTML to text and metadata with trafilatura, bounded in time.
+
+Extraction is CPU work, so it runs in worker processes (one per core by default). Each page is
+bounded twice: an alarm inside the worker interrupts trafilatura after ``timeout`` seconds, and
+the parent abandons a page (and replaces the pool) if a worker stops answering altogether.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import logging
+import multiprocessing
+import os
+import re
+import signal
+import threading
+from dataclasses import dataclass
+
+LOGGER = logging.getLogger(__name__)
+
+MIN_WORDS = 25  # less than this is a teaser, a paywall or a consent page, not an article
+_LANG_ATTR = re.compile(rb"<html[^>]*?\blang\s*=\s*[\"']?([A-Za-z]{2,3})", re.IGNORECASE)
+_WORD = re.compile(r"\w+")
+
+
+class ExtractionTimeout(Exception):
+    pass
+
+
+@dataclass
+class Extracted:
+    ok: bool
+    text: str | None = None
+    title: str | None = None
+    authors: list[str] | None = None
+    date: str | None = None  # YYYY-MM-DD as found on the page
+    site_name: str | None = None
+    language: str | None = None
+    error: str | None = None
+
+
+def word_count(text: str | None) -> int:
+    return len(_WORD.findall(text)) if text else 0
+
+
+@functools.lru_cache(maxsize=1)
+def _language_identifier():
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+
+
+def detect_language(text: str | None, html: bytes | None = None) -> str | None:
+    """ISO 639-1 code of the text's language; the page's ``<html lang>`` when the text is short."""
+    if text and len(text) >= 80:
+        lang, prob = _language_identifier().classify(text[:5000])
+        if prob >= 0.8:
+            return lang
+    if html:
+        m = _LANG_ATTR.search(html[:20000])
+        if m:
+            return m.group(1).decode("ascii").lower()[:2]
+    return None
+
+
+def _split_authors(author: str | None) -> list[str]:
+    if not author:
+        return []
+    return [a.strip() for a in re.split(r";|\|", author) if a.strip()][:20]
+
+
+def extract_page(html: bytes, url: str | None = None, timeout: float = 20.0) -> Extracted:
+    """Extract one page. Never raises: a failure is an ``Extracted`` with ``ok=False``."""
+    import trafilatura
+
+    use_alarm = timeout > 0 and threading.current_thread() is threading.main_thread()
+    if use_alarm:
+
+        def _expired(signum, frame):
+            raise ExtractionTimeout
+
+        previous = signal.signal(signal.SIGALRM, _expired)
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        doc = trafilatura.bare_extraction(html, url=url, include_comments=False, with_metadata=True)
+    except ExtractionTimeout:
+        return Extracted(ok=False, error=f"extraction exceeded {timeout:g}s")
+    except Exception as exc:  # a bad document is data, not a crash
+        LOGGER.info("extraction failed for %s: %r", url, exc)
+        return Extracted(ok=False, error=f"{type(exc).__name__}: {exc}"[:500])
+    finally:
+        if use_alarm:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+    if doc is None or not (doc.text or "").strip():
+        return Extracted(
+            ok=False, error="no article text found", language=detect_language(None, html)
+        )
+    text = doc.text.replace("\x00", "").strip()
+    words = word_count(text)
+    result = Extracted(
+        ok=words >= MIN_WORDS,
+        text=text,
+        title=(doc.title or None),
+        authors=_split_authors(doc.author),
+        date=doc.date or None,
+        site_name=doc.sitename or None,
+        language=detect_language(text, html),
+    )
+    if not result.ok:
+        result.error = f"extracted text too short ({words} words)"
+    return result
+
+
+def _worker_init() -> None:
+    # Workers ignore Ctrl-C: the parent decides when to stop them.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import trafilatura  # noqa: F401  (import once per worker, not once per page)
+
+    _language_identifier()
+
+
+class ExtractorPool:
+    """A process pool for ``extract_page`` whose stuck workers are replaced, not waited for."""
+
+    def __init__(self, workers: int = 0, timeout: float = 20.0) -> None:
+        self.workers = workers or os.cpu_count() or 1
+        self.timeout = timeout
+        self._ctx = multiprocessing.get_context("forkserver")
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
+        return concurrent.futures.ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=self._ctx, initializer=_worker_init
+        )
+
+    async def extract(self, html: bytes, url: str) -> Extracted:
+        loop = asyncio.get_running_loop()
+        pool = self._pool
+        future = loop.run_in_executor(pool, extract_page, html, url, self.timeout)
+        try:
+            # The worker's own alarm fires first; this only catches a worker that hangs in C.
+            return await asyncio.wait_for(future, self.timeout * 2 + 10)
+        except TimeoutError:
+            LOGGER.warning("extraction worker stuck on %s; replacing the pool", url)
+            self._replace(pool)
+            return Extracted(
+                ok=False, error=f"extraction worker did not answer in {self.timeout:g}s"
+            )
+        except concurrent.futures.process.BrokenProcessPool as exc:
+            self._replace(pool)
+            return Extracted(ok=False, error=f"extraction worker died: {exc}"[:500])
+
+    def _replace(self, pool: concurrent.futures.ProcessPoolExecutor) -> None:
+        if self._pool is not pool:
+            return
+        self._pool = self._new_pool()
+        for proc in list((pool._processes or {}).values()):
+            proc.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> ExtractorPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,201 @@
+"""Feed parsing: fetched bytes to items, with feedparser (which never does HTTP here)."""
+
+from __future__ import annotations
+
+import calendar
+import contextlib
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urljoin
+
+import feedparser
+import lxml.html
+from lxml.etree import ParserError
+
+from pipeline.urls import InvalidURL, article_id, canonicalize
+
+LOGGER = logging.getLogger(__name__)
+
+# Dates before this are typos or epoch defaults, not publication dates.
+EARLIEST_DATE = datetime(1990, 1, 1, tzinfo=UTC)
+FUTURE_SLACK = timedelta(days=2)
+MAX_TITLE_CHARS = 1000
+MAX_FEED_TEXT_CHARS = 200_000
+_WS = re.compile(r"\s+")
+_DOCTYPE_SUBSET = re.compile(rb"<!DOCTYPE[^>\[]*\[.*?\]\s*>", re.DOTALL | re.IGNORECASE)
+
+
+@dataclass
+class FeedItem:
+    article_id: str
+    url: str
+    canonical_url: str
+    title: str | None
+    summary: str | None
+    content: str | None  # full text the feed itself carries (content:encoded), as plain text
+    authors: list[str]
+    categories: list[str]
+    published_at: datetime | None
+    guid: str | None
+
+
+@dataclass
+class ParsedFeed:
+    items: list[FeedItem] = field(default_factory=list)
+    title: str | None = None
+    site_url: str | None = None
+    language: str | None = None
+    usable: bool = True
+    malformed: bool = False
+    warning: str | None = None  # why the feed is flagged as malformed, or what was skipped
+    error: str | None = None  # why the feed is unusable
+
+
+def html_to_text(html: str | None) -> str | None:
+    """Plain text of an HTML fragment from a feed, whitespace collapsed; None when empty."""
+    if not html or not html.strip():
+        return None
+    if "<" in html:
+        with contextlib.suppress(ParserError, ValueError):
+            html = lxml.html.fromstring(html).text_content()
+    text = _WS.sub(" ", html).strip()
+    return text or None
+
+
+def parse_date(struct) -> datetime | None:
+    """UTC datetime from feedparser's UTC struct_time; None when absent or implausible."""
+    if not struct:
+        return None
+    try:
+        when = datetime.fromtimestamp(calendar.timegm(struct), tz=UTC)
+    except (OverflowError, ValueError, TypeError, OSError):
+        return None
+    if when < EARLIEST_DATE or when > datetime.now(UTC) + FUTURE_SLACK:
+        return None
+    return when
+
+
+def _clip(text: str | None, limit: int) -> str | None:
+    if text is None:
+        return None
+    text = text.replace("\x00", "")
+    return text[:limit] if len(text) > limit else text
+
+
+def _authors(entry) -> list[str]:
+    names = []
+    for author in entry.get("authors") or []:
+        name = (author.get("name") or "").strip() if isinstance(author, dict) else ""
+        if name and name not in names:
+            names.append(name[:200])
+    if not names and entry.get("author"):
+        names.append(str(entry["author"]).strip()[:200])
+    return names
+
+
+def _categories(entry) -> list[str]:
+    cats = []
+    for tag in entry.get("tags") or []:
+        term = (tag.get("term") or tag.get("label") or "").strip()
+        if term and term not in cats:
+            cats.append(term[:200])
+    return cats
+
+
+def _entry_link(entry) -> str | None:
+    link = entry.get("link")
+    if link:
+        return link
+    for candidate in entry.get("links") or []:
+        if candidate.get("rel", "alternate") == "alternate" and candidate.get("href"):
+            return candidate["href"]
+    guid = entry.get("id")
+    if guid and entry.get("guidislink", True) and str(guid).startswith(("http://", "https://")):
+        return guid
+    return None
+
+
+def parse_feed(
+    body: bytes, feed_url: str, content_type: str | None = None, max_items: int = 500
+) -> ParsedFeed:
+    """Parse a feed document. Never raises: problems are reported in the result."""
+    if not body.strip():
+        return ParsedFeed(usable=False, error="empty response body")
+    # Internal DTD subsets are where entity-expansion attacks live; feeds do not need them.
+    body = _DOCTYPE_SUBSET.sub(b"", body)
+    headers = {"content-location": feed_url}
+    if content_type:
+        headers["content-type"] = content_type
+    try:
+        parsed = feedparser.parse(
+            body, response_headers=headers, sanitize_html=True, resolve_relative_uris=True
+        )
+    except Exception as exc:  # feedparser promises not to raise; a bug there is still data
+        LOGGER.warning("feedparser raised on %s: %r", feed_url, exc)
+        return ParsedFeed(usable=False, error=f"parser crashed: {type(exc).__name__}: {exc}"[:500])
+
+    meta = parsed.get("feed") or {}
+    result = ParsedFeed(
+        title=_clip(html_to_text(meta.get("title")), MAX_TITLE_CHARS),
+        site_url=meta.get("link"),
+        language=(meta.get("language") or None),
+    )
+    entries = parsed.get("entries") or []
+    if parsed.get("bozo"):
+        exc = parsed.get("bozo_exception")
+        reason = f"{type(exc).__name__}: {exc}"[:500] if exc else "malformed feed"
+        if not entries and not meta.get("title"):
+            result.usable = False
+            kind = (content_type or "").split(";")[0].strip() or "unknown type"
+            result.error = f"not a usable feed ({kind}): {reason}"
+            return result
+        result.malformed = True
+        result.warning = reason
+
+    skipped = 0
+    seen: set[str] = set()
+    for entry in entries[:max_items]:
+        link = _entry_link(entry)
+        try:
+            if not link:
+                raise InvalidURL("item has no link")
+            canonical = canonicalize(link, base=feed_url)
+            url = urljoin(feed_url, link.strip())
+        except InvalidURL:
+            skipped += 1
+            continue
+        aid = article_id(canonical)
+        if aid in seen:
+            continue
+        seen.add(aid)
+        content_html = None
+        for content in entry.get("content") or []:
+            if content.get("value"):
+                content_html = content["value"]
+                break
+        result.items.append(
+            FeedItem(
+                article_id=aid,
+                url=url,
+                canonical_url=canonical,
+                title=_clip(html_to_text(entry.get("title")), MAX_TITLE_CHARS),
+                summary=_clip(html_to_text(entry.get("summary")), MAX_FEED_TEXT_CHARS),
+                content=_clip(html_to_text(content_html), MAX_FEED_TEXT_CHARS),
+                authors=_authors(entry),
+                categories=_categories(entry),
+                published_at=parse_date(
+                    entry.get("published_parsed") or entry.get("updated_parsed")
+                ),
+                guid=_clip(entry.get("id"), 2000),
+            )
+        )
+    notes = []
+    if skipped:
+        notes.append(f"{skipped} item(s) without a usable http(s) link skipped")
+    if len(entries) > max_items:
+        notes.append(f"{len(entries) - max_items} item(s) beyond the cap of {max_items} ignored")
+    if notes:
+        result.warning = "; ".join(filter(None, [result.warning, *notes]))
+    return result

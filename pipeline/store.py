@@ -1,0 +1,417 @@
+"""The store: every database access of newsflow goes through this module.
+
+One DuckDB file by default. Schema changes are numbered ``sql/migrations/NNN_name.sql`` files,
+each applied in its own transaction and recorded in ``schema_migrations``. ``load_run`` is the
+only writer of article data: it loads one run's staged files in one transaction, so a run lands
+whole or not at all, and loading it twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from pipeline.feedlist import FeedSpec
+from pipeline.stage import RunDir
+from pipeline.urls import feed_id as make_feed_id
+
+LOGGER = logging.getLogger(__name__)
+
+_MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+HEALTHY_OUTCOMES_SQL = "('ok', 'not_modified')"
+
+
+def sql_dir() -> Path:
+    """The ``sql/`` folder: next to the package in a checkout, inside it in a wheel."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "sql", here.parent / "sql"):
+        if (candidate / "migrations").is_dir():
+            return candidate
+    raise StoreError("cannot find newsflow's sql/migrations folder")
+
+
+class StoreError(RuntimeError):
+    """The database cannot be used (missing, locked, too new, ...); the message says why."""
+
+
+@dataclass
+class DueFeed:
+    feed_id: str
+    url: str
+    etag: str | None
+    last_modified: str | None
+    language: str | None
+
+
+@dataclass
+class LoadResult:
+    run_id: str
+    already_loaded: bool
+    polls: int = 0
+    articles_loaded: int = 0
+    by_status: dict | None = None
+
+
+def migrations() -> list[tuple[int, str, Path]]:
+    found = []
+    for path in sorted((sql_dir() / "migrations").glob("*.sql")):
+        m = _MIGRATION_NAME.match(path.name)
+        if m:
+            found.append((int(m.group(1)), m.group(2), path))
+    return found
+
+
+class Store:
+    """A connection to the newsflow database. Use as a context manager."""
+
+    def __init__(self, path: Path | str, *, read_only: bool = False, lock_wait: float = 30.0):
+        self.path = Path(path)
+        self.read_only = read_only
+        self.con = self._connect(lock_wait)
+        try:
+            self.con.execute("set TimeZone = 'UTC'")
+            if read_only:
+                self._check_schema()
+            else:
+                self.migrate()
+        except BaseException:
+            self.con.close()
+            raise
+
+    def _connect(self, lock_wait: float) -> duckdb.DuckDBPyConnection:
+        if self.read_only and not self.path.exists():
+            raise StoreError(f"no database at {self.path}; run `newsflow ingest` to create it")
+        if not self.read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        config = {"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"}
+        deadline = time.monotonic() + lock_wait
+        delay = 0.1
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=self.read_only, config=config)
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower():
+                    raise StoreError(f"cannot open database {self.path}: {exc}") from None
+                if time.monotonic() >= deadline:
+                    raise StoreError(
+                        f"database {self.path} is locked by another process (still after "
+                        f"{lock_wait:g}s): {exc}"
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            except duckdb.Error as exc:
+                raise StoreError(f"cannot open database {self.path}: {exc}") from None
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- schema -------------------------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        exists = self.con.execute(
+            "select count(*) from information_schema.tables where table_name = 'schema_migrations'"
+        ).fetchone()[0]
+        if not exists:
+            return 0
+        return self.con.execute(
+            "select coalesce(max(version), 0) from schema_migrations"
+        ).fetchone()[0]
+
+    def _check_schema(self) -> None:
+        have, want = self.schema_version(), max(v for v, _, _ in migrations())
+        if have < want:
+            raise StoreError(
+                f"database {self.path} is at schema version {have}, this newsflow needs {want}; "
+                "run a writing command such as `newsflow ingest` to migrate it"
+            )
+
+    def migrate(self) -> list[str]:
+        """Apply the migrations this database has not seen, each in its own transaction."""
+        self.con.execute(
+            "create table if not exists schema_migrations ("
+            " version integer primary key, name varchar not null, applied_at timestamptz not null)"
+        )
+        have = self.schema_version()
+        applied = []
+        for version, name, path in migrations():
+            if version <= have:
+                continue
+            self.con.execute("begin")
+            try:
+                self.con.execute(path.read_text(encoding="utf-8"))
+                self.con.execute(
+                    "insert into schema_migrations values (?, ?, ?)",
+                    [version, name, datetime.now(UTC)],
+                )
+                self.con.execute("commit")
+            except Exception:
+                self.con.execute("rollback")
+                raise
+            LOGGER.info("applied migration %03d_%s", version, name)
+            applied.append(f"{version:03d}_{name}")
+        return applied
+
+    # -- feed registry -----------------------------------------------------------------------
+
+    def upsert_feeds(self, specs: Sequence[FeedSpec]) -> tuple[int, int]:
+        """Add feeds or update their name, tags and language; one transaction. (added, updated)"""
+        now = datetime.now(UTC)
+        added = updated = 0
+        self.con.execute("begin")
+        try:
+            for spec in specs:
+                fid = make_feed_id(spec.url)
+                row = self.con.execute(
+                    "select title, tags, language, active from feeds where feed_id = ?", [fid]
+                ).fetchone()
+                if row is None:
+                    self.con.execute(
+                        "insert into feeds (feed_id, url, title, tags, language, added_at)"
+                        " values (?, ?, ?, ?, ?, ?)",
+                        [fid, spec.url, spec.name, list(spec.tags), spec.language, now],
+                    )
+                    added += 1
+                    continue
+                title = spec.name or row[0]
+                tags = list(spec.tags) if spec.tags else row[1]
+                language = spec.language or row[2]
+                if (title, tags, language, row[3]) != (row[0], row[1], row[2], True):
+                    self.con.execute(
+                        "update feeds set title = ?, tags = ?, language = ?, active = true,"
+                        " removed_at = null where feed_id = ?",
+                        [title, tags, language, fid],
+                    )
+                    updated += 1
+            self.con.execute("commit")
+        except BaseException:
+            self.con.execute("rollback")
+            raise
+        return added, updated
+
+    def remove_feed(self, url: str) -> bool:
+        """Deactivate a feed (its polls and articles stay). False when no active feed has it."""
+        fid = make_feed_id(url)
+        changed = self.con.execute(
+            "update feeds set active = false, removed_at = ? where feed_id = ? and active"
+            " returning feed_id",
+            [datetime.now(UTC), fid],
+        ).fetchall()
+        return bool(changed)
+
+    def feeds(self, include_removed: bool = False) -> list[dict]:
+        where = "" if include_removed else "where active"
+        return self.rows(
+            f"select feed_id, url, title, tags, language, active, last_polled_at, last_outcome,"
+            f" last_error, consecutive_failures, next_poll_at, items_total"
+            f" from feeds {where} order by title nulls last, url"
+        )
+
+    def due_feeds(self, now: datetime, include_not_due: bool = False) -> list[DueFeed]:
+        cond = "" if include_not_due else "and (next_poll_at is null or next_poll_at <= ?)"
+        params = [] if include_not_due else [now]
+        rows = self.con.execute(
+            f"select feed_id, url, etag, last_modified, language from feeds"
+            f" where active {cond} order by next_poll_at nulls first, feed_id",
+            params,
+        ).fetchall()
+        return [DueFeed(*r) for r in rows]
+
+    def known_article_ids(self, ids: Iterable[str]) -> set[str]:
+        ids = list(set(ids))
+        if not ids:
+            return set()
+        rows = self.con.execute(
+            "select article_id from articles where article_id in (select unnest(?))", [ids]
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    # -- loading -----------------------------------------------------------------------------
+
+    def is_run_loaded(self, run_id: str) -> bool:
+        row = self.con.execute("select status from runs where run_id = ?", [run_id]).fetchone()
+        return row is not None and row[0] == "loaded"
+
+    def load_run(
+        self, run: RunDir, *, poll_interval: float, max_backoff: float, trigger: str | None = None
+    ) -> LoadResult:
+        """Load one run's staged polls and articles in a single transaction (idempotent)."""
+        if self.is_run_loaded(run.run_id):
+            return LoadResult(run.run_id, already_loaded=True)
+        polls = [str(p) for p in run.files("polls")]
+        articles = [str(p) for p in run.files("articles")]
+        info = run.info()
+        started = info.get("started_at") or datetime.now(UTC).isoformat()
+        now = datetime.now(UTC)
+        con = self.con
+        con.execute("begin")
+        try:
+            if polls:
+                con.execute(
+                    "create or replace temp table staged_polls as"
+                    " select * from read_parquet(?, union_by_name = true)",
+                    [polls],
+                )
+                self._apply_polls(poll_interval, max_backoff)
+            if articles:
+                con.execute(
+                    "create or replace temp table staged_articles as"
+                    " select * from read_parquet(?, union_by_name = true)"
+                    " qualify row_number() over"
+                    " (partition by article_id order by first_seen_at) = 1",
+                    [articles],
+                )
+                inserted = con.execute(
+                    """
+                    insert into articles (
+                        article_id, feed_id, run_id, url, canonical_url, final_url, guid, title,
+                        authors, feed_categories, summary, published_at, first_seen_at, loaded_at,
+                        language, site_name, text, word_count, extraction_status,
+                        extraction_error, http_status, content_hash)
+                    select article_id, feed_id, ?, url, canonical_url, final_url, guid, title,
+                        authors, feed_categories, summary, published_at, first_seen_at, ?,
+                        language, site_name, text, word_count, extraction_status,
+                        extraction_error, http_status, content_hash
+                    from staged_articles
+                    on conflict do nothing
+                    returning extraction_status
+                    """,
+                    [run.run_id, now],
+                ).fetchall()
+            else:
+                inserted = []
+            by_status: dict[str, int] = {}
+            for (status,) in inserted:
+                by_status[status] = by_status.get(status, 0) + 1
+            poll_counts = (
+                con.execute(
+                    f"select count(*), count(*) filter (outcome in {HEALTHY_OUTCOMES_SQL}),"
+                    " coalesce(sum(items_new), 0) from staged_polls"
+                ).fetchone()
+                if polls
+                else (0, 0, 0)
+            )
+            con.execute(
+                """
+                insert or replace into runs (run_id, started_at, finished_at, status, trigger,
+                    feeds_polled, feeds_ok, feeds_failed, items_new, articles_loaded,
+                    articles_ok, articles_feed_content, articles_failed, error)
+                values (?, ?, ?, 'loaded', ?, ?, ?, ?, ?, ?, ?, ?, ?, null)
+                """,
+                [
+                    run.run_id,
+                    started,
+                    now,
+                    trigger or info.get("trigger"),
+                    poll_counts[0],
+                    poll_counts[1],
+                    poll_counts[0] - poll_counts[1],
+                    poll_counts[2],
+                    len(inserted),
+                    by_status.get("ok", 0),
+                    by_status.get("feed_content", 0),
+                    by_status.get("failed", 0),
+                ],
+            )
+            con.execute("commit")
+        except BaseException:
+            con.execute("rollback")
+            raise
+        finally:
+            con.execute("drop table if exists staged_polls")
+            con.execute("drop table if exists staged_articles")
+        return LoadResult(
+            run.run_id,
+            False,
+            polls=poll_counts[0],
+            articles_loaded=len(inserted),
+            by_status=by_status,
+        )
+
+    def _apply_polls(self, poll_interval: float, max_backoff: float) -> None:
+        con = self.con
+        con.execute(
+            """
+            insert into feed_polls (poll_id, run_id, feed_id, url, polled_at, http_status, outcome,
+                error, malformed, bytes, items_seen, items_new, duration_ms)
+            select poll_id, run_id, feed_id, url, polled_at, http_status, outcome, error,
+                malformed, bytes, items_seen, items_new, duration_ms
+            from staged_polls
+            on conflict do nothing
+            """
+        )
+        # The newest poll of each feed sets its state. Failing feeds back off exponentially
+        # (interval * 2^failures, capped); a Retry-After pushes the next poll further out.
+        con.execute(
+            f"""
+            update feeds set
+                last_polled_at = p.polled_at,
+                last_status = p.http_status,
+                last_outcome = p.outcome,
+                last_error = p.error,
+                etag = case when p.outcome = 'ok' then p.etag
+                            else coalesce(p.etag, feeds.etag) end,
+                last_modified = case when p.outcome = 'ok' then p.last_modified
+                                     else coalesce(p.last_modified, feeds.last_modified) end,
+                consecutive_failures = case when p.outcome in {HEALTHY_OUTCOMES_SQL} then 0
+                                            else feeds.consecutive_failures + 1 end,
+                next_poll_at = p.polled_at + to_seconds(greatest(
+                    case when p.outcome in {HEALTHY_OUTCOMES_SQL} then ?
+                         else least(?, ? * pow(2, least(feeds.consecutive_failures + 1, 30)))
+                    end,
+                    least(coalesce(p.retry_after, 0), ?))),
+                last_success_at = case when p.outcome in {HEALTHY_OUTCOMES_SQL} then p.polled_at
+                                       else feeds.last_success_at end,
+                last_new_item_at = case when p.items_new > 0 then p.polled_at
+                                        else feeds.last_new_item_at end,
+                items_total = feeds.items_total + p.items_new,
+                title = coalesce(feeds.title, p.feed_title),
+                site_url = coalesce(p.site_url, feeds.site_url),
+                language = coalesce(feeds.language, p.feed_language)
+            from (select * from staged_polls
+                  qualify row_number() over (partition by feed_id order by polled_at desc) = 1) p
+            where feeds.feed_id = p.feed_id
+            """,
+            [poll_interval, max_backoff, poll_interval, max_backoff],
+        )
+
+    def record_failed_run(self, run_id: str, started_at: str | None, trigger: str, error: str):
+        """Record a run that could not complete (the staged files stay for a retry)."""
+        self.con.execute(
+            "insert or replace into runs (run_id, started_at, finished_at, status, trigger, error)"
+            " values (?, ?, ?, 'failed', ?, ?)",
+            [run_id, started_at or datetime.now(UTC), datetime.now(UTC), trigger, error[:2000]],
+        )
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def query(
+        self, sql: str, params: Sequence | dict | None = None
+    ) -> tuple[list[str], list[tuple]]:
+        cur = self.con.execute(sql, params) if params else self.con.execute(sql)
+        if cur.description is None:
+            return [], []
+        return [d[0] for d in cur.description], cur.fetchall()
+
+    def rows(self, sql: str, params: Sequence | None = None) -> list[dict]:
+        cols, rows = self.query(sql, params)
+        return [dict(zip(cols, r)) for r in rows]
+
+    def recent_runs(self, limit: int = 5) -> list[dict]:
+        return self.rows(
+            "select run_id, started_at, finished_at, status, feeds_polled, feeds_failed,"
+            " items_new, articles_loaded, error from runs order by started_at desc limit ?",
+            [limit],
+        )
