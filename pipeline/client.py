@@ -40,13 +40,15 @@ def address_problem(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | 
     """Why connecting to ``ip`` is refused by default, or None when it is a public address."""
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
+    if ip.is_unspecified:
+        return "a reserved address (unspecified; it reaches this machine)"
     if ip.is_loopback:
         return "a loopback address"
     if ip.is_link_local:
         return "a link-local address (cloud metadata lives there)"
     if ip.is_private:
         return "a private address"
-    if ip.is_multicast or ip.is_reserved or ip.is_unspecified:
+    if ip.is_multicast or ip.is_reserved:
         return "a reserved address"
     if not ip.is_global:
         return "not a public address"
@@ -193,14 +195,21 @@ class PoliteClient:
             )
         return gate
 
-    async def _wait_turn(self, gate: _HostGate) -> None:
-        # Spacing between request starts on one host, and any Retry-After it asked for.
+    async def _wait_turn(self, gate: _HostGate) -> float | None:
+        """Wait for this host's spacing and any Retry-After it asked for.
+
+        Returns the remaining wait instead of waiting when it exceeds ``max_retry_after``:
+        such a request is deferred to a later run rather than holding this one up.
+        """
         async with gate.lock:
             now = time.monotonic()
+            if gate.blocked_until - now > self.settings.max_retry_after:
+                return gate.blocked_until - now
             start = max(now, gate.next_start, gate.blocked_until)
             gate.next_start = start + self.settings.per_host_delay
         if start > now:
             await asyncio.sleep(start - now)
+        return None
 
     async def fetch(
         self,
@@ -242,7 +251,15 @@ class PoliteClient:
             host = urlsplit(current).hostname or ""
             gate = self._gate(host)
             async with self._global, gate.semaphore:
-                await self._wait_turn(gate)
+                deferred = await self._wait_turn(gate)
+                if deferred is not None:
+                    return FetchResult(
+                        url,
+                        current,
+                        "deferred",
+                        retry_after=deferred,
+                        error=f"{host} asked to retry after {deferred:.0f}s; deferred",
+                    )
                 try:
                     result = await self._request(current, headers, max_bytes)
                 except httpx.TimeoutException as exc:

@@ -189,7 +189,7 @@ def parse_opml(path: Path | str, data: bytes | None = None) -> list[FeedSpec]:
             specs.append(
                 FeedSpec(
                     url=url,
-                    name=label or None,
+                    name=label if label and label != url else None,
                     tags=_check_tags([*folders, *categories], path, where),
                     language=_check_language(attrs.get("language"), path, where),
                 )

@@ -106,22 +106,23 @@ async def poll_async(
     candidate_ids = [i.article_id for r in results if r[3] and r[3].usable for i in r[3].items]
     already = known(candidate_ids)
     now = datetime.now(UTC)
-    polls, items, counts = [], [], PollCounts(feeds=len(feeds))
-    claimed: set[str] = set()
+    polls, counts = [], PollCounts(feeds=len(feeds))
+    items: dict[str, dict] = {}  # article_id -> staged item; the first feed to carry it owns it
     for feed, polled_at, res, parsed, outcome, error in results:
-        fresh = []
-        if parsed and parsed.usable:
-            for item in parsed.items:
-                if item.article_id in already or item.article_id in claimed:
-                    continue
-                claimed.add(item.article_id)
-                fresh.append(item)
+        fresh = 0
+        language = feed.language or (parsed.language if parsed else None)
+        for item in parsed.items if parsed and parsed.usable else []:
+            if item.article_id in already:
+                continue
+            if item.article_id in items:
+                _fill_gaps(items[item.article_id], item)
+                continue
+            fresh += 1
+            items[item.article_id] = _item_row(item, feed.feed_id, language, now)
         seen = len(parsed.items) if parsed and parsed.usable else 0
-        polls.append(
-            _poll_row(run_id, feed, polled_at, res, parsed, outcome, error, seen, len(fresh))
-        )
+        polls.append(_poll_row(run_id, feed, polled_at, res, parsed, outcome, error, seen, fresh))
         counts.items_seen += seen
-        counts.items_new += len(fresh)
+        counts.items_new += fresh
         if outcome == "ok":
             counts.ok += 1
         elif outcome == "not_modified":
@@ -129,26 +130,34 @@ async def poll_async(
         else:
             counts.failed += 1
             LOGGER.info("feed %s failed: %s (%s)", feed.url, outcome, error)
-        language = feed.language or (parsed.language if parsed else None)
-        for item in fresh:
-            items.append(
-                {
-                    "article_id": item.article_id,
-                    "feed_id": feed.feed_id,
-                    "url": item.url,
-                    "canonical_url": item.canonical_url,
-                    "guid": item.guid,
-                    "title": item.title,
-                    "authors": item.authors,
-                    "categories": item.categories,
-                    "summary": item.summary,
-                    "content": item.content,
-                    "published_at": item.published_at,
-                    "first_seen_at": now,
-                    "feed_language": language,
-                }
-            )
-    return polls, items, counts
+    return polls, list(items.values()), counts
+
+
+def _item_row(item, feed_id: str, language: str | None, now: datetime) -> dict:
+    return {
+        "article_id": item.article_id,
+        "feed_id": feed_id,
+        "url": item.url,
+        "canonical_url": item.canonical_url,
+        "guid": item.guid,
+        "title": item.title,
+        "authors": item.authors,
+        "categories": item.categories,
+        "summary": item.summary,
+        "content": item.content,
+        "published_at": item.published_at,
+        "first_seen_at": now,
+        "feed_language": language,
+    }
+
+
+def _fill_gaps(row: dict, other) -> None:
+    """Another feed carries the same article: take what the first one lacked (a date, a text)."""
+    for key in ("title", "summary", "content", "published_at"):
+        if row[key] is None and getattr(other, key) is not None:
+            row[key] = getattr(other, key)
+    for key in ("authors", "categories"):
+        row[key] = row[key] + [v for v in getattr(other, key) if v not in row[key]]
 
 
 def poll_feeds(
