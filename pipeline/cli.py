@@ -308,11 +308,10 @@ def _previous_demo_port(db_path: Path) -> int:
 
 
 DEMO_QUERY = """\
-select f.title as feed, count(*) as articles,
-       count(*) filter (a.extraction_status = 'ok') as extracted,
-       round(avg(a.word_count)) as avg_words
+select strftime(a.published_at, '%Y-%m-%d %H:%M') as published, f.title as feed,
+       a.title, a.word_count as words
 from articles a join feeds f using (feed_id)
-group by all order by articles desc, feed limit 10"""
+order by a.published_at desc nulls last limit 8"""
 
 
 def cmd_demo(args) -> int:
@@ -505,6 +504,14 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as exc:  # a systemic fault: say what it was; -v shows where
+        LOGGER.debug("unexpected error", exc_info=True)
+        print(f"newsflow: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if not args.verbose:
+            print("newsflow: run with -v for the traceback", file=sys.stderr)
+        else:
+            LOGGER.error("traceback", exc_info=True)
+        return 1
 
 
 if __name__ == "__main__":

@@ -151,7 +151,8 @@ def parse_feed(
             kind = (content_type or "").split(";")[0].strip() or "unknown type"
             result.error = f"not a usable feed ({kind}): {reason}"
             return result
-        result.malformed = True
+        # A wrong Content-Type is the server's mistake, not the document's: note it only.
+        result.malformed = not isinstance(exc, feedparser.NonXMLContentType)
         result.warning = reason
 
     skipped = 0
@@ -185,8 +186,9 @@ def parse_feed(
                 content=_clip(html_to_text(content_html), MAX_FEED_TEXT_CHARS),
                 authors=_authors(entry),
                 categories=_categories(entry),
+                # dict.get: FeedParserDict.get maps missing keys to others, with a warning.
                 published_at=parse_date(
-                    entry.get("published_parsed") or entry.get("updated_parsed")
+                    dict.get(entry, "published_parsed") or dict.get(entry, "updated_parsed")
                 ),
                 guid=_clip(entry.get("id"), 2000),
             )

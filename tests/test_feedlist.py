@@ -108,5 +108,5 @@ def test_opml_entities_are_not_expanded(tmp_path):
 
 
 def test_missing_file_is_named(tmp_path):
-    with pytest.raises(FeedFileError, match="nope.yaml: file not found"):
+    with pytest.raises(FeedFileError, match=r"nope\.yaml: file not found"):
         load_feed_file(tmp_path / "nope.yaml")

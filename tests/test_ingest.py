@@ -4,12 +4,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from pipeline.feedlist import FeedSpec
 from pipeline.ingest import run_cycle
 from pipeline.newsroom import Route
 from pipeline.store import Store
-from tests.conftest import article_page, bundled_page, bundled_slugs, rss, with_settings
-from pipeline.feedlist import FeedSpec
 from pipeline.urls import article_id, canonicalize
+from tests.conftest import article_page, bundled_page, bundled_slugs, rss, with_settings
 
 SLUGS = bundled_slugs()
 

@@ -1,0 +1,186 @@
+"""The newsflow command line: commands, formats and exit codes (0 done, 2 bad input, 1 fault)."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import build_parser, main
+from pipeline.newsroom import Route
+from pipeline.store import Store
+from tests.conftest import ROOT, bundled_page, rss
+
+LISTS = Path(__file__).parent / "fixtures" / "feedlists"
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("NEWSFLOW_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("NEWSFLOW_PER_HOST_DELAY", "0")
+    monkeypatch.setenv("NEWSFLOW_EXTRACT_WORKERS", "1")
+    monkeypatch.delenv("NEWSFLOW_ALLOW_PRIVATE", raising=False)
+    return tmp_path
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def small_site(site, tmp_path):
+    site.routes["/feed.xml"] = Route(
+        rss(
+            "Small",
+            [
+                {
+                    "link": f"{site.base_url}/a.html",
+                    "title": "A",
+                    "date": "Tue, 17 Feb 2026 10:00:00 GMT",
+                }
+            ],
+        ),
+        content_type="application/rss+xml",
+    )
+    site.routes["/a.html"] = Route(bundled_page("sample-boat-strike"))
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text(f"feeds:\n  - url: {site.base_url}/feed.xml\n    name: Small\n")
+    return site, feeds
+
+
+def test_ingest_needs_allow_private_for_loopback_then_loads(env, capsys, small_site):
+    site, feeds = small_site
+    db = env / "x.duckdb"
+    code, out, _ = run(capsys, "ingest", "--feeds", str(feeds), "--db", str(db), "--json")
+    assert code == 0  # the cycle completed; the refused feed is recorded
+    summary = json.loads(out)
+    assert summary["feeds"]["failed"] == 1 and summary["articles_loaded"] == 0
+    assert summary["failed_feeds"][0]["outcome"] == "blocked"
+    code, out, _ = run(capsys, "ingest", "--db", str(db), "--allow-private", "--all", "--json")
+    summary = json.loads(out)
+    assert code == 0 and summary["articles_loaded"] == 1 and summary["articles"]["ok"] == 1
+    code, out, _ = run(capsys, "ingest", "--db", str(db), "--allow-private", "--all")
+    assert code == 0 and "nothing new" in out and "1 not modified" in out
+
+
+def test_allow_private_from_the_environment(env, capsys, small_site, monkeypatch):
+    site, feeds = small_site
+    monkeypatch.setenv("NEWSFLOW_ALLOW_PRIVATE", "1")
+    code, out, _ = run(capsys, "ingest", "--feeds", str(feeds), "--json")
+    assert code == 0 and json.loads(out)["articles_loaded"] == 1
+    assert (env / "data" / "newsflow.duckdb").exists()
+
+
+def test_bad_feed_file_exits_2_and_changes_nothing(env, capsys, small_site):
+    site, feeds = small_site
+    db = env / "x.duckdb"
+    assert run(capsys, "feeds", "import", str(feeds), "--db", str(db))[0] == 0
+    bad = env / "bad.yaml"
+    bad.write_text(f"feeds:\n  - url: {site.base_url}/other.xml\n  - url: 'htp:/broken'\n")
+    code, out, err = run(capsys, "ingest", "--feeds", str(bad), "--db", str(db), "--allow-private")
+    assert code == 2
+    assert str(bad) in err and "entry 2 (line 3)" in err and "invalid url" in err
+    with Store(db, read_only=True) as store:
+        assert store.query("select url from feeds")[1] == [(f"{site.base_url}/feed.xml",)]
+        assert store.query("select count(*) from feed_polls")[1][0][0] == 0
+    code, _, err = run(capsys, "feeds", "import", str(LISTS / "missing.opml"), "--db", str(db))
+    assert code == 2 and "missing.opml: file not found" in err
+
+
+def test_feeds_commands(env, capsys):
+    db = str(env / "f.duckdb")
+    code, out, _ = run(capsys, "feeds", "import", str(LISTS / "good.opml"), "--db", db)
+    assert code == 0 and "3 added" in out
+    code, out, _ = run(capsys, "feeds", "import", str(LISTS / "good.yaml"), "--db", db)
+    assert code == 0 and "1 added" in out and "2 updated" in out
+    code, out, _ = run(capsys, "feeds", "add", "https://example.com/rss", "--name", "Ex",
+                       "--tag", "a", "--tag", "b", "--db", db)  # fmt: skip
+    assert code == 0 and out.startswith("added")
+    code, out, _ = run(capsys, "feeds", "list", "--db", db, "--format", "json")
+    feeds = json.loads(out)
+    assert len(feeds) == 5 and {"url", "title", "tags", "last_outcome"} <= set(feeds[0])
+    assert next(f for f in feeds if f["url"] == "https://example.com/rss")["tags"] == ["a", "b"]
+    code, out, _ = run(capsys, "feeds", "remove", "https://example.com/rss", "--db", db)
+    assert code == 0 and "removed" in out
+    code, _, err = run(capsys, "feeds", "remove", "https://example.com/rss", "--db", db)
+    assert code == 2 and "no active feed" in err
+    code, out, _ = run(capsys, "feeds", "list", "--db", db)
+    assert "(4 rows)" in out
+    code, out, _ = run(capsys, "feeds", "export", "--db", db, "--format", "opml")
+    assert code == 0 and out.count("<outline") == 4 and "xmlUrl=" in out
+    code, out, _ = run(capsys, "feeds", "export", "--db", db)
+    assert code == 0 and out.startswith("feeds:") and out.count("- url:") == 4
+    code, _, err = run(capsys, "feeds", "add", "javascript:alert(1)", "--db", db)
+    assert code == 2 and "invalid URL" in err
+
+
+def test_sql_formats_params_and_errors(env, capsys):
+    db = str(env / "s.duckdb")
+    run(capsys, "feeds", "import", str(LISTS / "good.yaml"), "--db", db)
+    q = "select url, tags from feeds order by url"
+    code, out, _ = run(capsys, "sql", q, "--db", db)
+    assert code == 0 and "(3 rows)" in out and "world, uk" in out
+    code, out, _ = run(capsys, "sql", q, "--db", db, "--format", "csv")
+    assert out.splitlines()[0] == "url,tags" and len(out.splitlines()) == 4
+    code, out, _ = run(capsys, "sql", q, "--db", db, "--format", "json")
+    assert json.loads(out)[0]["tags"] == ["world", "uk"]  # feeds.bbci.co.uk sorts first
+    code, out, _ = run(capsys, "sql", "select count(*) as n from feeds where language = $lang",
+                       "--param", "lang=en", "--db", db, "--format", "json")  # fmt: skip
+    assert json.loads(out) == [{"n": 1}]
+    sql_file = env / "q.sql"
+    sql_file.write_text("-- feeds per language\nselect language, count(*) n from feeds group by 1")
+    code, out, _ = run(capsys, "sql", "-f", str(sql_file), "--db", db)
+    assert code == 0 and "(2 rows)" in out
+    code, _, err = run(capsys, "sql", "selec nonsense", "--db", db)
+    assert code == 2 and "Parser Error" in err
+    code, _, err = run(capsys, "sql", "delete from feeds", "--db", db)
+    assert code == 2 and "read-only" in err
+    code, _, err = run(capsys, "sql", "select 1", "--db", str(env / "none.duckdb"))
+    assert code == 1 and "no database at" in err
+
+
+def test_status(env, capsys, small_site, monkeypatch):
+    site, feeds = small_site
+    site.routes["/dead.xml"] = Route(b"gone", status=500, conditional=False)
+    feeds.write_text(feeds.read_text() + f"  - url: {site.base_url}/dead.xml\n    name: Dead\n")
+    monkeypatch.setenv("NEWSFLOW_ALLOW_PRIVATE", "1")
+    run(capsys, "ingest", "--feeds", str(feeds))
+    code, out, _ = run(capsys, "status")
+    assert code == 0
+    assert "1 articles (1 extracted" in out
+    dead = next(line for line in out.splitlines() if line.startswith("Dead"))
+    assert "http_error" in dead and "HTTP 500" in dead
+    # the run: loaded, 2 feeds polled, 1 failed, 1 new item, 1 article loaded
+    assert re.search(r"loaded\s+2\s+1\s+1\s+1", out)
+
+
+def test_bad_setting_in_environment_exits_2(env, capsys, monkeypatch):
+    monkeypatch.setenv("NEWSFLOW_READ_TIMEOUT", "soon")
+    code, _, err = run(capsys, "status")
+    assert code == 2 and "NEWSFLOW_READ_TIMEOUT='soon'" in err
+
+
+def commands():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    names = []
+    for name, p in sub.choices.items():
+        inner = [a for a in p._actions if a.dest == "feeds_action"]
+        names += [f"{name} {n}" for n in inner[0].choices] if inner else [name]
+    return names
+
+
+@pytest.mark.parametrize("command", commands())
+def test_every_command_is_documented_in_the_readme(command):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"newsflow {command}" in readme
+
+
+def test_console_script_runs():
+    out = subprocess.run([sys.executable, "-m", "pipeline.cli", "--version"], capture_output=True,
+                         text=True, check=True)  # fmt: skip
+    assert out.stdout.startswith("newsflow ")

@@ -1,0 +1,107 @@
+"""Feed parsing and dates: feedparser on bytes, problems reported in the result."""
+
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from pipeline.parse import html_to_text, parse_date, parse_feed
+from tests.conftest import rss
+
+FEED = "https://news.example.com/feeds/world.xml"
+
+
+@pytest.mark.parametrize(
+    ("date", "expected"),
+    [
+        ("Tue, 17 Feb 2026 18:55:33 +0500", datetime(2026, 2, 17, 13, 55, 33, tzinfo=UTC)),
+        ("Tue, 17 Feb 2026 18:55:33 GMT", datetime(2026, 2, 17, 18, 55, 33, tzinfo=UTC)),
+        ("Tue, 17 Feb 2026 22:00:00 -0800", datetime(2026, 2, 18, 6, 0, tzinfo=UTC)),
+        ("Tue, 17 Feb 2026 18:55:33 EST", datetime(2026, 2, 17, 23, 55, 33, tzinfo=UTC)),
+        ("2026-02-17T18:55:33+09:00", datetime(2026, 2, 17, 9, 55, 33, tzinfo=UTC)),
+        ("not a date", None),
+        ("Mon, 01 Jan 1900 00:00:00 GMT", None),  # implausibly old
+        ("Fri, 01 Jan 2100 00:00:00 GMT", None),  # in the future
+    ],
+)
+def test_item_dates_are_utc_or_none(date, expected):
+    parsed = parse_feed(rss("T", [{"link": "/a", "date": date}]), FEED)
+    assert parsed.items[0].published_at == expected
+
+
+def test_parse_date_handles_empty_and_broken_structs():
+    assert parse_date(None) is None
+    assert parse_date(time.gmtime(0)) is None
+
+
+def test_items_carry_resolved_links_text_and_categories():
+    body = rss("World", [
+        {"link": "/story/1?utm_source=rss", "title": "<b>Big</b> news &amp; more",
+         "description": "<p>First <i>paragraph</i>.</p>", "categories": ["Politics", "Europe"]},
+    ])  # fmt: skip
+    parsed = parse_feed(body, FEED)
+    assert parsed.usable and not parsed.malformed
+    item = parsed.items[0]
+    assert item.url == "https://news.example.com/story/1?utm_source=rss"
+    assert item.canonical_url == "https://news.example.com/story/1"
+    assert item.title == "Big news & more"
+    assert item.summary == "First paragraph."
+    assert item.categories == ["Politics", "Europe"]
+    assert parsed.title == "World"
+
+
+def test_items_without_links_are_skipped_and_said():
+    body = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
+            b"<item><title>no link</title></item>"
+            b"<item><title>ok</title><link>https://a.example/x</link></item>"
+            b"<item><link>javascript:alert(1)</link></item></channel></rss>")  # fmt: skip
+    parsed = parse_feed(body, FEED)
+    assert [i.url for i in parsed.items] == ["https://a.example/x"]
+    assert "2 item(s) without a usable http(s) link skipped" in parsed.warning
+
+
+def test_malformed_but_usable_feed_is_processed_and_flagged():
+    body = rss("T", [{"link": "https://a.example/1", "title": "one"}]).replace(b"</channel>", b"")
+    parsed = parse_feed(body, FEED)
+    assert parsed.usable and parsed.malformed and parsed.warning
+    assert len(parsed.items) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "ctype", "problem"),
+    [
+        (b"", "application/rss+xml", "empty response body"),
+        (b"   \n", "application/rss+xml", "empty response body"),
+        (b"<!DOCTYPE html><html><body><h1>Welcome</h1></body></html>", "text/html",
+         "not a usable feed (text/html)"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", "image/png", "not a usable feed"),
+    ],
+)  # fmt: skip
+def test_unusable_documents_say_why(body, ctype, problem):
+    parsed = parse_feed(body, FEED, ctype)
+    assert not parsed.usable and problem in parsed.error
+
+
+def test_entity_expansion_is_not_performed():
+    laughs = (b'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY a "aaaaaaaaaa">'
+              + b"".join(b'<!ENTITY %c "&%c;&%c;&%c;&%c;&%c;&%c;&%c;&%c;&%c;&%c;">'
+                         % ((ord("a") + i + 1,) + (ord("a") + i,) * 10) for i in range(8))
+              + b']><rss version="2.0"><channel><title>&i;</title>'
+              b"<item><link>https://a.example/1</link><title>t</title></item></channel></rss>")  # fmt: skip
+    started = time.monotonic()
+    parsed = parse_feed(laughs, FEED)
+    assert time.monotonic() - started < 2
+    assert len(parsed.title or "") < 1000
+    assert [i.url for i in parsed.items] == ["https://a.example/1"]
+
+
+def test_items_beyond_the_cap_are_ignored_and_said():
+    body = rss("T", [{"link": f"https://a.example/{i}"} for i in range(30)])
+    parsed = parse_feed(body, FEED, max_items=10)
+    assert len(parsed.items) == 10 and "20 item(s) beyond the cap" in parsed.warning
+
+
+def test_html_to_text():
+    assert html_to_text("<p>a <b>b</b></p>\n<p>c</p>") == "a b c"
+    assert html_to_text("plain   text") == "plain text"
+    assert html_to_text("  ") is None and html_to_text(None) is None
