@@ -157,11 +157,13 @@ def cmd_ingest(args) -> int:
 
     settings = _settings(args)
     feeds_file = args.feeds or settings.feeds_file
+    # Validate the feed list before the database is even opened.
+    feeds = load_feed_file(feeds_file) if feeds_file else None
     with Store(settings.database) as store:
         summary = run_cycle(
             settings,
             store,
-            feeds_file=feeds_file,
+            feeds=feeds,
             trigger="cli",
             include_not_due=args.all,
             progress=ProgressLine(sys.stderr.isatty() and not args.json),
@@ -331,23 +333,12 @@ def cmd_demo(args) -> int:
         newsroom = Newsroom(port=port)
     except OSError:
         newsroom = Newsroom(port=0)
-    feeds_file = settings.data_dir / "demo-feeds.yaml"
-    feeds_file.parent.mkdir(parents=True, exist_ok=True)
-    feeds_file.write_text(
-        to_yaml(
-            [
-                {"url": f.url, "title": f.name, "tags": f.tags, "language": f.language}
-                for f in newsroom.feeds
-            ]
-        ),
-        encoding="utf-8",
-    )
     print(f"sample newsroom serving {len(newsroom.feeds)} feeds at {newsroom.base_url}")
     with newsroom, Store(settings.database) as store:
         summary = run_cycle(
             settings,
             store,
-            feeds_file=feeds_file,
+            feeds=newsroom.feeds,
             trigger="demo",
             include_not_due=True,
             progress=ProgressLine(sys.stderr.isatty()),

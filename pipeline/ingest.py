@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pipeline.config import Settings
 from pipeline.extract import ExtractorPool
-from pipeline.feedlist import load_feed_file
+from pipeline.feedlist import FeedSpec, load_feed_file
 from pipeline.fetch import FetchCounts, article_batches, batch_name, fetch_and_extract
 from pipeline.poll import PollCounts, Progress, poll_feeds
 from pipeline.stage import RunDir, pending_runs
@@ -101,18 +101,22 @@ def run_cycle(
     store: Store,
     *,
     feeds_file: Path | None = None,
+    feeds: list[FeedSpec] | None = None,
     trigger: str = "cli",
     include_not_due: bool = False,
     progress: Progress | None = None,
 ) -> CycleSummary:
-    """Run one full cycle and return its summary. Per-feed and per-page failures are data."""
+    """Run one full cycle and return its summary. Per-feed and per-page failures are data.
+
+    ``feeds`` (or the feeds of ``feeds_file``, validated whole before anything is written) are
+    registered first.
+    """
     started = time.monotonic()
     registered = 0
     if feeds_file is not None:
-        # Validate the whole file before touching the database.
-        specs = load_feed_file(feeds_file)
-        added, _ = store.upsert_feeds(specs)
-        registered = added
+        feeds = [*(feeds or []), *load_feed_file(feeds_file)]
+    if feeds:
+        registered, _ = store.upsert_feeds(feeds)
 
     with ExtractorPool(settings.extract_workers, settings.extract_timeout) as pool:
         resumed = resume_pending(settings, store, pool, progress)

@@ -184,3 +184,38 @@ def test_console_script_runs():
     out = subprocess.run([sys.executable, "-m", "pipeline.cli", "--version"], capture_output=True,
                          text=True, check=True)  # fmt: skip
     assert out.stdout.startswith("newsflow ")
+
+
+def test_bad_feed_file_does_not_create_a_database(env, capsys):
+    bad = env / "bad.opml"
+    bad.write_text("<opml><body><outline text='x' xmlUrl='ftp://a.example/'/></body></opml>")
+    code, _, err = run(capsys, "ingest", "--feeds", str(bad), "--db", str(env / "new.duckdb"))
+    assert code == 2 and "outline at line 1 (x): invalid url" in err
+    assert not (env / "new.duckdb").exists()
+
+
+def test_newsroom_serves_in_the_foreground_until_terminated(tmp_path):
+    import signal
+    import time
+    import urllib.request
+
+    from pipeline.feedlist import load_feed_file
+
+    feeds_out = tmp_path / "newsroom.yaml"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "newsroom", "--port", "0", "--feeds-out", str(feeds_out)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not feeds_out.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        feeds = load_feed_file(feeds_out)
+        assert len(feeds) == 10
+        with urllib.request.urlopen(feeds[0].url, timeout=5) as response:
+            assert b"<rss" in response.read()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    assert "sample newsroom at http://127.0.0.1:" in out
