@@ -126,7 +126,14 @@ def _settings(args) -> Settings:
 
 
 def _open(args, read_only: bool = False) -> Store:
-    return Store(_settings(args).database, read_only=read_only)
+    settings = _settings(args)
+    path = settings.database
+    demo = settings.data_dir / DEMO_DB_NAME
+    if read_only and settings.db_path is None and not path.exists() and demo.exists():
+        # Right after `make demo` the only database is the demo's: read that one, and say so.
+        print(f"newsflow: reading {demo} (no {path} yet; --db chooses)", file=sys.stderr)
+        path = demo
+    return Store(path, read_only=read_only)
 
 
 def summary_text(s: dict) -> str:
@@ -309,6 +316,7 @@ def _previous_demo_port(db_path: Path) -> int:
     return int(m.group(1)) if m else 0
 
 
+DEMO_DB_NAME = "demo.duckdb"
 DEMO_QUERY = """\
 select strftime(a.published_at, '%Y-%m-%d %H:%M') as published, f.title as feed,
        a.title, a.word_count as words
@@ -323,7 +331,7 @@ def cmd_demo(args) -> int:
     base = _settings(args)
     settings = replace(
         base,
-        db_path=Path(args.db) if args.db else base.data_dir / "demo.duckdb",
+        db_path=Path(args.db) if args.db else base.data_dir / DEMO_DB_NAME,
         allow_private=True,  # the sample newsroom lives on 127.0.0.1
         per_host_delay=0.0,  # and it is our own server, so no politeness pause
         per_host_concurrency=8,

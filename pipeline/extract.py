@@ -25,8 +25,9 @@ _LANG_ATTR = re.compile(rb"<html[^>]*?\blang\s*=\s*[\"']?([A-Za-z]{2,3})", re.IG
 _WORD = re.compile(r"\w+")
 
 
-class ExtractionTimeout(Exception):
-    pass
+class ExtractionTimeout(BaseException):
+    """Raised by the alarm. A BaseException, so the broad ``except Exception`` blocks inside
+    trafilatura and htmldate cannot swallow it."""
 
 
 @dataclass
@@ -82,7 +83,8 @@ def extract_page(html: bytes, url: str | None = None, timeout: float = 20.0) -> 
             raise ExtractionTimeout
 
         previous = signal.signal(signal.SIGALRM, _expired)
-        signal.setitimer(signal.ITIMER_REAL, timeout)
+        # Re-arm every 0.1 s after the first expiry, in case one lands where it cannot be raised.
+        signal.setitimer(signal.ITIMER_REAL, timeout, 0.1)
     try:
         doc = trafilatura.bare_extraction(html, url=url, include_comments=False, with_metadata=True)
     except ExtractionTimeout:

@@ -101,7 +101,7 @@ async def poll_async(
             results.append(await fut)
             if progress:
                 progress("poll", done, len(feeds))
-    results.sort(key=lambda r: r[0].feed_id)
+    results.sort(key=lambda r: r[0].url)  # a stable owner for items several feeds carry
 
     candidate_ids = [i.article_id for r in results if r[3] and r[3].usable for i in r[3].items]
     already = known(candidate_ids)

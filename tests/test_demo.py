@@ -39,3 +39,15 @@ def test_demo_ingests_the_sample_newsroom_then_finds_nothing_new(tmp_path):
     with Store(db, read_only=True) as store:
         assert store.query("select count(*) from articles")[1][0][0] == pages
         assert store.query("select count(*) from feeds")[1][0][0] == 10
+
+
+def test_read_commands_find_the_demo_database_when_it_is_the_only_one(tmp_path):
+    assert demo(tmp_path).returncode == 0
+    out = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "sql", "--data-dir", str(tmp_path),
+         "select extraction_status, count(*) as n from articles group by 1", "--format", "csv"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["extraction_status,n", f"ok,{len(manifest()['articles'])}"]
+    assert "demo.duckdb" in out.stderr

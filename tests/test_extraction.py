@@ -8,12 +8,12 @@ from pipeline.extract import MIN_WORDS, ExtractorPool, detect_language, extract_
 from tests.conftest import article_page, bundled_page, bundled_slugs, corpus_dir
 
 F1_FLOOR = 0.955  # trafilatura 2.3.1 defaults score 0.953 here; newsflow's path must beat it
-# 20,000 paragraphs: about two seconds of extraction without a bound.
+# 60,000 paragraphs: over five seconds of extraction without a bound.
 SLOW_PAGE = (
     b"<html><body><article>"
     + b"".join(
         b"<p>Sentence number %d is here with several words of text in it.</p>" % i
-        for i in range(20_000)
+        for i in range(60_000)
     )
     + b"</article></body></html>"
 )
@@ -56,7 +56,7 @@ def test_extraction_time_is_bounded():
     started = time.monotonic()
     result = extract_page(SLOW_PAGE, None, timeout=0.3)
     assert not result.ok and "exceeded 0.3s" in result.error
-    assert time.monotonic() - started < 1.2
+    assert time.monotonic() - started < 2.5
 
 
 @pytest.mark.parametrize(
