@@ -387,14 +387,6 @@ class Store:
             [poll_interval, max_backoff, poll_interval, max_backoff],
         )
 
-    def record_failed_run(self, run_id: str, started_at: str | None, trigger: str, error: str):
-        """Record a run that could not complete (the staged files stay for a retry)."""
-        self.con.execute(
-            "insert or replace into runs (run_id, started_at, finished_at, status, trigger, error)"
-            " values (?, ?, ?, 'failed', ?, ?)",
-            [run_id, started_at or datetime.now(UTC), datetime.now(UTC), trigger, error[:2000]],
-        )
-
     # -- reading -----------------------------------------------------------------------------
 
     def query(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
 # Query parameters that identify a campaign or a click, never the document.
 TRACKING_PARAMS = frozenset(
@@ -77,12 +77,6 @@ def is_tracking_param(name: str) -> bool:
     return low in TRACKING_PARAMS or low.startswith(TRACKING_PREFIXES)
 
 
-def _normalise_escapes(part: str, safe: str) -> str:
-    # Decode escapes of unreserved characters and re-encode everything else consistently, so
-    # "/a%7Eb", "/a~b" and "/a%7eb" are one path.
-    return quote(unquote(part), safe=safe + "%" if "%" in safe else safe)
-
-
 def _normalise_path(path: str) -> str:
     if not path:
         return "/"
@@ -132,6 +126,13 @@ def _split_checked(url: str) -> tuple:
     return parts, scheme, host.lower(), port
 
 
+def _netloc(scheme: str, host: str, port: int | None) -> str:
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None and port != _DEFAULT_PORTS[scheme]:
+        netloc = f"{netloc}:{port}"
+    return netloc
+
+
 def validate_http_url(url: str) -> str:
     """Return the URL stripped, or raise InvalidURL when it is not an absolute http(s) URL."""
     _split_checked(url)
@@ -148,10 +149,7 @@ def canonicalize(url: str, base: str | None = None) -> str:
     if base:
         url = urljoin(base.strip(), url.strip())
     parts, scheme, host, port = _split_checked(url)
-    host = _HOST_VARIANTS.sub("", host)
-    netloc = f"[{host}]" if ":" in host else host
-    if port is not None and port != _DEFAULT_PORTS[scheme]:
-        netloc = f"{netloc}:{port}"
+    netloc = _netloc(scheme, _HOST_VARIANTS.sub("", host), port)
     query_pairs = [
         (k, v)
         for k, v in parse_qsl(parts.query, keep_blank_values=True)
@@ -169,12 +167,5 @@ def article_id(canonical_url: str) -> str:
 def feed_id(url: str) -> str:
     """Stable identity of a feed, from its URL with only scheme and host case normalised."""
     parts, scheme, host, port = _split_checked(url)
-    netloc = f"[{host}]" if ":" in host else host
-    if port is not None and port != _DEFAULT_PORTS[scheme]:
-        netloc = f"{netloc}:{port}"
-    norm = urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+    norm = urlunsplit((scheme, _netloc(scheme, host, port), parts.path or "/", parts.query, ""))
     return hashlib.sha256(norm.encode("utf-8")).hexdigest()[:16]
-
-
-def host_of(url: str) -> str:
-    return (urlsplit(url).hostname or "").lower()

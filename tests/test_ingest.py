@@ -260,3 +260,24 @@ def test_a_staged_run_left_by_a_crash_is_loaded_by_the_next_cycle(site, settings
         assert counts(store)["articles"] == 7
         assert not run.path.exists()
         assert store.is_run_loaded(run.run_id)
+
+
+def test_items_already_stored_are_not_fetched_again(site, settings, tmp_path):
+    # A server without validators: every poll returns the whole feed again.
+    b = site.base_url
+    site.routes["/feeds/plain.xml"] = Route(
+        rss("Plain", [{"link": f"{b}/pages/p{i}.html", "title": f"P{i}"} for i in range(3)]),
+        content_type="application/rss+xml", conditional=False,
+    )  # fmt: skip
+    for i in range(3):
+        site.routes[f"/pages/p{i}.html"] = Route(bundled_page(SLUGS[i]), conditional=False)
+    with Store(settings.database) as store:
+        first = run_cycle(settings, store, feeds=[FeedSpec(f"{b}/feeds/plain.xml")])
+        second = run_cycle(settings, store, include_not_due=True)
+        assert first.articles_loaded == 3
+        assert second.polls.ok == 1 and second.polls.items_seen == 3
+        assert second.polls.items_new == 0 and second.articles_loaded == 0
+        assert counts(store)["articles"] == 3
+        polls = store.rows("select items_seen, items_new from feed_polls order by polled_at")
+        assert [(p["items_seen"], p["items_new"]) for p in polls] == [(3, 3), (3, 0)]
+    assert all(site.hits[f"/pages/p{i}.html"] == 1 for i in range(3))
