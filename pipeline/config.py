@@ -55,7 +55,8 @@ class Settings:
 
     @property
     def runs_dir(self) -> Path:
-        return self.data_dir / "runs"
+        # One folder per database: a run staged for one database is never loaded into another.
+        return self.data_dir / "runs" / self.database.stem
 
     def with_overrides(self, **kwargs) -> Settings:
         """Return a copy with the given non-None values applied (CLI flags)."""

@@ -1,6 +1,6 @@
 """Staged files: the Parquet hand-off between stages, under one directory per run.
 
-    <data_dir>/runs/<run_id>/
+    <data_dir>/runs/<database name>/<run_id>/
         run.json                 who started the run and when
         polls/<batch>.parquet    one row per feed poll, with the feed's new polling state
         items/<batch>.parquet    items that were new when their feed was polled

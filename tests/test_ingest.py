@@ -281,3 +281,9 @@ def test_items_already_stored_are_not_fetched_again(site, settings, tmp_path):
         polls = store.rows("select items_seen, items_new from feed_polls order by polled_at")
         assert [(p["items_seen"], p["items_new"]) for p in polls] == [(3, 3), (3, 0)]
     assert all(site.hits[f"/pages/p{i}.html"] == 1 for i in range(3))
+
+
+def test_staged_runs_belong_to_their_database(settings):
+    other = with_settings(settings, db_path=settings.data_dir / "other.duckdb")
+    assert settings.runs_dir != other.runs_dir
+    assert settings.runs_dir.parent == other.runs_dir.parent == settings.data_dir / "runs"
