@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import calendar
 import contextlib
+import json
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urljoin
@@ -123,6 +125,8 @@ def parse_feed(
     """Parse a feed document. Never raises: problems are reported in the result."""
     if not body.strip():
         return ParsedFeed(usable=False, error="empty response body")
+    if body.lstrip()[:1] == b"{":
+        return _parse_json_feed(body, feed_url, max_items)
     # Internal DTD subsets are where entity-expansion attacks live; feeds do not need them.
     body = _DOCTYPE_SUBSET.sub(b"", body)
     headers = {"content-location": feed_url}
@@ -155,6 +159,11 @@ def parse_feed(
         result.malformed = not isinstance(exc, feedparser.NonXMLContentType)
         result.warning = reason
 
+    return _collect_items(result, entries, feed_url, max_items)
+
+
+def _collect_items(result: ParsedFeed, entries: list, feed_url: str, max_items: int) -> ParsedFeed:
+    """Turn feedparser-shaped entries into items: resolved, canonical, deduplicated."""
     skipped = 0
     seen: set[str] = set()
     for entry in entries[:max_items]:
@@ -201,3 +210,57 @@ def parse_feed(
     if notes:
         result.warning = "; ".join(filter(None, [result.warning, *notes]))
     return result
+
+
+def _json_date(value) -> time.struct_time | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).timetuple()
+
+
+def _parse_json_feed(body: bytes, feed_url: str, max_items: int) -> ParsedFeed:
+    """JSON Feed 1.x (jsonfeed.org), which feedparser 6.0 does not read."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return ParsedFeed(usable=False, error=f"not a usable feed (invalid JSON: {exc})"[:500])
+    version = data.get("version") if isinstance(data, dict) else None
+    if not isinstance(version, str) or "jsonfeed.org/version/" not in version:
+        return ParsedFeed(
+            usable=False, error="not a usable feed (JSON without a JSON Feed version)"
+        )
+    items = data.get("items")
+    if not isinstance(items, list):
+        return ParsedFeed(usable=False, error="not a usable feed (JSON Feed without an items list)")
+    entries = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        authors = item.get("authors") or ([item["author"]] if item.get("author") else [])
+        content = item.get("content_html") or item.get("content_text")
+        entries.append(
+            {
+                "link": item.get("url") or item.get("external_url"),
+                "id": str(item["id"]) if item.get("id") is not None else None,
+                "title": item.get("title") if isinstance(item.get("title"), str) else None,
+                "summary": item.get("summary") if isinstance(item.get("summary"), str) else None,
+                "content": [{"value": content}] if isinstance(content, str) else [],
+                "authors": [a for a in authors if isinstance(a, dict)],
+                "tags": [{"term": str(t)} for t in item.get("tags") or [] if isinstance(t, str)],
+                "published_parsed": _json_date(item.get("date_published"))
+                or _json_date(item.get("date_modified")),
+            }
+        )
+    title = data.get("title") if isinstance(data.get("title"), str) else None
+    result = ParsedFeed(
+        title=_clip(html_to_text(title), MAX_TITLE_CHARS),
+        site_url=data.get("home_page_url") if isinstance(data.get("home_page_url"), str) else None,
+        language=data.get("language") if isinstance(data.get("language"), str) else None,
+    )
+    return _collect_items(result, entries, feed_url, max_items)

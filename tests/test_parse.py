@@ -105,3 +105,39 @@ def test_html_to_text():
     assert html_to_text("<p>a <b>b</b></p>\n<p>c</p>") == "a b c"
     assert html_to_text("plain   text") == "plain text"
     assert html_to_text("  ") is None and html_to_text(None) is None
+
+
+def test_json_feed():
+    body = b"""{"version": "https://jsonfeed.org/version/1.1", "title": "JSON News",
+      "home_page_url": "https://news.example.com/", "language": "en",
+      "items": [
+        {"id": "1", "url": "/a?utm_source=json", "title": "First", "summary": "Sum",
+         "content_html": "<p>Hello <b>world</b></p>", "date_published": "2026-02-17T10:00:00+02:00",
+         "authors": [{"name": "Ann"}], "tags": ["x", "y"]},
+        {"id": "https://news.example.com/b", "content_text": "Plain body"},
+        {"id": "no-link"},
+        "not an item"
+      ]}"""
+    parsed = parse_feed(body, FEED, "application/feed+json")
+    assert parsed.usable and parsed.title == "JSON News" and parsed.language == "en"
+    first, second = parsed.items
+    assert first.canonical_url == "https://news.example.com/a"
+    assert first.published_at == datetime(2026, 2, 17, 8, 0, tzinfo=UTC)
+    assert first.content == "Hello world" and first.summary == "Sum"
+    assert first.authors == ["Ann"] and first.categories == ["x", "y"]
+    assert second.url == "https://news.example.com/b" and second.content == "Plain body"
+    assert second.published_at is None
+    assert "1 item(s) without a usable http(s) link skipped" in parsed.warning
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b"{not json", "invalid JSON"),
+        (b'{"title": "x", "items": []}', "without a JSON Feed version"),
+        (b'{"version": "https://jsonfeed.org/version/1", "items": 3}', "without an items list"),
+    ],
+)
+def test_bad_json_feeds_say_why(body, problem):
+    parsed = parse_feed(body, FEED, "application/json")
+    assert not parsed.usable and problem in parsed.error
