@@ -10,11 +10,10 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 from pipeline.config import Settings
 from pipeline.extract import ExtractorPool
-from pipeline.feedlist import FeedSpec, load_feed_file
+from pipeline.feedlist import FeedSpec
 from pipeline.fetch import FetchCounts, article_batches, batch_name, fetch_and_extract
 from pipeline.poll import PollCounts, Progress, poll_feeds
 from pipeline.stage import RunDir, pending_runs
@@ -100,7 +99,6 @@ def run_cycle(
     settings: Settings,
     store: Store,
     *,
-    feeds_file: Path | None = None,
     feeds: list[FeedSpec] | None = None,
     trigger: str = "cli",
     include_not_due: bool = False,
@@ -108,13 +106,10 @@ def run_cycle(
 ) -> CycleSummary:
     """Run one full cycle and return its summary. Per-feed and per-page failures are data.
 
-    ``feeds`` (or the feeds of ``feeds_file``, validated whole before anything is written) are
-    registered first.
+    ``feeds`` (e.g. from ``load_feed_file``, which validates a whole file) are registered first.
     """
     started = time.monotonic()
     registered = 0
-    if feeds_file is not None:
-        feeds = [*(feeds or []), *load_feed_file(feeds_file)]
     if feeds:
         registered, _ = store.upsert_feeds(feeds)
 

@@ -111,7 +111,8 @@ async def poll_async(
     for feed, polled_at, res, parsed, outcome, error in results:
         fresh = 0
         language = feed.language or (parsed.language if parsed else None)
-        for item in parsed.items if parsed and parsed.usable else []:
+        usable = parsed.items if parsed and parsed.usable else []
+        for item in usable:
             if item.article_id in already:
                 continue
             if item.article_id in items:
@@ -119,7 +120,7 @@ async def poll_async(
                 continue
             fresh += 1
             items[item.article_id] = _item_row(item, feed.feed_id, language, now)
-        seen = len(parsed.items) if parsed and parsed.usable else 0
+        seen = len(usable)
         polls.append(_poll_row(run_id, feed, polled_at, res, parsed, outcome, error, seen, fresh))
         counts.items_seen += seen
         counts.items_new += fresh

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipeline.feedlist import FeedSpec
+from pipeline.feedlist import FeedSpec, load_feed_file
 from pipeline.ingest import run_cycle
 from pipeline.newsroom import Route
 from pipeline.store import Store
@@ -95,7 +95,7 @@ def world(site, settings, tmp_path):
     specs = serve_world(site)
     feeds_file = write_feeds(tmp_path, specs)
     store = Store(settings.database)
-    summary = run_cycle(settings, store, feeds_file=feeds_file)
+    summary = run_cycle(settings, store, feeds=load_feed_file(feeds_file))
     yield site, settings, store, summary, feeds_file
     store.close()
 
@@ -201,7 +201,7 @@ def test_failed_feed_is_recorded_and_backs_off(world):
 def test_second_cycle_changes_no_row_counts_and_304_costs_no_parsing(world):
     site, settings, store, summary, feeds_file = world
     before = counts(store)
-    again = run_cycle(settings, store, feeds_file=feeds_file, include_not_due=True)
+    again = run_cycle(settings, store, feeds=load_feed_file(feeds_file), include_not_due=True)
     after = counts(store)
     assert again.articles_loaded == 0 and again.polls.items_new == 0
     assert again.polls.not_modified == 3
@@ -224,7 +224,7 @@ def test_second_cycle_changes_no_row_counts_and_304_costs_no_parsing(world):
 def test_feeds_not_due_are_not_polled(world):
     site, settings, store, summary, feeds_file = world
     hits = site.hits["/feeds/good.xml"]
-    again = run_cycle(settings, store, feeds_file=feeds_file)
+    again = run_cycle(settings, store, feeds=load_feed_file(feeds_file))
     assert again.feeds_due == 0
     assert site.hits["/feeds/good.xml"] == hits
 
@@ -233,7 +233,7 @@ def test_private_addresses_need_explicit_permission(site, settings, tmp_path):
     specs = serve_world(site)
     strict = with_settings(settings, allow_private=False)
     with Store(strict.database) as store:
-        summary = run_cycle(strict, store, feeds_file=write_feeds(tmp_path, specs))
+        summary = run_cycle(strict, store, feeds=load_feed_file(write_feeds(tmp_path, specs)))
         polls = store.rows("select outcome, error from feed_polls")
         assert summary.polls.failed == 4 and summary.articles_loaded == 0
     assert {p["outcome"] for p in polls} == {"blocked"}
