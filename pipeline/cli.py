@@ -17,7 +17,7 @@ import signal
 import sys
 import time
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -25,6 +25,7 @@ import duckdb
 
 from pipeline import __version__
 from pipeline.config import ConfigError, Settings, load_settings
+from pipeline.entities import ModelNotInstalled
 from pipeline.feedlist import FeedFileError, FeedSpec, load_feed_file, to_opml, to_yaml
 from pipeline.store import Store, StoreError
 from pipeline.urls import InvalidURL, validate_http_url
@@ -103,7 +104,12 @@ class ProgressLine:
         if done < total and now - self._last < 0.1:
             return
         self._last = now
-        label = {"poll": "polling feeds", "fetch": "fetching articles"}.get(stage, stage)
+        label = {
+            "poll": "polling feeds",
+            "fetch": "fetching articles",
+            "tag": "tagging batches",
+            "retag": "re-tagging articles",
+        }.get(stage, stage)
         sys.stderr.write(f"\r\033[K{label}: {done}/{total}")
         if done == total:
             sys.stderr.write("\r\033[K")
@@ -122,6 +128,8 @@ def _settings(args) -> Settings:
         overrides["db_path"] = Path(args.db)
     if getattr(args, "allow_private", False):
         overrides["allow_private"] = True
+    if getattr(args, "no_tag", False):
+        overrides["tagging"] = False
     return settings.with_overrides(**overrides)
 
 
@@ -152,6 +160,13 @@ def summary_text(s: dict) -> str:
         f"  articles  {s['articles_loaded']} loaded: {a['ok']} extracted, "
         f"{a['feed_content']} from feed content, {a['failed']} failed"
     )
+    t = s.get("tagging") or {}
+    if t.get("articles"):
+        problems = [f"{t[k]} {k}" for k in ("skipped", "failed") if t[k]]
+        lines.append(
+            f"  tags      {t['entities']} entities, {t['topics']} topics for {t['articles']} "
+            f"articles" + (f" ({', '.join(problems)}; see article_tagging)" if problems else "")
+        )
     if s["articles_loaded"] == 0 and not s["resumed_runs"]:
         lines.append("  nothing new since the last run")
     for failure in s["failed_feeds"]:
@@ -302,6 +317,139 @@ def cmd_status(args) -> int:
     return 0
 
 
+def _parse_since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        since = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(
+            f"--since {value!r} is not a date or time (use YYYY-MM-DD or YYYY-MM-DDTHH:MM)"
+        ) from None
+    return since if since.tzinfo else since.replace(tzinfo=UTC)
+
+
+def cmd_retag(args) -> int:
+    from pipeline.tag import kinds_for, retag
+
+    settings = _settings(args)
+    since = _parse_since(args.since)
+    try:
+        kinds_for(args.tagger)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.batch_size <= 0:
+        raise UsageError(f"--batch-size must be positive, got {args.batch_size}")
+    with Store(settings.database) as store:
+        summary = retag(
+            settings,
+            store,
+            since=since,
+            tagger=args.tagger,
+            untagged=args.untagged,
+            batch_size=args.batch_size,
+            progress=ProgressLine(sys.stderr.isatty() and not args.json),
+        )
+    data = summary.as_dict()
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    w, r = data["rows_written"], data["rows_replaced"]
+    print(
+        f"re-tagged {data['articles']} articles in {data['batches']} batch(es) "
+        f"({data['elapsed_s']:.1f}s)"
+    )
+    for kind in ("entities", "topics"):
+        if kind in r:
+            print(f"  {kind:<9} {r[kind]} rows replaced by {w[kind]}")
+    if w["skipped"] or w["failed"]:
+        print(f"  {w['skipped']} skipped, {w['failed']} failed (see article_tagging)")
+    return 0
+
+
+def _article_id(store: Store, ref: str) -> str:
+    from pipeline.urls import article_id, canonicalize
+
+    if re.fullmatch(r"[0-9a-f]{32}", ref):
+        return ref
+    try:
+        aid = article_id(canonicalize(ref))
+    except InvalidURL:
+        raise UsageError(f"{ref!r} is neither an article_id nor an article URL") from None
+    found = store.rows("select article_id from articles where article_id = ?", [aid])
+    if not found:
+        raise UsageError(f"no stored article has the URL {ref}")
+    return aid
+
+
+def cmd_tags(args) -> int:
+    with _open(args, read_only=True) as store:
+        aid = _article_id(store, args.article)
+        art = store.rows(
+            "select article_id, title, text, language, feed_categories, url from articles"
+            " where article_id = ?",
+            [aid],
+        )
+        if not art:
+            raise UsageError(f"no stored article has the article_id {aid}")
+        art = art[0]
+        ecols, erows = store.query(
+            "select entity, label, mentions, salience, in_title, first_offset, tagger"
+            " from article_entities where article_id = ? order by salience desc, entity",
+            [aid],
+        )
+        tcols, trows = store.query(
+            "select topic_code, topic, score, evidence, tagger from article_topics"
+            " where article_id = ? order by score desc",
+            [aid],
+        )
+        ccols, crows = store.query(
+            "select category, topic_code, topic from article_categories where article_id = ?",
+            [aid],
+        )
+        scols, srows = store.query(
+            "select kind, tagger, status, reason, items, tagged_at from article_tagging"
+            " where article_id = ? order by kind",
+            [aid],
+        )
+        stored_entities = store.rows(
+            "select entity, label from article_entities where article_id = ?", [aid]
+        )
+    print(f"{art['title'] or '(no title)'}\n{art['url']}  [{aid}, language {art['language']}]")
+    for heading, cols, rows in (
+        ("entities", ecols, erows),
+        ("topics", tcols, trows),
+        ("publisher categories", ccols, crows),
+        ("tagging", scols, srows),
+    ):
+        print(f"\n{heading}")
+        print(render(cols, rows, args.format) if rows else "  (none)")
+    if args.explain:
+        from types import SimpleNamespace
+
+        from pipeline.topics import LexiconClassifier, TopicInput
+
+        classifier = LexiconClassifier(threshold=_settings(args).topic_threshold)
+        doc = TopicInput(
+            art["title"] or "",
+            art["text"] or "",
+            art["language"],
+            [SimpleNamespace(**e) for e in stored_entities],
+            list(art["feed_categories"] or []),
+        )
+        kept = {s.code for s in classifier.classify(doc)}
+        print(
+            f"\nwhy ({classifier.name}/{classifier.version}: keeps scores >= "
+            f"{classifier.threshold} and >= {classifier.relative} x the best, at most "
+            f"{classifier.max_topics})"
+        )
+        for sc in classifier.scores(doc):
+            cues = ", ".join(f"{cue} {weight:g}" for cue, weight in sc.evidence[:10])
+            mark = "*" if sc.code in kept else " "
+            print(f" {mark} {sc.score:.3f}  {sc.topic}: {cues}")
+    return 0
+
+
 def _previous_demo_port(db_path: Path) -> int:
     if not db_path.exists():
         return 0
@@ -322,6 +470,9 @@ select strftime(a.published_at, '%Y-%m-%d %H:%M') as published, f.title as feed,
        a.title, a.word_count as words
 from articles a join feeds f using (feed_id)
 order by a.published_at desc nulls last limit 8"""
+DEMO_ENTITIES_QUERY = """\
+select entity, label, count(*) as articles from article_entities
+group by all order by articles desc, entity limit 12"""
 
 
 def cmd_demo(args) -> int:
@@ -354,8 +505,11 @@ def cmd_demo(args) -> int:
         print(f"ingested into {settings.database}")
         print(summary_text(summary.as_dict()))
         cols, rows = store.query(DEMO_QUERY)
+        ecols, erows = store.query(DEMO_ENTITIES_QUERY)
     print(f'\n$ newsflow sql --db {settings.database} "{DEMO_QUERY}"')
     print(format_table(cols, rows))
+    print(f'\n$ newsflow sql --db {settings.database} "{DEMO_ENTITIES_QUERY}"')
+    print(format_table(ecols, erows))
     return 0
 
 
@@ -414,7 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--data-dir", metavar="DIR", help="data folder (default $NEWSFLOW_DATA_DIR or ./data)"
         )
 
-    p = sub.add_parser("ingest", help="run one cycle: register, poll, fetch, extract, load")
+    p = sub.add_parser("ingest", help="run one cycle: register, poll, fetch, extract, tag, load")
     db_args(p)
     p.add_argument(
         "--feeds", metavar="FILE", type=Path, help="feed list (YAML or OPML) to register first"
@@ -425,8 +579,39 @@ def build_parser() -> argparse.ArgumentParser:
         help="allow loopback/private addresses (also NEWSFLOW_ALLOW_PRIVATE=1)",
     )
     p.add_argument("--all", action="store_true", help="poll every active feed, due or not")
+    p.add_argument(
+        "--no-tag", action="store_true", help="skip entity and topic tagging (NEWSFLOW_TAGGING=0)"
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser(
+        "retag", help="re-tag stored articles, replacing one tagger's rows batch by batch"
+    )
+    db_args(p)
+    p.add_argument(
+        "--since", metavar="DATE", help="only articles published (else first seen) since DATE"
+    )
+    p.add_argument(
+        "--tagger",
+        metavar="NAME",
+        help="re-run only this tagger (spacy: entities, iptc-lexicon: topics); default both",
+    )
+    p.add_argument(
+        "--untagged", action="store_true", help="only articles that have no tags of that kind"
+    )
+    p.add_argument("--batch-size", type=int, default=500, metavar="N", help="articles per batch")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_retag)
+
+    p = sub.add_parser("tags", help="an article's entities, topics and tagging status")
+    db_args(p)
+    p.add_argument("article", help="article_id or the article's URL")
+    p.add_argument(
+        "--explain", action="store_true", help="show every topic's score and the cues behind it"
+    )
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.set_defaults(func=cmd_tags)
 
     p = sub.add_parser("feeds", help="manage the feed registry")
     fsub = p.add_subparsers(dest="feeds_action", metavar="ACTION")
@@ -491,7 +676,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.parse_args(["feeds", "--help"])
     try:
         return args.func(args)
-    except (UsageError, FeedFileError, ConfigError, InvalidURL) as exc:
+    except (UsageError, FeedFileError, ConfigError, InvalidURL, ModelNotInstalled) as exc:
         print(f"newsflow: error: {exc}", file=sys.stderr)
         return 2
     except StoreError as exc:

