@@ -37,9 +37,10 @@ format: setup
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-## bench: extraction quality on the benchmark corpus, end-to-end ingest speed on loopback
+## bench: extraction and tagging quality and speed on the corpus, end-to-end ingest on loopback
 bench: setup
 	$(VENV)/bin/python benchmarks/extraction.py
+	$(VENV)/bin/python benchmarks/tagging.py --quality
 	$(VENV)/bin/python benchmarks/ingest.py --replicas 10
 
 ## newsroom: serve the sample newsroom in the foreground on 127.0.0.1:8765

@@ -1,10 +1,10 @@
 """End-to-end ingest speed against the bundled sample newsroom, replicated K times on loopback.
 
 Each replica serves the ten feeds and fifty pages under its own path prefix, so every replica's
-articles are new URLs. Measures a cold cycle (everything new: poll, fetch, extract, load) and a
-warm one (every feed answers 304), in one run.
+articles are new URLs. Measures a cold cycle (everything new: poll, fetch, extract, tag, load)
+and a warm one (every feed answers 304), in one run.
 
-    python benchmarks/ingest.py [--replicas K] [--json]
+    python benchmarks/ingest.py [--replicas K] [--no-tag] [--json]
 """
 
 from __future__ import annotations
@@ -43,11 +43,11 @@ def replicated_site(replicas: int) -> tuple[SiteServer, list[FeedSpec]]:
     return site, feeds
 
 
-def run(replicas: int) -> dict:
+def run(replicas: int, tagging: bool = True) -> dict:
     site, feeds = replicated_site(replicas)
     with tempfile.TemporaryDirectory() as tmp, site:
         settings = Settings(data_dir=Path(tmp), allow_private=True, per_host_delay=0.0,
-                            per_host_concurrency=8)  # fmt: skip
+                            per_host_concurrency=8, tagging=tagging)  # fmt: skip
         with Store(settings.database) as store:
             store.upsert_feeds(feeds)
             cpu0, t0 = time.process_time(), time.perf_counter()
@@ -61,6 +61,7 @@ def run(replicas: int) -> dict:
         "feeds": len(feeds),
         "articles": articles,
         "articles_ok": cold.articles.ok,
+        "tagged": cold.tagging.articles,
         "cold_s": round(cold_s, 2),
         "articles_per_s": round(articles / cold_s, 1),
         "main_process_cpu_s": round(cold_cpu, 2),
@@ -76,16 +77,17 @@ def main() -> int:
     parser.add_argument(
         "--replicas", type=int, default=4, help="copies of the newsroom (50 pages each)"
     )
+    parser.add_argument("--no-tag", action="store_true", help="switch entity/topic tagging off")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
-    figures = run(args.replicas)
+    figures = run(args.replicas, tagging=not args.no_tag)
     if args.json:
         print(json.dumps(figures))
     else:
         print(
             f"cold: {figures['articles']} articles from {figures['feeds']} feeds in "
             f"{figures['cold_s']}s = {figures['articles_per_s']} articles/s "
-            f"({figures['articles_ok']} extracted; "
+            f"({figures['articles_ok']} extracted, {figures['tagged']} tagged; "
             f"main process {figures['main_process_cpu_s']} CPU s, "
             f"{figures['cores']} cores)\n"
             f"warm: {figures['warm_not_modified']} feeds not modified in {figures['warm_s']}s "

@@ -133,15 +133,24 @@ def _settings(args) -> Settings:
     return settings.with_overrides(**overrides)
 
 
-def _open(args, read_only: bool = False) -> Store:
-    settings = _settings(args)
+def _existing_database(settings: Settings) -> Path:
+    """The database a command over stored articles works on; it must exist."""
     path = settings.database
     demo = settings.data_dir / DEMO_DB_NAME
-    if read_only and settings.db_path is None and not path.exists() and demo.exists():
-        # Right after `make demo` the only database is the demo's: read that one, and say so.
-        print(f"newsflow: reading {demo} (no {path} yet; --db chooses)", file=sys.stderr)
-        path = demo
-    return Store(path, read_only=read_only)
+    if settings.db_path is None and not path.exists() and demo.exists():
+        # Right after `make demo` the only database is the demo's: use that one, and say so.
+        print(f"newsflow: using {demo} (no {path} yet; --db chooses)", file=sys.stderr)
+        return demo
+    if not path.exists():
+        raise StoreError(f"no database at {path}; run `newsflow ingest` to create it")
+    return path
+
+
+def _open(args, read_only: bool = False) -> Store:
+    settings = _settings(args)
+    if read_only:
+        return Store(_existing_database(settings), read_only=True)
+    return Store(settings.database)
 
 
 def summary_text(s: dict) -> str:
@@ -340,7 +349,7 @@ def cmd_retag(args) -> int:
         raise UsageError(str(exc)) from None
     if args.batch_size <= 0:
         raise UsageError(f"--batch-size must be positive, got {args.batch_size}")
-    with Store(settings.database) as store:
+    with Store(_existing_database(settings)) as store:
         summary = retag(
             settings,
             store,
