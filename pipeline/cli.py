@@ -339,12 +339,13 @@ def _parse_since(value: str | None) -> datetime | None:
 
 
 def cmd_retag(args) -> int:
-    from pipeline.tag import kinds_for, retag
+    from pipeline.tag import kinds_for, load_classifier, retag
 
     settings = _settings(args)
     since = _parse_since(args.since)
     try:
-        kinds_for(args.tagger)
+        classifier = load_classifier(settings.topic_classifier, settings.topic_threshold)
+        kinds_for(args.tagger, classifier.name)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if args.batch_size <= 0:
@@ -436,9 +437,11 @@ def cmd_tags(args) -> int:
     if args.explain:
         from types import SimpleNamespace
 
+        from pipeline.tag import load_classifier
         from pipeline.topics import LexiconClassifier, TopicInput
 
-        classifier = LexiconClassifier(threshold=_settings(args).topic_threshold)
+        settings = _settings(args)
+        classifier = load_classifier(settings.topic_classifier, settings.topic_threshold)
         doc = TopicInput(
             art["title"] or "",
             art["text"] or "",
@@ -446,15 +449,19 @@ def cmd_tags(args) -> int:
             [SimpleNamespace(**e) for e in stored_entities],
             list(art["feed_categories"] or []),
         )
-        kept = {s.code for s in classifier.classify(doc)}
-        print(
-            f"\nwhy ({classifier.name}/{classifier.version}: keeps scores >= "
-            f"{classifier.threshold} and >= {classifier.relative} x the best, at most "
-            f"{classifier.max_topics})"
+        kept = classifier.classify(doc)
+        kept_codes = {s.code for s in kept}
+        rule = (
+            f": keeps scores >= {classifier.threshold} and >= {classifier.relative} x the best,"
+            f" at most {classifier.max_topics}"
+            if isinstance(classifier, LexiconClassifier)
+            else ""
         )
-        for sc in classifier.scores(doc):
+        print(f"\nwhy ({classifier.name}/{classifier.version}{rule})")
+        scores = classifier.scores(doc) if hasattr(classifier, "scores") else kept
+        for sc in scores:
             cues = ", ".join(f"{cue} {weight:g}" for cue, weight in sc.evidence[:10])
-            mark = "*" if sc.code in kept else " "
+            mark = "*" if sc.code in kept_codes else " "
             print(f" {mark} {sc.score:.3f}  {sc.topic}: {cues}")
     return 0
 

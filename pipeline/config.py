@@ -56,6 +56,7 @@ class Settings:
     ner_max_chars: int = 100_000  # NER reads at most this much of an article's text
     tag_workers: int = 0  # 0: one per CPU
     topic_threshold: float = 0.5  # topics scoring below this are not kept
+    topic_classifier: str = ""  # "module:Class" to replace the default lexicon classifier
 
     @property
     def ner_model_map(self) -> dict[str, str]:

@@ -16,6 +16,7 @@ tagger's rows atomically per batch.
 from __future__ import annotations
 
 import concurrent.futures
+import importlib
 import logging
 import math
 import multiprocessing
@@ -29,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline import entities as ent
-from pipeline.config import Settings
+from pipeline.config import ConfigError, Settings
 from pipeline.stage import ARTICLE_SCHEMA, STRINGS, TS, RunDir
 from pipeline.topics import LexiconClassifier, TopicClassifier, TopicInput, category_topic
 
@@ -162,7 +163,7 @@ class Tagger:
     def from_settings(cls, settings: Settings) -> Tagger:
         return cls(
             settings.ner_model_map,
-            LexiconClassifier(threshold=settings.topic_threshold),
+            load_classifier(settings.topic_classifier, settings.topic_threshold),
             max_chars=settings.ner_max_chars,
         )
 
@@ -460,17 +461,38 @@ class RetagSummary:
         }
 
 
-TAGGER_KINDS = {ENTITY_TAGGER: ("entities",), LexiconClassifier.name: ("topics",)}
-
-
-def kinds_for(tagger: str | None) -> tuple[str, ...]:
+def kinds_for(tagger: str | None, topic_tagger: str = LexiconClassifier.name) -> tuple[str, ...]:
+    """The kinds of rows a tagger name writes: 'spacy' entities, the topic classifier topics."""
     if tagger is None:
         return KINDS
-    if tagger not in TAGGER_KINDS:
-        raise ValueError(
-            f"unknown tagger {tagger!r}; choose one of: {', '.join(sorted(TAGGER_KINDS))}"
+    names = {ENTITY_TAGGER: ("entities",), topic_tagger: ("topics",)}
+    if tagger not in names:
+        raise ValueError(f"unknown tagger {tagger!r}; choose one of: {', '.join(sorted(names))}")
+    return names[tagger]
+
+
+def load_classifier(spec: str, threshold: float) -> TopicClassifier:
+    """The topic classifier a setting names: '' for the default lexicon, else 'module:Class'
+    (a class with ``name``, ``version``, ``languages`` and ``classify``, built with no
+    arguments)."""
+    if not spec:
+        return LexiconClassifier(threshold=threshold)
+    module_name, _, class_name = spec.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+        classifier = cls()
+    except Exception as exc:
+        raise ConfigError(
+            f"setting topic_classifier (NEWSFLOW_TOPIC_CLASSIFIER={spec!r}) cannot be loaded: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
+    needed = ("name", "version", "languages", "classify")
+    missing = [a for a in needed if not hasattr(classifier, a)]
+    if missing:
+        raise ConfigError(
+            f"setting topic_classifier: {spec} lacks {', '.join(missing)} (see TopicClassifier)"
         )
-    return TAGGER_KINDS[tagger]
+    return classifier
 
 
 def retag(
@@ -486,12 +508,17 @@ def retag(
 ) -> RetagSummary:
     """Re-tag stored articles (published or first seen since ``since``), ``batch_size`` at a
     time. Each batch replaces the chosen tagger's rows for its articles in one transaction."""
-    kinds = kinds_for(tagger)
+    own_pool = pool is None
+    pool = pool or TagPool(settings)
+    try:
+        kinds = kinds_for(tagger, pool.local.classifier.name)
+    except ValueError:
+        if own_pool:
+            pool.close()
+        raise
     started = time.monotonic()
     summary = RetagSummary()
     total = store.count_taggable(since, kinds if untagged else None)
-    own_pool = pool is None
-    pool = pool or TagPool(settings)
     try:
         after = ""
         while True:

@@ -308,6 +308,23 @@ class KeywordClassifier:
         return []
 
 
+def test_topic_classifier_setting_plugs_in_a_class(settings, site):
+    plugged = with_settings(settings, topic_classifier="tests.test_tagging:KeywordClassifier")
+    assert Tagger.from_settings(plugged).topic_tagger == "keyword-test/7"
+    ingest(settings, serve_tagged_world(site))
+    with Store(settings.database) as store:
+        summary = retag(plugged, store, tagger="keyword-test")
+        assert summary.articles == 3 and "entities" not in summary.replaced
+        taggers = store.query("select distinct tagger from article_topics order by 1")[1]
+        # the lexicon's rows stay: a different tagger name is a different tagger
+        assert taggers == [("iptc-lexicon/1",)]
+        with pytest.raises(ValueError, match="unknown tagger 'iptc'"):
+            retag(plugged, store, tagger="iptc")
+    for bad in ("tests.test_tagging:Nope", "no_such_module:X", "tests.test_tagging:TagRows"):
+        with pytest.raises(ConfigError, match="topic_classifier"):
+            Tagger.from_settings(with_settings(settings, topic_classifier=bad))
+
+
 def test_topic_classifier_is_replaceable():
     tagger = Tagger({"en": MODEL}, classifier=KeywordClassifier())
     rows = tag_one(tagger, "The volcano erupted near Naples on Sunday.")
