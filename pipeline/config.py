@@ -58,6 +58,12 @@ class Settings:
     topic_threshold: float = 0.5  # topics scoring below this are not kept
     topic_classifier: str = ""  # "module:Class" to replace the default lexicon classifier
 
+    feeds_per_batch: int = 50  # feeds per scheduled poll task
+    load_lock_wait: float = 300.0  # seconds a scheduled load waits for the database lock
+    staged_retention_days: float = 7.0  # maintenance removes loaded/abandoned runs older
+    feed_silence_hours: float = 48.0  # a feed that used to work and is silent longer is unhealthy
+    fault_inject: str = ""  # tests only: "TASK:BATCH" fails that task's first try
+
     @property
     def ner_model_map(self) -> dict[str, str]:
         return parse_ner_models(self.ner_models)
@@ -70,6 +76,12 @@ class Settings:
     def runs_dir(self) -> Path:
         # One folder per database: a run staged for one database is never loaded into another.
         return self.data_dir / "runs" / self.database.stem
+
+    @property
+    def airflow_runs_dir(self) -> Path:
+        # Scheduler runs stage apart from CLI runs, so a CLI cycle never resumes or discards a
+        # run whose tasks are still in flight.
+        return self.data_dir / "airflow-runs" / self.database.stem
 
     def with_overrides(self, **kwargs) -> Settings:
         """Return a copy with the given non-None values applied (CLI flags)."""
@@ -154,6 +166,10 @@ def _validate(s: Settings) -> None:
         "extract_timeout",
         "article_batch_size",
         "ner_max_chars",
+        "load_lock_wait",
+        "feeds_per_batch",
+        "staged_retention_days",
+        "feed_silence_hours",
     ]
     for name in positive:
         if getattr(s, name) <= 0:

@@ -1,0 +1,137 @@
+"""news_ingest: poll due feeds, fetch, extract and tag new articles, load them into DuckDB.
+
+Wiring only: every task calls one function of ``pipeline.orchestrate``. All tasks of a DAG run
+share one staged-files directory named after the run id; XCom carries batch names and counts,
+never article text. ``load`` is the only task that writes the database (pool ``duckdb_writer``,
+one slot) and emits the ``newsflow_articles`` asset with row counts.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import dag, get_current_context, task
+from newsflow_common import ARTICLES, DEFAULT_ARGS, WRITER_POOL, env_number, run_step, settings
+
+EVERY = timedelta(minutes=env_number("NEWSFLOW_INGEST_EVERY_MINUTES", 10) or 10)
+
+
+def _label(prefix: str, batch: str) -> None:
+    get_current_context()["batch_label"] = f"{prefix} {batch}"
+
+
+def _run(s) -> str:
+    """This DAG run's staged-files directory."""
+    from pipeline import orchestrate
+
+    return str(orchestrate.run_dir(s, get_current_context()["run_id"]).path)
+
+
+@dag(
+    dag_id="news_ingest",
+    schedule=EVERY,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["newsflow", "ingest"],
+    doc_md=__doc__,
+)
+def news_ingest():
+    @task
+    def plan() -> list[str]:
+        from pipeline import orchestrate
+
+        s = settings()
+        run_id = get_current_context()["run_id"]
+        result = run_step(
+            "plan which feeds are due and split them into poll batches",
+            lambda: orchestrate.plan(s, run_id),
+            lambda r: f"{r['feeds_due']} feeds due ({r['feeds_new']} new to register) in "
+            f"{len(r['poll_batches'])} batches; staged files in {r['run']}",
+        )
+        return result["poll_batches"]
+
+    @task(map_index_template="{{ batch_label }}")
+    def poll(batch: str) -> dict:
+        from pipeline import orchestrate
+
+        _label("feeds", batch)
+        s = settings()
+        return run_step(
+            f"poll feed batch {batch}",
+            lambda: orchestrate.poll(s, _run(s), batch),
+            lambda r: f"{r.get('feeds')} feeds: {r.get('ok')} ok, {r.get('not_modified')} not "
+            f"modified, {r.get('failed')} failed (recorded, not raised); "
+            f"{r.get('items_new')} new items" + (" [resumed]" if r.get("resumed") else ""),
+        )
+
+    @task(trigger_rule="none_failed")
+    def plan_articles() -> list[str]:
+        from pipeline import orchestrate
+
+        s = settings()
+        return run_step(
+            "split the new items into article batches",
+            lambda: orchestrate.plan_articles(s, _run(s)),
+            lambda r: f"{len(r)} article batches",
+        )
+
+    @task(map_index_template="{{ batch_label }}")
+    def fetch_extract(batch: str) -> dict:
+        from pipeline import orchestrate
+
+        _label("articles", batch)
+        s = settings()
+        return run_step(
+            f"fetch and extract article batch {batch}",
+            lambda: orchestrate.fetch_extract(s, _run(s), batch),
+            lambda r: f"{r['articles']} articles: {r['ok']} extracted, {r['feed_content']} from "
+            f"feed content, {r['failed']} failed (recorded)"
+            + (" [resumed]" if r.get("resumed") else ""),
+        )
+
+    @task(map_index_template="{{ batch_label }}")
+    def tag(batch: str) -> dict:
+        from pipeline import orchestrate
+
+        _label("articles", batch)
+        s = settings()
+        return run_step(
+            f"tag entities and topics of article batch {batch}",
+            lambda: orchestrate.tag(s, _run(s), batch),
+        )
+
+    @task(trigger_rule="none_failed", pool=WRITER_POOL, outlets=[ARTICLES])
+    def load() -> dict:
+        from pipeline import orchestrate
+
+        context = get_current_context()
+        s = settings()
+        result = run_step(
+            "load the run into DuckDB in one transaction",
+            lambda: orchestrate.load(s, _run(s)),
+            lambda r: f"{r['articles_loaded']} articles loaded {r.get('by_status') or {}}, "
+            f"tag rows {r.get('tag_rows') or {}}; the database holds "
+            f"{r.get('articles_total')} articles"
+            + (" [run was already loaded]" if r.get("already_loaded") else ""),
+        )
+        context["outlet_events"][ARTICLES].extra = {
+            "run_id": result["run_id"],
+            "articles_loaded": result["articles_loaded"],
+            "articles_total": result.get("articles_total"),
+            "entities_total": result.get("entities_total"),
+            "topics_total": result.get("topics_total"),
+        }
+        return result
+
+    polled = poll.expand(batch=plan())
+    batches = plan_articles()
+    polled >> batches
+    fetched = fetch_extract.expand(batch=batches)
+    tagged = tag.expand(batch=batches)
+    fetched >> tagged
+    tagged >> load()
+
+
+DAG = news_ingest()

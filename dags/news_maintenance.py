@@ -1,0 +1,59 @@
+"""news_maintenance: daily retention of staged files, a DuckDB CHECKPOINT, and a feed-health
+check that fails loudly when feeds that used to work have gone silent.
+
+Wiring only: each task calls one function of ``pipeline.orchestrate``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from airflow.sdk import dag, task
+from newsflow_common import DEFAULT_ARGS, WRITER_POOL, run_step, settings
+
+
+@dag(
+    dag_id="news_maintenance",
+    schedule="@daily",
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["newsflow", "maintenance"],
+    doc_md=__doc__,
+)
+def news_maintenance():
+    @task
+    def retention() -> dict:
+        from pipeline import orchestrate
+
+        return run_step(
+            "remove staged run files past retention (loaded or abandoned runs only)",
+            lambda: orchestrate.remove_stale_runs(settings()),
+            lambda r: f"removed {r['removed']} run dirs, kept {r['kept']} still to load",
+        )
+
+    @task(pool=WRITER_POOL)
+    def checkpoint() -> dict:
+        from pipeline import orchestrate
+
+        return run_step(
+            "checkpoint the DuckDB file",
+            lambda: orchestrate.checkpoint(settings()),
+            lambda r: f"{r['database']} is {r['bytes']:,} bytes",
+        )
+
+    @task
+    def feed_health() -> dict:
+        from pipeline import orchestrate
+
+        return run_step(
+            "check that feeds which used to work still bring new items",
+            lambda: orchestrate.check_feed_health(settings()),
+            lambda r: f"all {r['active_feeds']} active feeds healthy",
+        )
+
+    retention() >> checkpoint() >> feed_health()
+
+
+DAG = news_maintenance()

@@ -1,0 +1,79 @@
+"""What the newsflow DAGs share: default arguments, settings, the articles asset, task logging.
+
+Nothing here reads a file, the network or the database at import time; the environment
+variables read below fall back to defaults when unset or invalid (the tasks validate
+settings again and fail with a clear message).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from datetime import timedelta
+
+from airflow.sdk import Asset
+
+LOG = logging.getLogger("newsflow.dag")
+
+# The articles table, as an Airflow asset: each load emits an event with row counts.
+ARTICLES = Asset(name="newsflow_articles", uri="newsflow://duckdb/articles")
+# The single DuckDB writer: every task that writes the database runs in this pool of one slot.
+WRITER_POOL = "duckdb_writer"
+
+
+def env_number(name: str, default: float) -> float:
+    try:
+        value = float(os.environ[name])
+    except (KeyError, ValueError):
+        return default
+    return value if value >= 0 else default
+
+
+DEFAULT_ARGS = {
+    "owner": "newsflow",
+    "retries": int(env_number("NEWSFLOW_TASK_RETRIES", 3)),
+    "retry_delay": timedelta(seconds=env_number("NEWSFLOW_RETRY_DELAY_SECONDS", 60)),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=30),
+}
+
+
+def settings():
+    """newsflow settings: NEWSFLOW_* variables, overridden by the Airflow Variable
+    ``newsflow_settings`` (a JSON object of NEWSFLOW_* names and values) when it exists."""
+    from airflow.sdk import Variable
+
+    from pipeline.config import ConfigError
+    from pipeline.orchestrate import settings_from
+
+    raw = Variable.get("newsflow_settings", default=None)
+    try:
+        overrides = json.loads(raw) if raw else None
+    except ValueError as exc:
+        raise ConfigError(f"Airflow Variable newsflow_settings is not JSON: {exc}") from None
+    if overrides is not None and not isinstance(overrides, dict):
+        raise ConfigError("Airflow Variable newsflow_settings must be a JSON object")
+    return settings_from(overrides)
+
+
+def run_step(what: str, fn, summary=None):
+    """Run ``fn()`` between a first log line saying what is about to happen and a last one
+    saying what happened (counts, failures, elapsed), so the task log tells the story."""
+    LOG.info("newsflow: about to %s", what)
+    started = time.monotonic()
+    try:
+        result = fn()
+    except Exception as exc:
+        LOG.error(
+            "newsflow: failed to %s after %.1fs: %s: %s",
+            what,
+            time.monotonic() - started,
+            type(exc).__name__,
+            exc,
+        )
+        raise
+    text = summary(result) if summary else json.dumps(result, default=str)
+    LOG.info("newsflow: did %s in %.1fs: %s", what, time.monotonic() - started, text)
+    return result

@@ -1,0 +1,358 @@
+"""The ingest cycle cut into tasks, for a scheduler that runs each in its own process.
+
+Airflow's DAGs (``dags/``) call these functions and nothing else; this module never imports
+Airflow. Tasks share one run directory (``<data_dir>/airflow-runs/<db>/<run>/``) and pass only
+its path, batch names and counts. Every task is safe to retry: a stage whose staged file already
+exists is not done again, and ``load`` skips a run that is already loaded.
+
+    plan ──► poll[batch] ──► plan_articles ──► fetch_extract[batch] ──► tag[batch] ──► load
+    (reads)  (reads)         (reads files)      (writes files)           (files)      (the one
+                                                                                       writer)
+
+``load`` is the only task that writes the database: new feeds from the feed list are
+registered there too (``plan`` records them in the run directory).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from pipeline.config import ConfigError, Settings, load_settings
+from pipeline.feedlist import FeedSpec, load_feed_file
+from pipeline.fetch import FetchCounts, article_batches, batch_name, fetch_and_extract
+from pipeline.poll import poll_feeds
+from pipeline.stage import RunDir
+from pipeline.store import DueFeed, Store, StoreError
+from pipeline.urls import feed_id as make_feed_id
+
+LOGGER = logging.getLogger("newsflow.tasks")
+
+
+class InjectedFault(RuntimeError):
+    """Raised once by a task when ``fault_inject`` names it (tests of retries)."""
+
+
+def settings_from(overrides: dict | None = None) -> Settings:
+    """Settings from ``NEWSFLOW_*`` variables, then ``overrides`` (e.g. an Airflow Variable
+    holding a JSON object of ``NEWSFLOW_*`` names and values)."""
+    import os
+
+    env = dict(os.environ)
+    for key, value in (overrides or {}).items():
+        key = str(key).upper()
+        if not key.startswith("NEWSFLOW_"):
+            raise ConfigError(f"setting override {key!r} must be a NEWSFLOW_* variable name")
+        env[key] = str(value)
+    return load_settings(env)
+
+
+def run_dir(settings: Settings, scheduler_run_id: str) -> RunDir:
+    """The staged-files directory of one scheduler run (created if needed)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", scheduler_run_id).strip("_")[:120] or "run"
+    return RunDir.create(settings.airflow_runs_dir, "airflow", run_id=name)
+
+
+def _maybe_fail(settings: Settings, run: RunDir, task: str, batch: str) -> None:
+    """Fail the first try of ``task`` (batch ``batch``) when the fault_inject setting says so:
+    ``NEWSFLOW_FAULT_INJECT=fetch_extract:0000``. For tests of retry and resume only."""
+    if not settings.fault_inject:
+        return
+    wanted_task, _, wanted_batch = settings.fault_inject.partition(":")
+    if wanted_task != task or (wanted_batch and wanted_batch != batch):
+        return
+    marker = run.path / f".fault-{task}-{batch}"
+    if marker.exists():
+        return
+    marker.write_text("injected once\n")
+    raise InjectedFault(f"injected fault in {task} batch {batch} (NEWSFLOW_FAULT_INJECT)")
+
+
+# -- plan -------------------------------------------------------------------------------------
+
+
+def plan(settings: Settings, scheduler_run_id: str) -> dict:
+    """Which feeds are due, split into poll batches written to ``plan/``. Reads only.
+
+    Feeds of the feed list (``NEWSFLOW_FEEDS``) that the registry does not know yet are due
+    now; ``load`` registers them."""
+    run = run_dir(settings, scheduler_run_id)
+    specs = load_feed_file(settings.feeds_file) if settings.feeds_file else []
+    now = datetime.now(UTC)
+    due: list[DueFeed] = []
+    known_ids: set[str] = set()
+    if settings.database.exists():
+        with Store(settings.database, read_only=True) as store:
+            due = store.due_feeds(now)
+            known_ids = {f["feed_id"] for f in store.feeds(include_removed=True)}
+    new = [s for s in specs if make_feed_id(s.url) not in known_ids]
+    due_ids = {f.feed_id for f in due}
+    for spec in new:
+        fid = make_feed_id(spec.url)
+        if fid not in due_ids:
+            due.append(DueFeed(fid, spec.url, None, None, spec.language))
+            due_ids.add(fid)
+    plan_dir = run.path / "plan"
+    plan_dir.mkdir(exist_ok=True)
+    _write_json(plan_dir / "register.json", [asdict(s) for s in specs])
+    batches = []
+    for index in range(0, len(due), settings.feeds_per_batch):
+        name = batch_name(index // settings.feeds_per_batch)
+        _write_json(
+            plan_dir / f"feeds-{name}.json",
+            [asdict(f) for f in due[index : index + settings.feeds_per_batch]],
+        )
+        batches.append(name)
+    return {
+        "run": str(run.path),
+        "poll_batches": batches,
+        "feeds_due": len(due),
+        "feeds_new": len(new),
+    }
+
+
+def _write_json(path: Path, data) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data), encoding="utf-8")
+    tmp.replace(path)
+
+
+# -- poll -------------------------------------------------------------------------------------
+
+
+def poll(settings: Settings, run_path: str, batch: str) -> dict:
+    """Poll one planned batch of feeds; writes ``polls/`` and ``items/`` (skipped if done)."""
+    run = RunDir(Path(run_path))
+    if (run.path / "polls" / f"{batch}.parquet").exists():
+        table = pq.read_table(run.path / "polls" / f"{batch}.parquet")
+        return {"batch": batch, "feeds": table.num_rows, "resumed": True}
+    feeds = [
+        DueFeed(**f)
+        for f in json.loads((run.path / "plan" / f"feeds-{batch}.json").read_text("utf-8"))
+    ]
+    if settings.database.exists():
+        with Store(settings.database, read_only=True) as store:
+            counts = poll_feeds(feeds, settings, run, store.known_article_ids, batch=batch)
+    else:
+        counts = poll_feeds(feeds, settings, run, lambda ids: set(), batch=batch)
+    _maybe_fail(settings, run, "poll", batch)
+    return {"batch": batch, **counts.as_dict()}
+
+
+# -- fetch and extract ------------------------------------------------------------------------
+
+
+def plan_articles(settings: Settings, run_path: str) -> list[str]:
+    """Split the run's new items (deduplicated across poll batches) into article batches."""
+    run = RunDir(Path(run_path))
+    batches = article_batches(run, settings.article_batch_size)
+    return [batch_name(i) for i in range(len(batches))]
+
+
+def fetch_extract(settings: Settings, run_path: str, batch: str) -> dict:
+    """Fetch and extract one article batch; writes ``articles/<batch>`` (skipped if done)."""
+    run = RunDir(Path(run_path))
+    target = run.path / "articles" / f"{batch}.parquet"
+    if target.exists():
+        counts = FetchCounts()
+        for status in pq.read_table(target, columns=["extraction_status"]).column(0).to_pylist():
+            counts.add(status)
+        result = {"batch": batch, **counts.as_dict(), "resumed": True}
+    else:
+        items = article_batches(run, settings.article_batch_size)[int(batch)]
+        counts = fetch_and_extract(items, settings, run, batch)
+        result = {"batch": batch, **counts.as_dict()}
+    _maybe_fail(settings, run, "fetch_extract", batch)
+    return result
+
+
+# -- tag --------------------------------------------------------------------------------------
+
+
+def tag(settings: Settings, run_path: str, batch: str) -> dict:
+    """Tag one extracted batch; writes the tag files (skipped if done or tagging is off)."""
+    from pipeline.tag import TagPool, tag_batch
+
+    run = RunDir(Path(run_path))
+    if not settings.tagging:
+        return {"batch": batch, "skipped": "tagging is off (NEWSFLOW_TAGGING=0)"}
+    if (run.path / "tagging" / f"{batch}.parquet").exists():
+        return {"batch": batch, "resumed": True}
+    with TagPool(settings) as pool:
+        counts = tag_batch(run, batch, pool)
+    _maybe_fail(settings, run, "tag", batch)
+    return {"batch": batch, **counts.as_dict()}
+
+
+# -- load -------------------------------------------------------------------------------------
+
+
+def load(settings: Settings, run_path: str, trigger: str = "airflow") -> dict:
+    """Register new feeds and load the run in one transaction each; remove its staged files.
+
+    Idempotent: a run that is already loaded (a retry after the commit) changes nothing."""
+    run = RunDir(Path(run_path))
+    run_id = run.run_id
+    if not run.path.exists():
+        with Store(settings.database, lock_wait=settings.load_lock_wait) as store:
+            if store.is_run_loaded(run_id):
+                return {"run_id": run_id, "already_loaded": True, "articles_loaded": 0}
+        raise StoreError(f"staged files of run {run_id} are missing ({run.path})")
+    register = run.path / "plan" / "register.json"
+    specs = (
+        [
+            FeedSpec(**{**s, "tags": tuple(s.get("tags") or ())})
+            for s in json.loads(register.read_text("utf-8"))
+        ]
+        if register.exists()
+        else []
+    )
+    _maybe_fail(settings, run, "load", "")
+    with Store(settings.database, lock_wait=settings.load_lock_wait) as store:
+        if specs:
+            store.upsert_feeds(specs)
+        result = store.load_run(
+            run, poll_interval=settings.poll_interval, max_backoff=settings.max_backoff,
+            trigger=trigger,
+        )  # fmt: skip
+        totals = store.query(
+            "select (select count(*) from articles), (select count(*) from article_entities),"
+            " (select count(*) from article_topics)"
+        )[1][0]
+    run.remove()
+    return {
+        "run_id": run_id,
+        "already_loaded": result.already_loaded,
+        "polls": result.polls,
+        "articles_loaded": result.articles_loaded,
+        "by_status": result.by_status or {},
+        "tag_rows": result.tag_rows or {},
+        "articles_total": totals[0],
+        "entities_total": totals[1],
+        "topics_total": totals[2],
+    }
+
+
+# -- maintenance ------------------------------------------------------------------------------
+
+
+def remove_stale_runs(settings: Settings, older_than: timedelta | None = None) -> dict:
+    """Retention of staged files: remove run directories older than the retention period
+    whose run is loaded, or that were abandoned (never got as far as a poll). Runs with
+    unloaded polls are kept: the next cycle or a retry still loads them."""
+    older_than = older_than or timedelta(days=settings.staged_retention_days)
+    cutoff = time.time() - older_than.total_seconds()
+    removed, kept = [], []
+    roots = [settings.runs_dir, settings.airflow_runs_dir]
+    candidates = [
+        p for root in roots if root.is_dir() for p in sorted(root.iterdir()) if p.is_dir()
+    ]
+    if not candidates:
+        return {"removed": 0, "kept": 0, "removed_runs": []}
+    store = Store(settings.database, read_only=True) if settings.database.exists() else None
+    try:
+        for path in candidates:
+            if path.stat().st_mtime > cutoff:
+                continue
+            run = RunDir(path)
+            loaded = store is not None and store.is_run_loaded(run.run_id)
+            if loaded or not run.files("polls"):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(run.run_id)
+            else:
+                kept.append(run.run_id)
+    finally:
+        if store is not None:
+            store.close()
+    return {"removed": len(removed), "kept": len(kept), "removed_runs": removed[:20]}
+
+
+def checkpoint(settings: Settings) -> dict:
+    """Write the WAL into the database file (DuckDB ``CHECKPOINT``) and report its size."""
+    with Store(settings.database, lock_wait=settings.load_lock_wait) as store:
+        store.con.execute("checkpoint")
+    size = settings.database.stat().st_size
+    return {"database": str(settings.database), "bytes": size}
+
+
+class FeedHealthError(RuntimeError):
+    """Feeds that used to work have gone silent; the message lists them."""
+
+
+def feed_health(settings: Settings, now: datetime | None = None) -> dict:
+    """Feeds that used to bring items but have brought nothing new for
+    ``feed_silence_hours``: failing ones (with their last error) and silent ones."""
+    now = now or datetime.now(UTC)
+    cutoff = now - timedelta(hours=settings.feed_silence_hours)
+    with Store(settings.database, read_only=True) as store:
+        rows = store.rows(
+            """
+            select coalesce(title, url) as feed, url, last_outcome, last_error,
+                   consecutive_failures, last_success_at, last_new_item_at, items_total
+            from feeds
+            where active and items_total > 0
+              and coalesce(last_new_item_at, added_at) < ?
+            order by consecutive_failures desc, last_new_item_at nulls first, url
+            """,
+            [cutoff],
+        )
+        active = store.query("select count(*) from feeds where active")[1][0][0]
+    return {
+        "active_feeds": active,
+        "silent_feeds": rows,
+        "silence_hours": settings.feed_silence_hours,
+    }
+
+
+def describe_silent(report: dict) -> str:
+    lines = [
+        f"{len(report['silent_feeds'])} of {report['active_feeds']} feeds that used to bring "
+        f"items have brought nothing new for {report['silence_hours']:g} hours:"
+    ]
+    for f in report["silent_feeds"]:
+        last = (
+            f["last_new_item_at"].strftime("%Y-%m-%d %H:%M") if f["last_new_item_at"] else "never"
+        )
+        if f["consecutive_failures"]:
+            error = f" {f['last_error']}" if f["last_error"] else ""
+            why = f"failing {f['consecutive_failures']}x: {f['last_outcome']}{error}"
+        else:
+            why = f"polls fine ({f['last_outcome']}) but nothing new"
+        lines.append(f"  {f['feed']} <{f['url']}>: last new item {last}; {why}")
+    return "\n".join(lines)
+
+
+def check_feed_health(settings: Settings, now: datetime | None = None) -> dict:
+    """``feed_health``, raising ``FeedHealthError`` (a failed task) when any feed went silent."""
+    report = feed_health(settings, now)
+    if report["silent_feeds"]:
+        raise FeedHealthError(describe_silent(report))
+    return {"active_feeds": report["active_feeds"], "silent_feeds": 0}
+
+
+# -- retag ------------------------------------------------------------------------------------
+
+
+def retag(settings: Settings, since: str | None = None, tagger: str | None = None) -> dict:
+    """``newsflow retag`` as a task: the same function, with the DAG's params."""
+    from pipeline.tag import retag as retag_articles
+
+    since_dt = None
+    if since:
+        try:
+            since_dt = datetime.fromisoformat(since)
+        except ValueError:
+            raise ConfigError(f"param since={since!r} is not a date (YYYY-MM-DD)") from None
+        if since_dt.tzinfo is None:
+            since_dt = since_dt.replace(tzinfo=UTC)
+    with Store(settings.database, lock_wait=settings.load_lock_wait) as store:
+        summary = retag_articles(settings, store, since=since_dt, tagger=tagger or None)
+    return summary.as_dict()
