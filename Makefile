@@ -10,7 +10,7 @@ UV := $(PYTHON) -m uv
 endif
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup demo test lint format bench newsroom clean
+.PHONY: setup demo test lint format bench newsroom airflow compose-check clean
 
 ## setup: create .venv from uv.lock (a fast no-op when nothing changed)
 setup: $(STAMP)
@@ -24,13 +24,25 @@ $(STAMP): pyproject.toml uv.lock
 demo: setup
 	$(VENV)/bin/newsflow demo
 
-## test: the whole test suite (tests using ../shared/corpus skip when it is absent)
-test: setup
+## test: the whole test suite (tests using ../shared/corpus skip when it is absent), and the
+## docker-compose file validated
+test: setup compose-check
 	$(VENV)/bin/pytest
+
+## compose-check: validate docker-compose.yml with the example secrets (installs Debian's
+## docker-compose when missing; no Docker engine needed)
+SUDO := $(shell [ "$$(id -u)" != 0 ] && command -v sudo)
+compose-check:
+	@command -v docker-compose >/dev/null 2>&1 || { \
+	  echo "installing Debian's docker-compose to validate docker-compose.yml"; \
+	  $(SUDO) apt-get install -y --no-install-recommends docker-compose >/dev/null 2>&1 \
+	  || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends docker-compose >/dev/null; }; }
+	docker-compose --env-file .env.example -f docker-compose.yml config -q
 
 ## lint: ruff over everything
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff check dags/ --select AIR3
 	$(VENV)/bin/ruff format --check .
 
 format: setup
@@ -42,6 +54,11 @@ bench: setup
 	$(VENV)/bin/python benchmarks/extraction.py
 	$(VENV)/bin/python benchmarks/tagging.py --quality
 	$(VENV)/bin/python benchmarks/ingest.py --replicas 10
+
+## airflow: Airflow standalone on 127.0.0.1:8080 with the DAGs, against the sample newsroom
+## unless NEWSFLOW_FEEDS is set (Ctrl-C stops everything)
+airflow: setup
+	scripts/airflow.sh
 
 ## newsroom: serve the sample newsroom in the foreground on 127.0.0.1:8765
 newsroom: setup

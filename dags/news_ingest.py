@@ -47,8 +47,10 @@ def news_ingest():
         result = run_step(
             "plan which feeds are due and split them into poll batches",
             lambda: orchestrate.plan(s, run_id),
-            lambda r: f"{r['feeds_due']} feeds due ({r['feeds_new']} new to register) in "
-            f"{len(r['poll_batches'])} batches; staged files in {r['run']}",
+            lambda r: (
+                f"{r['feeds_due']} feeds due ({r['feeds_new']} new to register) in "
+                f"{len(r['poll_batches'])} batches; staged files in {r['run']}"
+            ),
         )
         return result["poll_batches"]
 
@@ -61,9 +63,11 @@ def news_ingest():
         return run_step(
             f"poll feed batch {batch}",
             lambda: orchestrate.poll(s, _run(s), batch),
-            lambda r: f"{r.get('feeds')} feeds: {r.get('ok')} ok, {r.get('not_modified')} not "
-            f"modified, {r.get('failed')} failed (recorded, not raised); "
-            f"{r.get('items_new')} new items" + (" [resumed]" if r.get("resumed") else ""),
+            lambda r: (
+                f"{r.get('feeds')} feeds: {r.get('ok')} ok, {r.get('not_modified')} not "
+                f"modified, {r.get('failed')} failed (recorded, not raised); "
+                f"{r.get('items_new')} new items" + (" [resumed]" if r.get("resumed") else "")
+            ),
         )
 
     @task(trigger_rule="none_failed")
@@ -86,9 +90,11 @@ def news_ingest():
         return run_step(
             f"fetch and extract article batch {batch}",
             lambda: orchestrate.fetch_extract(s, _run(s), batch),
-            lambda r: f"{r['articles']} articles: {r['ok']} extracted, {r['feed_content']} from "
-            f"feed content, {r['failed']} failed (recorded)"
-            + (" [resumed]" if r.get("resumed") else ""),
+            lambda r: (
+                f"{r['articles']} articles: {r['ok']} extracted, {r['feed_content']} from "
+                f"feed content, {r['failed']} failed (recorded)"
+                + (" [resumed]" if r.get("resumed") else "")
+            ),
         )
 
     @task(map_index_template="{{ batch_label }}")
@@ -111,10 +117,12 @@ def news_ingest():
         result = run_step(
             "load the run into DuckDB in one transaction",
             lambda: orchestrate.load(s, _run(s)),
-            lambda r: f"{r['articles_loaded']} articles loaded {r.get('by_status') or {}}, "
-            f"tag rows {r.get('tag_rows') or {}}; the database holds "
-            f"{r.get('articles_total')} articles"
-            + (" [run was already loaded]" if r.get("already_loaded") else ""),
+            lambda r: (
+                f"{r['articles_loaded']} articles loaded {r.get('by_status') or {}}, "
+                f"tag rows {r.get('tag_rows') or {}}; the database holds "
+                f"{r.get('articles_total')} articles"
+                + (" [run was already loaded]" if r.get("already_loaded") else "")
+            ),
         )
         context["outlet_events"][ARTICLES].extra = {
             "run_id": result["run_id"],

@@ -1,7 +1,8 @@
 """The ``newsflow`` command line: a thin edge over the library.
 
 Exit codes: 0 done (feeds that failed are recorded, not fatal), 2 bad input (the message names
-the file, entry or setting), 1 a systemic fault (database unusable, unexpected error).
+the file, entry or setting), 1 a systemic fault (database unusable, unexpected error), 3 from
+``maintain`` when feeds that used to work have gone silent.
 """
 
 from __future__ import annotations
@@ -466,6 +467,37 @@ def cmd_tags(args) -> int:
     return 0
 
 
+def cmd_maintain(args) -> int:
+    from datetime import timedelta
+
+    from pipeline import orchestrate
+
+    settings = _settings(args)
+    if args.silence_hours is not None:
+        if args.silence_hours <= 0:
+            raise UsageError(f"--silence-hours must be positive, got {args.silence_hours}")
+        settings = replace(settings, feed_silence_hours=args.silence_hours)
+    settings = replace(settings, db_path=_existing_database(settings))
+    retention = None
+    if args.retention_days is not None:
+        if args.retention_days < 0:
+            raise UsageError(f"--retention-days must not be negative, got {args.retention_days}")
+        retention = timedelta(days=args.retention_days)
+    removed = orchestrate.remove_stale_runs(settings, retention)
+    print(
+        f"retention  removed {removed['removed']} staged run folder(s), kept {removed['kept']}"
+        " still to load"
+    )
+    size = orchestrate.checkpoint(settings)
+    print(f"checkpoint {size['database']}: {size['bytes']:,} bytes")
+    report = orchestrate.feed_health(settings)
+    if report["silent_feeds"]:
+        print("feeds      " + orchestrate.describe_silent(report))
+        return 3
+    print(f"feeds      all {report['active_feeds']} active feeds healthy")
+    return 0
+
+
 def _previous_demo_port(db_path: Path) -> int:
     if not db_path.exists():
         return 0
@@ -619,6 +651,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=500, metavar="N", help="articles per batch")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_retag)
+
+    p = sub.add_parser(
+        "maintain", help="retention of staged files, CHECKPOINT, and the feed-health check"
+    )
+    db_args(p)
+    p.add_argument("--retention-days", type=float, metavar="N", help="default: setting (7)")
+    p.add_argument("--silence-hours", type=float, metavar="H", help="default: setting (48)")
+    p.set_defaults(func=cmd_maintain)
 
     p = sub.add_parser("tags", help="an article's entities, topics and tagging status")
     db_args(p)

@@ -11,12 +11,13 @@ import asyncio
 import concurrent.futures
 import functools
 import logging
-import multiprocessing
 import os
 import re
 import signal
 import threading
 from dataclasses import dataclass
+
+from pipeline.procs import worker_context
 
 LOGGER = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ class ExtractorPool:
     def __init__(self, workers: int = 0, timeout: float = 20.0) -> None:
         self.workers = workers or os.cpu_count() or 1
         self.timeout = timeout
-        self._ctx = multiprocessing.get_context("forkserver")
+        self._ctx = worker_context()
         self._pool = self._new_pool()
 
     def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:

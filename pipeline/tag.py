@@ -19,7 +19,6 @@ import concurrent.futures
 import importlib
 import logging
 import math
-import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -31,6 +30,7 @@ import pyarrow.parquet as pq
 
 from pipeline import entities as ent
 from pipeline.config import ConfigError, Settings
+from pipeline.procs import worker_context
 from pipeline.stage import ARTICLE_SCHEMA, STRINGS, TS, RunDir
 from pipeline.topics import LexiconClassifier, TopicClassifier, TopicInput, category_topic
 
@@ -349,7 +349,7 @@ class TagPool:
         if self._executor is None:
             self._executor = concurrent.futures.ProcessPoolExecutor(
                 self.workers,
-                mp_context=multiprocessing.get_context("forkserver"),
+                mp_context=worker_context(),
                 initializer=_init_worker,
                 initargs=(self.settings,),
             )

@@ -1,6 +1,7 @@
 """The newsflow command line: commands, formats and exit codes (0 done, 2 bad input, 1 fault)."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -21,6 +22,7 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setenv("NEWSFLOW_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("NEWSFLOW_PER_HOST_DELAY", "0")
     monkeypatch.setenv("NEWSFLOW_EXTRACT_WORKERS", "1")
+    monkeypatch.setenv("NEWSFLOW_TAG_WORKERS", "1")
     monkeypatch.delenv("NEWSFLOW_ALLOW_PRIVATE", raising=False)
     return tmp_path
 
@@ -156,6 +158,24 @@ def test_status(env, capsys, small_site, monkeypatch):
     assert "http_error" in dead and "HTTP 500" in dead
     # the run: loaded, 2 feeds polled, 1 failed, 1 new item, 1 article loaded
     assert re.search(r"loaded\s+2\s+1\s+1\s+1", out)
+
+
+def test_maintain_checkpoints_and_reports_silent_feeds(env, capsys, small_site, monkeypatch):
+    site, feeds = small_site
+    monkeypatch.setenv("NEWSFLOW_ALLOW_PRIVATE", "1")
+    run(capsys, "ingest", "--feeds", str(feeds))
+    stale = env / "data" / "runs" / "newsflow" / "20200101T000000Z-abcdef"
+    stale.mkdir(parents=True)  # abandoned before polling finished: nothing to load
+    os.utime(stale, (0, 0))
+    code, out, _ = run(capsys, "maintain")
+    assert code == 0, out
+    assert "removed 1 staged run folder(s)" in out and not stale.exists()
+    assert "checkpoint" in out and "all 1 active feeds healthy" in out
+    code, out, _ = run(capsys, "maintain", "--silence-hours", "0.0001")
+    assert code == 3
+    assert "Small <" in out and "nothing new" in out
+    code, _, err = run(capsys, "maintain", "--silence-hours", "0")
+    assert code == 2 and "--silence-hours" in err
 
 
 def test_bad_setting_in_environment_exits_2(env, capsys, monkeypatch):

@@ -1,0 +1,51 @@
+"""docker-compose.yml: the services the README names exist, and no secret has a default.
+
+`make test` also runs `docker-compose --env-file .env.example -f docker-compose.yml config -q`
+(Debian's docker-compose, no engine needed)."""
+
+import re
+
+import yaml
+
+from tests.conftest import ROOT
+
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+SECRETS = [
+    "POSTGRES_PASSWORD",
+    "AIRFLOW__CORE__FERNET_KEY",
+    "AIRFLOW__API_AUTH__JWT_SECRET",
+    "AIRFLOW__API__SECRET_KEY",
+    "_AIRFLOW_WWW_USER_PASSWORD",
+]
+
+
+def readme_services() -> set[str]:
+    section = README.split("## Running on several machines (docker-compose)", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    return set(re.findall(r"^\| `([a-z0-9-]+)` \|", section, flags=re.M))
+
+
+def test_every_service_the_readme_names_exists():
+    named = readme_services()
+    assert len(named) >= 8
+    assert named <= set(COMPOSE["services"]), named - set(COMPOSE["services"])
+
+
+def test_the_multi_machine_shape():
+    services = set(COMPOSE["services"])
+    for needed in ("postgres", "redis", "airflow-apiserver", "airflow-scheduler",
+                   "airflow-dag-processor", "airflow-triggerer", "airflow-worker"):  # fmt: skip
+        assert needed in services
+        if needed != "airflow-init":
+            assert "healthcheck" in COMPOSE["services"][needed], needed
+    assert "newsflow-data" in COMPOSE["volumes"]
+
+
+def test_secrets_come_from_env_without_defaults():
+    text = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+    example = (ROOT / ".env.example").read_text(encoding="utf-8")
+    for name in SECRETS:
+        # ${NAME:?message}: docker-compose refuses to run without it
+        assert re.search(r"\$\{" + re.escape(name) + r":\?", text), name
+        assert re.search(rf"^{re.escape(name)}=change-me", example, flags=re.M), name

@@ -1,0 +1,290 @@
+"""The Airflow DAGs: integrity, and real runs with dag.test() against a loopback newsroom.
+
+Every Airflow run happens in a subprocess (tests/airflow_runner.py) with its own AIRFLOW_HOME,
+a metadata database migrated once per session, DAGS_FOLDER pointing at dags/, and examples off.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.newsroom import Newsroom, manifest
+from pipeline.store import Store
+from tests.conftest import ROOT
+
+DAGS = ROOT / "dags"
+PYTHON = sys.executable
+AIRFLOW = str(Path(sys.executable).parent / "airflow")
+DAG_IDS = {"news_ingest", "news_maintenance", "news_retag"}
+ARTICLES_IN_NEWSROOM = len(manifest()["articles"])
+
+
+@pytest.fixture(scope="session")
+def airflow_env(tmp_path_factory) -> dict:
+    home = tmp_path_factory.mktemp("airflow_home")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "NEWSFLOW_"))},
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "PYTHONPATH": str(ROOT),
+    }
+    done = subprocess.run(
+        [AIRFLOW, "db", "migrate"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return env
+
+
+def newsflow_env(base: dict, data_dir: Path, feeds: Path, **extra) -> dict:
+    return {
+        **base,
+        "NEWSFLOW_DATA_DIR": str(data_dir),
+        "NEWSFLOW_FEEDS": str(feeds),
+        "NEWSFLOW_ALLOW_PRIVATE": "1",
+        "NEWSFLOW_PER_HOST_DELAY": "0",
+        "NEWSFLOW_EXTRACT_WORKERS": "1",
+        "NEWSFLOW_TAG_WORKERS": "1",
+        "NEWSFLOW_RETRY_DELAY_SECONDS": "1",
+        "NEWSFLOW_TASK_RETRIES": "2",
+        **{f"NEWSFLOW_{k.upper()}": str(v) for k, v in extra.items()},
+    }
+
+
+def run_dag(env: dict, dag_id: str, conf: dict | None = None) -> tuple[dict, str]:
+    args = [PYTHON, str(ROOT / "tests" / "airflow_runner.py"), dag_id]
+    if conf is not None:
+        args.append(json.dumps(conf))
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    out = done.stdout + done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.startswith("DAGRUN ")]
+    assert lines, f"no DAGRUN line (exit {done.returncode}):\n{out[-5000:]}"
+    return json.loads(lines[-1][len("DAGRUN ") :]), out
+
+
+@pytest.fixture
+def newsroom(tmp_path):
+    with Newsroom(port=0) as room:
+        feeds = tmp_path / "feeds.yaml"
+        feeds.write_text(
+            yaml.safe_dump({"feeds": [{"url": f.url, "name": f.name} for f in room.feeds]}),
+            encoding="utf-8",
+        )
+        yield room, feeds
+
+
+def counts(db: Path) -> dict:
+    with Store(db, read_only=True) as store:
+        row = store.query(
+            "select (select count(*) from articles), (select count(distinct article_id) from"
+            " articles), (select count(*) from feed_polls), (select count(*) from feeds),"
+            " (select count(*) from article_entities), (select count(*) from (select article_id,"
+            " entity, label from article_entities group by all having count(*) > 1)),"
+            " (select count(*) from runs)"
+        )[1][0]
+    keys = ["articles", "distinct", "polls", "feeds", "entities", "dup_entities", "runs"]
+    return dict(zip(keys, row))
+
+
+# -- integrity --------------------------------------------------------------------------------
+
+INTEGRITY = textwrap.dedent(
+    """
+    import importlib, json, os, sys, time
+    from pathlib import Path
+    import airflow.sdk  # warm: the first Airflow import is not the DAG file's cost
+    dags = Path(sys.argv[1])
+    sys.path.insert(0, str(dags))
+    data = Path(os.environ["NEWSFLOW_DATA_DIR"])
+    out = {}
+    for path in sorted(dags.glob("*.py")):
+        before = set(sys.modules)
+        t = time.perf_counter()
+        module = importlib.import_module(path.stem)
+        took = time.perf_counter() - t
+        dag = getattr(module, "DAG", None)
+        heavy = sorted(m for m in set(sys.modules) - before
+                       if m.split(".")[0] in {"duckdb", "spacy", "trafilatura", "httpx", "pyarrow"}
+                       or m.startswith("pipeline"))
+        info = {"seconds": took, "heavy_imports": heavy}
+        if dag is not None:
+            info.update(
+                dag_id=dag.dag_id, tags=sorted(dag.tags), catchup=dag.catchup,
+                max_active_runs=dag.max_active_runs,
+                tasks={t.task_id: {"owner": t.owner, "retries": t.retries,
+                                   "pool": t.pool} for t in dag.tasks},
+            )
+        out[path.name] = info
+    out["_data_dir_created"] = data.exists()
+    from airflow.dag_processing.dagbag import DagBag
+    bag = DagBag(dag_folder=str(dags))
+    out["_import_errors"] = {k: str(v)[:500] for k, v in bag.import_errors.items()}
+    out["_dag_ids"] = sorted(bag.dag_ids)
+    print("INTEGRITY " + json.dumps(out))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def integrity(airflow_env, tmp_path_factory) -> dict:
+    data = tmp_path_factory.mktemp("integrity") / "never-created"
+    env = {**airflow_env, "NEWSFLOW_DATA_DIR": str(data), "NEWSFLOW_FEEDS": str(data / "x.yaml")}
+    done = subprocess.run(
+        [PYTHON, "-c", INTEGRITY, str(DAGS)], env=env, capture_output=True, text=True,
+        timeout=300, cwd=ROOT,
+    )  # fmt: skip
+    line = [x for x in done.stdout.splitlines() if x.startswith("INTEGRITY ")]
+    assert line, done.stdout[-3000:] + done.stderr[-3000:]
+    return json.loads(line[0][len("INTEGRITY ") :])
+
+
+def test_dag_folder_parses_without_errors(integrity):
+    assert integrity["_import_errors"] == {}
+    assert set(integrity["_dag_ids"]) == DAG_IDS
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in DAGS.glob("*.py")))
+def test_dag_file_imports_fast_and_does_no_work(integrity, name):
+    info = integrity[name]
+    assert info["seconds"] < 1.0, f"{name} took {info['seconds']:.2f}s to import"
+    # No top-level work: nothing of the pipeline, no database or HTTP library, no data folder.
+    assert info["heavy_imports"] == []
+    assert integrity["_data_dir_created"] is False
+
+
+@pytest.mark.parametrize("name", ["news_ingest.py", "news_maintenance.py", "news_retag.py"])
+def test_dag_conventions(integrity, name):
+    info = integrity[name]
+    assert info["dag_id"] == name.removesuffix(".py")
+    assert "newsflow" in info["tags"]
+    assert info["catchup"] is False and info["max_active_runs"] == 1
+    for task_id, task in info["tasks"].items():
+        assert task["owner"] == "newsflow", task_id
+        assert task["retries"] >= 2, task_id
+
+
+def test_only_writer_tasks_use_the_writer_pool(integrity):
+    writers = {
+        (name, task_id)
+        for name, info in integrity.items()
+        if isinstance(info, dict) and "tasks" in info
+        for task_id, task in info["tasks"].items()
+        if task["pool"] == "duckdb_writer"
+    }
+    assert writers == {
+        ("news_ingest.py", "load"),
+        ("news_maintenance.py", "checkpoint"),
+        ("news_retag.py", "retag"),
+    }
+
+
+def test_ruff_airflow3_rules_are_clean():
+    ruff = Path(sys.executable).parent / "ruff"
+    done = subprocess.run(
+        [str(ruff), "check", "--select", "AIR3", str(DAGS)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+# -- runs -------------------------------------------------------------------------------------
+
+
+def test_news_ingest_end_to_end_then_again_without_duplicates(airflow_env, newsroom, tmp_path):
+    room, feeds = newsroom
+    env = newsflow_env(airflow_env, tmp_path / "data", feeds)
+    db = tmp_path / "data" / "newsflow.duckdb"
+
+    first, log = run_dag(env, "news_ingest")
+    assert first["state"] == "success", log[-5000:]
+    states = {(t["task_id"], t["map_index"]): t["state"] for t in first["tis"]}
+    assert set(states.values()) == {"success"}
+    assert {t for t, _ in states} == {
+        "plan", "poll", "plan_articles", "fetch_extract", "tag", "load"
+    }  # fmt: skip
+    after_first = counts(db)
+    assert after_first["articles"] == after_first["distinct"] == ARTICLES_IN_NEWSROOM
+    assert after_first["feeds"] == len(room.feeds) and after_first["polls"] == len(room.feeds)
+    assert after_first["entities"] > 500 and after_first["dup_entities"] == 0
+    # Each task's log says what it is about to do and what it did.
+    assert "newsflow: about to load the run into DuckDB" in log
+    assert "newsflow: did load the run into DuckDB in one transaction" in log
+    # The staged files of a loaded run are gone.
+    assert not any((tmp_path / "data" / "airflow-runs" / "newsflow").iterdir())
+
+    second, log = run_dag(env, "news_ingest")
+    assert second["state"] == "success", log[-5000:]
+    after_second = counts(db)
+    # The feeds were not due yet: nothing polled, nothing added, nothing duplicated.
+    assert after_second["articles"] == after_first["articles"]
+    assert after_second["entities"] == after_first["entities"]
+    assert after_second["dup_entities"] == 0
+    assert after_second["runs"] == 2
+
+
+def test_a_failed_mapped_task_is_retried_and_nothing_is_lost_or_doubled(
+    airflow_env, newsroom, tmp_path
+):
+    room, feeds = newsroom
+    env = newsflow_env(
+        airflow_env, tmp_path / "data", feeds, fault_inject="fetch_extract:0000",
+        article_batch_size=20,
+    )  # fmt: skip
+    result, log = run_dag(env, "news_ingest")
+    assert result["state"] == "success", log[-5000:]
+    tries = {(t["task_id"], t["map_index"]): t["try_number"] for t in result["tis"]}
+    assert tries[("fetch_extract", 0)] == 2  # failed once (after staging its file), retried
+    assert tries[("fetch_extract", 1)] == 1
+    assert "injected fault in fetch_extract batch 0000" in log
+    assert "[resumed]" in log  # the retry used the staged file instead of fetching again
+    c = counts(tmp_path / "data" / "newsflow.duckdb")
+    assert c["articles"] == c["distinct"] == ARTICLES_IN_NEWSROOM
+    assert c["dup_entities"] == 0
+
+
+def test_failed_load_is_retried_and_loads_once(airflow_env, newsroom, tmp_path):
+    room, feeds = newsroom
+    env = newsflow_env(airflow_env, tmp_path / "data", feeds, fault_inject="load:")
+    result, log = run_dag(env, "news_ingest")
+    assert result["state"] == "success", log[-5000:]
+    tries = {t["task_id"]: t["try_number"] for t in result["tis"] if t["map_index"] == -1}
+    assert tries["load"] == 2
+    c = counts(tmp_path / "data" / "newsflow.duckdb")
+    assert c["articles"] == c["distinct"] == ARTICLES_IN_NEWSROOM
+    assert c["runs"] == 1
+
+
+def test_news_maintenance_and_news_retag(airflow_env, newsroom, tmp_path):
+    room, feeds = newsroom
+    data = tmp_path / "data"
+    env = newsflow_env(airflow_env, data, feeds)
+    assert run_dag(env, "news_ingest")[0]["state"] == "success"
+    db = data / "newsflow.duckdb"
+    before = counts(db)
+
+    healthy, log = run_dag(env, "news_maintenance")
+    assert healthy["state"] == "success", log[-5000:]
+    assert f"all {len(room.feeds)} active feeds healthy" in log
+
+    # A feed that used to work and has brought nothing new for longer than the limit fails
+    # the health check loudly, naming the feed.
+    silent_env = {**env, "NEWSFLOW_FEED_SILENCE_HOURS": "0.0001"}
+    silent, log = run_dag(silent_env, "news_maintenance")
+    assert silent["state"] == "failed"
+    states = {t["task_id"]: t["state"] for t in silent["tis"]}
+    assert states == {"retention": "success", "checkpoint": "success", "feed_health": "failed"}
+    assert "FeedHealthError" in log and room.feeds[0].url in log
+
+    retagged, log = run_dag(env, "news_retag", {"tagger": "spacy"})
+    assert retagged["state"] == "success", log[-5000:]
+    assert "re-tag stored articles (since the start, tagger spacy)" in log
+    after = counts(db)
+    assert after["entities"] == before["entities"] and after["dup_entities"] == 0
