@@ -13,6 +13,16 @@ from pathlib import Path
 DAGS = Path(__file__).resolve().parents[1] / "dags"
 
 
+def asset_events(run_id: str) -> list[dict]:
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        events = session.scalars(select(AssetEvent).where(AssetEvent.source_run_id == run_id))
+        return [{"asset": e.asset.name, "extra": e.extra} for e in events]
+
+
 def main() -> int:
     dag_id = sys.argv[1]
     conf = json.loads(sys.argv[2]) if len(sys.argv) > 2 else None
@@ -28,7 +38,17 @@ def main() -> int:
         }
         for ti in run.get_task_instances()
     ]
-    print("DAGRUN " + json.dumps({"state": str(run.state), "run_id": run.run_id, "tis": tis}))
+    print(
+        "DAGRUN "
+        + json.dumps(
+            {
+                "state": str(run.state),
+                "run_id": run.run_id,
+                "tis": tis,
+                "asset_events": asset_events(run.run_id),
+            }
+        )
+    )
     return 0
 
 

@@ -214,6 +214,11 @@ def test_news_ingest_end_to_end_then_again_without_duplicates(airflow_env, newsr
     assert after_first["articles"] == after_first["distinct"] == ARTICLES_IN_NEWSROOM
     assert after_first["feeds"] == len(room.feeds) and after_first["polls"] == len(room.feeds)
     assert after_first["entities"] > 500 and after_first["dup_entities"] == 0
+    # load emitted the articles asset with row counts
+    [event] = first["asset_events"]
+    assert event["asset"] == "newsflow_articles"
+    assert event["extra"]["articles_loaded"] == ARTICLES_IN_NEWSROOM
+    assert event["extra"]["entities_total"] == after_first["entities"]
     # Each task's log says what it is about to do and what it did.
     assert "newsflow: about to load the run into DuckDB" in log
     assert "newsflow: did load the run into DuckDB in one transaction" in log
