@@ -498,6 +498,52 @@ def cmd_maintain(args) -> int:
     return 0
 
 
+def cmd_search(args) -> int:
+    from pipeline.search import SearchUnavailable, search
+
+    since = _parse_since(args.since)
+    if args.limit <= 0:
+        raise UsageError(f"--limit must be positive, got {args.limit}")
+    if args.rebuild:
+        settings = _settings(args)
+        with Store(_existing_database(settings)) as store:
+            seconds = store.refresh_search_index()
+        print(f"search index rebuilt in {seconds:.2f}s", file=sys.stderr)
+    with _open(args, read_only=True) as store:
+        try:
+            hits = search(store.con, args.query, since=since, entity=args.entity, limit=args.limit)
+        except SearchUnavailable as exc:
+            raise StoreError(str(exc)) from None
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    if args.format != "table":
+        cols = ["score", "published_at", "feed", "title", "url", "snippet", "article_id"]
+        rows = [(round(h.score, 3), h.published_at, h.feed, h.title, h.url, h.snippet,
+                 h.article_id) for h in hits]  # fmt: skip
+        print(render(cols, rows, args.format))
+        return 0
+    if not hits:
+        print(f"no article matches {args.query!r}")
+    for rank, h in enumerate(hits, 1):
+        when = h.published_at.strftime("%Y-%m-%d %H:%M") if h.published_at else "undated"
+        print(f"{rank:>2}. [{h.score:.2f}] {h.title or '(no title)'}")
+        print(f"    {when}  {h.feed or ''}  {h.url}")
+        print(f"    {h.snippet}\n")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from pipeline.export import export
+
+    since = _parse_since(args.since)
+    with _open(args, read_only=True) as store:
+        written = export(store.con, Path(args.out_dir), args.format, since)
+    for table, rows in written.items():
+        print(f"{table:<19} {rows:>8} rows")
+    print(f"written to {args.out_dir} ({args.format}, one folder per day: day=YYYY-MM-DD)")
+    return 0
+
+
 def _previous_demo_port(db_path: Path) -> int:
     if not db_path.exists():
         return 0
@@ -651,6 +697,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=500, metavar="N", help="articles per batch")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_retag)
+
+    p = sub.add_parser("search", help="full-text search (BM25) over titles and texts")
+    db_args(p)
+    p.add_argument("query", help="words to look for")
+    p.add_argument("--since", metavar="DATE", help="only articles published since DATE")
+    p.add_argument("--entity", metavar="NAME", help="only articles that name this entity")
+    p.add_argument("--limit", type=int, default=10, metavar="N")
+    p.add_argument("--rebuild", action="store_true", help="rebuild the index first")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("export", help="write the public tables as Parquet or CSV, by day")
+    db_args(p)
+    p.add_argument("out_dir", metavar="OUT_DIR")
+    p.add_argument("--format", choices=["parquet", "csv"], default="parquet")
+    p.add_argument("--since", metavar="DATE", help="only days from DATE on")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser(
         "maintain", help="retention of staged files, CHECKPOINT, and the feed-health check"

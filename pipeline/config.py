@@ -58,6 +58,7 @@ class Settings:
     topic_threshold: float = 0.5  # topics scoring below this are not kept
     topic_classifier: str = ""  # "module:Class" to replace the default lexicon classifier
 
+    search_index: bool = True  # rebuild the full-text index after each load that adds articles
     feeds_per_batch: int = 50  # feeds per scheduled poll task
     load_lock_wait: float = 300.0  # seconds a scheduled load waits for the database lock
     staged_retention_days: float = 7.0  # maintenance removes loaded/abandoned runs older

@@ -108,6 +108,9 @@ def _complete_and_load(
     result = store.load_run(
         run, poll_interval=settings.poll_interval, max_backoff=settings.max_backoff, trigger=trigger
     )
+    if result.articles_loaded and settings.search_index:
+        seconds = store.refresh_search_index()
+        LOGGER.info("search index rebuilt in %.2fs", seconds)
     return counts, tagged, result.articles_loaded
 
 

@@ -223,6 +223,11 @@ def load(settings: Settings, run_path: str, trigger: str = "airflow") -> dict:
             run, poll_interval=settings.poll_interval, max_backoff=settings.max_backoff,
             trigger=trigger,
         )  # fmt: skip
+        search_s = (
+            store.refresh_search_index()
+            if result.articles_loaded and settings.search_index
+            else None
+        )
         totals = store.query(
             "select (select count(*) from articles), (select count(*) from article_entities),"
             " (select count(*) from article_topics)"
@@ -235,6 +240,7 @@ def load(settings: Settings, run_path: str, trigger: str = "airflow") -> dict:
         "articles_loaded": result.articles_loaded,
         "by_status": result.by_status or {},
         "tag_rows": result.tag_rows or {},
+        "search_index_s": round(search_s, 2) if search_s is not None else None,
         "articles_total": totals[0],
         "entities_total": totals[1],
         "topics_total": totals[2],

@@ -26,6 +26,7 @@ LOGGER = logging.getLogger(__name__)
 
 _MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 HEALTHY_OUTCOMES_SQL = "('ok', 'not_modified')"
+VIEWS_MARKER = "-- @views"
 # Staged tag kinds and the tables they load into, with the columns staged files carry.
 TAG_TABLES = {
     "entities": "article_entities",
@@ -174,7 +175,10 @@ class Store:
                 continue
             self.con.execute("begin")
             try:
-                self.con.execute(path.read_text(encoding="utf-8"))
+                text = path.read_text(encoding="utf-8")
+                self.con.execute(text)
+                if VIEWS_MARKER in text:
+                    self.create_views()
                 self.con.execute(
                     "insert into schema_migrations values (?, ?, ?)",
                     [version, name, datetime.now(UTC)],
@@ -186,6 +190,21 @@ class Store:
             LOGGER.info("applied migration %03d_%s", version, name)
             applied.append(f"{version:03d}_{name}")
         return applied
+
+    def refresh_search_index(self) -> float:
+        """Rebuild the full-text index (pipeline/search.py); seconds taken."""
+        from pipeline.search import rebuild_index
+
+        return rebuild_index(self.con)
+
+    def create_views(self) -> list[str]:
+        """(Re)create the analyst views of ``sql/views/``; a migration with the ``@views``
+        marker calls this, so a change to the views ships as a new migration."""
+        names = []
+        for path in sorted((sql_dir() / "views").glob("*.sql")):
+            self.con.execute(path.read_text(encoding="utf-8"))
+            names.append(path.stem)
+        return names
 
     # -- feed registry -----------------------------------------------------------------------
 

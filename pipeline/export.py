@@ -1,0 +1,73 @@
+"""``newsflow export``: the public tables as Parquet or CSV files, partitioned by day.
+
+    OUT_DIR/articles/day=2026-02-17/data_0.parquet
+    OUT_DIR/article_entities/day=.../   (the day of the article they belong to)
+    OUT_DIR/article_topics/day=.../
+    OUT_DIR/article_categories/day=.../
+    OUT_DIR/feed_polls/day=.../         (the day of the poll)
+    OUT_DIR/feeds/data_0.parquet        (the registry, not partitioned)
+
+Hive-style ``day=`` folders: DuckDB, Spark, pandas/pyarrow and polars read them back with the
+day as a column (e.g. ``read_parquet('OUT_DIR/articles/*/*.parquet', hive_partitioning=1)``).
+Exporting again into the same folder replaces the days it writes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+ARTICLE_DAY = "cast(coalesce(a.published_at, a.first_seen_at) as date)"
+
+TABLES = {
+    "articles": f"select a.* exclude (fingerprint), {ARTICLE_DAY} as day from articles a",
+    "article_entities": f"select x.*, {ARTICLE_DAY} as day"
+    " from article_entities x join articles a using (article_id)",
+    "article_topics": f"select x.*, {ARTICLE_DAY} as day"
+    " from article_topics x join articles a using (article_id)",
+    "article_categories": f"select x.*, {ARTICLE_DAY} as day"
+    " from article_categories x join articles a using (article_id)",
+    "feed_polls": "select p.*, cast(p.polled_at as date) as day from feed_polls p",
+}
+FORMATS = {"parquet": "format parquet, compression zstd", "csv": "format csv, header true"}
+
+
+def export(con: duckdb.DuckDBPyConnection, out_dir: Path, fmt: str = "parquet", since=None) -> dict:
+    """Write the tables under ``out_dir``; returns rows written per table."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose parquet or csv")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    since_day = since.date() if isinstance(since, datetime) else since
+    written = {}
+    for table, select in TABLES.items():
+        view = f"export_{table}"
+        # The day filter is a bound parameter; a temp view carries it into COPY.
+        con.execute(
+            f"create or replace temp table {view} as select * from ({select}) t"
+            " where ? is null or t.day >= ?",
+            [since_day, since_day],
+        )
+        count = con.execute(f"select count(*) from {view}").fetchone()[0]
+        written[table] = count
+        if count:
+            target = _literal(out_dir / table)
+            con.execute(
+                f"copy {view} to '{target}'"
+                f" ({FORMATS[fmt]}, partition_by (day), overwrite_or_ignore true)"
+            )
+        con.execute(f"drop table {view}")
+    feeds = out_dir / "feeds"
+    feeds.mkdir(exist_ok=True)
+    ext = "parquet" if fmt == "parquet" else "csv"
+    con.execute(f"copy feeds to '{_literal(feeds / f'data_0.{ext}')}' ({FORMATS[fmt]})")
+    written["feeds"] = con.execute("select count(*) from feeds").fetchone()[0]
+    return written
+
+
+def _literal(path: Path) -> str:
+    # COPY takes its file name as SQL text, not a parameter: quote it (it is the user's own
+    # output path, never feed or page content).
+    return str(path.resolve()).replace("'", "''")

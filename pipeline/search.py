@@ -1,0 +1,151 @@
+"""Full-text search: a BM25 index over article titles and texts with DuckDB's ``fts`` extension.
+
+The extension comes from the PyPI wheel ``duckdb-extension-fts`` (pinned to duckdb's version)
+and is loaded from that wheel's file: never downloaded at run time, and the store turns DuckDB's
+auto-install off, so a missing extension fails at once with a message saying which package to
+install. DuckDB's fts index cannot be updated in place, so ``rebuild_index`` rebuilds it; the
+ingest load calls it after each run that added articles (benchmarks/scale.py and the README
+give its cost).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+INDEX_SCHEMA = "fts_main_articles"
+
+
+class SearchUnavailable(RuntimeError):
+    """The fts extension cannot be loaded; the message says how to fix it."""
+
+
+def extension_path() -> Path:
+    try:
+        import duckdb_extension_fts
+    except ImportError:
+        raise SearchUnavailable(
+            "full-text search needs the package duckdb-extension-fts==1.5.5 "
+            "(pip install duckdb-extension-fts==1.5.5)"
+        ) from None
+    root = Path(duckdb_extension_fts.__file__).parent / "extensions"
+    want = f"v{duckdb.__version__}"
+    found = sorted(root.glob("*/fts.duckdb_extension"))
+    for path in found:
+        if path.parent.name == want:
+            return path
+    raise SearchUnavailable(
+        f"duckdb-extension-fts has no build for duckdb {duckdb.__version__} "
+        f"(found {[p.parent.name for p in found]}); install the matching version"
+    )
+
+
+def load_extension(con: duckdb.DuckDBPyConnection) -> None:
+    path = extension_path()
+    try:
+        con.execute(f"load '{_sql_string(str(path))}'")
+    except duckdb.Error as exc:
+        raise SearchUnavailable(f"cannot load the fts extension from {path}: {exc}") from None
+
+
+def _sql_string(value: str) -> str:
+    return value.replace("'", "''")
+
+
+def index_exists(con: duckdb.DuckDBPyConnection) -> bool:
+    return bool(
+        con.execute(
+            "select count(*) from information_schema.schemata where schema_name = ?",
+            [INDEX_SCHEMA],
+        ).fetchone()[0]
+    )
+
+
+def rebuild_index(con: duckdb.DuckDBPyConnection) -> float:
+    """Rebuild the BM25 index over articles(title, text); returns the seconds it took."""
+    started = time.perf_counter()
+    load_extension(con)
+    con.execute(
+        "pragma create_fts_index('articles', 'article_id', 'title', 'text', "
+        "stemmer = 'porter', stopwords = 'english', ignore = '(\\.|[^a-z])+', "
+        "strip_accents = 1, lower = 1, overwrite = 1)"
+    )
+    return time.perf_counter() - started
+
+
+@dataclass
+class Hit:
+    article_id: str
+    score: float
+    title: str | None
+    feed: str | None
+    published_at: datetime | None
+    url: str
+    snippet: str
+
+
+def search(
+    con: duckdb.DuckDBPyConnection,
+    query: str,
+    *,
+    since: datetime | None = None,
+    entity: str | None = None,
+    limit: int = 10,
+) -> list[Hit]:
+    """Articles ranked by BM25 for ``query``; optionally published since a date and naming an
+    entity (its normalised name, any case)."""
+    if not query.strip():
+        raise ValueError("the search query is empty")
+    load_extension(con)
+    if not index_exists(con):
+        raise SearchUnavailable(
+            "the database has no search index yet; run `newsflow ingest` (it builds it after "
+            "each load) or `newsflow search --rebuild`"
+        )
+    where, params = ["score is not null"], [query]
+    if since is not None:
+        where.append("coalesce(a.published_at, a.first_seen_at) >= ?")
+        params.append(since)
+    if entity:
+        where.append(
+            "exists (select 1 from article_entities e where e.article_id = a.article_id"
+            " and lower(e.entity) = lower(?))"
+        )
+        params.append(entity)
+    params.append(limit)
+    rows = con.execute(
+        f"""
+        select a.article_id, s.score, a.title, f.title as feed,
+               coalesce(a.published_at, a.first_seen_at) as published_at, a.url, a.text
+        from (select article_id, {INDEX_SCHEMA}.match_bm25(article_id, ?) as score
+              from articles) s
+        join articles a using (article_id)
+        left join feeds f using (feed_id)
+        where {" and ".join(where)}
+        order by s.score desc, published_at desc nulls last
+        limit ?
+        """,
+        params,
+    ).fetchall()
+    return [
+        Hit(r[0], r[1], r[2], r[3], r[4], r[5], snippet(r[6] or r[2] or "", query)) for r in rows
+    ]
+
+
+def snippet(text: str, query: str, width: int = 220) -> str:
+    """The passage of ``text`` around the first query word it contains."""
+    flat = " ".join(text.split())
+    words = [w for w in re.findall(r"\w+", query.lower()) if len(w) > 2] or [query.lower()]
+    low = flat.lower()
+    positions = [low.find(w) for w in words if low.find(w) >= 0]
+    if not positions:
+        return flat[:width] + ("…" if len(flat) > width else "")
+    start = max(0, min(positions) - width // 3)
+    start = flat.rfind(" ", 0, start) + 1 if start else 0
+    end = min(len(flat), start + width)
+    return ("…" if start else "") + flat[start:end].strip() + ("…" if end < len(flat) else "")

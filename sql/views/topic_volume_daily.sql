@@ -1,0 +1,22 @@
+-- Per UTC day and IPTC topic: articles with the topic, their share of the day's tagged
+-- articles, and the mean score.
+create or replace view topic_volume_daily as
+with tagged as (
+    select t.article_id, t.topic_code, t.topic, t.score,
+           cast(coalesce(a.published_at, a.first_seen_at) as date) as day
+    from article_topics t join articles a using (article_id)
+),
+per_day as (
+    select cast(coalesce(a.published_at, a.first_seen_at) as date) as day,
+           count(*) as day_articles
+    from articles a
+    where exists (select 1 from article_tagging g
+                  where g.article_id = a.article_id and g.kind = 'topics' and g.status = 'ok')
+    group by all
+)
+select t.day, t.topic_code, t.topic,
+       count(distinct t.article_id) as articles,
+       round(count(distinct t.article_id) / any_value(p.day_articles), 4) as share,
+       round(avg(t.score), 3) as avg_score
+from tagged t join per_day p using (day)
+group by all;
