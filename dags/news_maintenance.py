@@ -1,5 +1,6 @@
-"""news_maintenance: daily retention of staged files, a DuckDB CHECKPOINT, and a feed-health
-check that fails loudly when feeds that used to work have gone silent.
+"""news_maintenance: daily retention of staged files, a rebuild of the full-text index (the
+ingest load stops rebuilding it once the database is large), a DuckDB CHECKPOINT, and a
+feed-health check that fails loudly when feeds that used to work have gone silent.
 
 Wiring only: each task calls one function of ``pipeline.orchestrate``.
 """
@@ -43,6 +44,16 @@ def news_maintenance():
             lambda r: f"{r['database']} is {r['bytes']:,} bytes",
         )
 
+    @task(pool=WRITER_POOL)
+    def search_index() -> dict:
+        from pipeline import orchestrate
+
+        return run_step(
+            "rebuild the full-text search index",
+            lambda: orchestrate.rebuild_search(settings()),
+            lambda r: r.get("skipped") or f"{r['articles']} articles indexed in {r['seconds']}s",
+        )
+
     @task
     def feed_health() -> dict:
         from pipeline import orchestrate
@@ -53,7 +64,7 @@ def news_maintenance():
             lambda r: f"all {r['active_feeds']} active feeds healthy",
         )
 
-    retention() >> checkpoint() >> feed_health()
+    retention() >> search_index() >> checkpoint() >> feed_health()
 
 
 DAG = news_maintenance()

@@ -488,6 +488,8 @@ def cmd_maintain(args) -> int:
         f"retention  removed {removed['removed']} staged run folder(s), kept {removed['kept']}"
         " still to load"
     )
+    indexed = orchestrate.rebuild_search(settings)
+    print(f"search     {indexed.get('skipped') or str(indexed['articles']) + ' articles indexed'}")
     size = orchestrate.checkpoint(settings)
     print(f"checkpoint {size['database']}: {size['bytes']:,} bytes")
     report = orchestrate.feed_health(settings)
@@ -499,7 +501,7 @@ def cmd_maintain(args) -> int:
 
 
 def cmd_search(args) -> int:
-    from pipeline.search import SearchUnavailable, search
+    from pipeline.search import SearchUnavailable, search, unindexed_articles
 
     since = _parse_since(args.since)
     if args.limit <= 0:
@@ -512,6 +514,7 @@ def cmd_search(args) -> int:
     with _open(args, read_only=True) as store:
         try:
             hits = search(store.con, args.query, since=since, entity=args.entity, limit=args.limit)
+            unindexed = unindexed_articles(store.con)
         except SearchUnavailable as exc:
             raise StoreError(str(exc)) from None
         except ValueError as exc:
@@ -522,6 +525,12 @@ def cmd_search(args) -> int:
                  h.article_id) for h in hits]  # fmt: skip
         print(render(cols, rows, args.format))
         return 0
+    if unindexed:
+        print(
+            f"newsflow: {unindexed} article(s) loaded since the index was built are not searched"
+            " (newsflow search --rebuild, or the daily maintenance, adds them)",
+            file=sys.stderr,
+        )
     if not hits:
         print(f"no article matches {args.query!r}")
     for rank, h in enumerate(hits, 1):

@@ -59,6 +59,8 @@ class Settings:
     topic_classifier: str = ""  # "module:Class" to replace the default lexicon classifier
 
     search_index: bool = True  # rebuild the full-text index after each load that adds articles
+    # ... while the database holds at most this many (about 0.5 ms each); then daily only
+    search_rebuild_max_articles: int = 100_000
     feeds_per_batch: int = 50  # feeds per scheduled poll task
     load_lock_wait: float = 300.0  # seconds a scheduled load waits for the database lock
     staged_retention_days: float = 7.0  # maintenance removes loaded/abandoned runs older

@@ -109,8 +109,9 @@ def _complete_and_load(
         run, poll_interval=settings.poll_interval, max_backoff=settings.max_backoff, trigger=trigger
     )
     if result.articles_loaded and settings.search_index:
-        seconds = store.refresh_search_index()
-        LOGGER.info("search index rebuilt in %.2fs", seconds)
+        seconds = store.refresh_search_index(settings.search_rebuild_max_articles)
+        if seconds is not None:
+            LOGGER.info("search index rebuilt in %.2fs", seconds)
     return counts, tagged, result.articles_loaded
 
 

@@ -224,7 +224,7 @@ def load(settings: Settings, run_path: str, trigger: str = "airflow") -> dict:
             trigger=trigger,
         )  # fmt: skip
         search_s = (
-            store.refresh_search_index()
+            store.refresh_search_index(settings.search_rebuild_max_articles)
             if result.articles_loaded and settings.search_index
             else None
         )
@@ -279,6 +279,16 @@ def remove_stale_runs(settings: Settings, older_than: timedelta | None = None) -
         if store is not None:
             store.close()
     return {"removed": len(removed), "kept": len(kept), "removed_runs": removed[:20]}
+
+
+def rebuild_search(settings: Settings) -> dict:
+    """Rebuild the full-text index whatever the database's size (the daily catch-up)."""
+    if not settings.search_index:
+        return {"skipped": "NEWSFLOW_SEARCH_INDEX=0"}
+    with Store(settings.database, lock_wait=settings.load_lock_wait) as store:
+        seconds = store.refresh_search_index()
+        articles = store.query("select count(*) from articles")[1][0][0]
+    return {"articles": articles, "seconds": round(seconds, 2)}
 
 
 def checkpoint(settings: Settings) -> dict:

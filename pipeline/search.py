@@ -3,9 +3,10 @@
 The extension comes from the PyPI wheel ``duckdb-extension-fts`` (pinned to duckdb's version)
 and is loaded from that wheel's file: never downloaded at run time, and the store turns DuckDB's
 auto-install off, so a missing extension fails at once with a message saying which package to
-install. DuckDB's fts index cannot be updated in place, so ``rebuild_index`` rebuilds it; the
-ingest load calls it after each run that added articles (benchmarks/scale.py and the README
-give its cost).
+install. DuckDB's fts index cannot be updated in place, so ``rebuild_index`` rebuilds it, at
+about 0.5 ms per article (benchmarks/search.py). The ingest load rebuilds it after each run
+that added articles while the database holds at most ``search_rebuild_max_articles``; beyond
+that the daily maintenance rebuilds it, and a search says how many newer articles it misses.
 """
 
 from __future__ import annotations
@@ -67,15 +68,38 @@ def index_exists(con: duckdb.DuckDBPyConnection) -> bool:
 
 
 def rebuild_index(con: duckdb.DuckDBPyConnection) -> float:
-    """Rebuild the BM25 index over articles(title, text); returns the seconds it took."""
+    """Rebuild the BM25 index over articles(title, text); returns the seconds it took.
+    Records when it was built, so a search can say how many newer articles it does not see."""
     started = time.perf_counter()
     load_extension(con)
+    built_at = con.execute("select now()").fetchone()[0]
     con.execute(
         "pragma create_fts_index('articles', 'article_id', 'title', 'text', "
         "stemmer = 'porter', stopwords = 'english', ignore = '(\\.|[^a-z])+', "
         "strip_accents = 1, lower = 1, overwrite = 1)"
     )
+    con.execute(
+        "create table if not exists search_index_state (built_at timestamptz, articles bigint)"
+    )
+    con.execute("delete from search_index_state")
+    con.execute(
+        "insert into search_index_state select ?, count(*) from articles where loaded_at <= ?",
+        [built_at, built_at],
+    )
     return time.perf_counter() - started
+
+
+def unindexed_articles(con: duckdb.DuckDBPyConnection) -> int:
+    """Articles loaded after the index was last built (search does not see them yet)."""
+    exists = con.execute(
+        "select count(*) from information_schema.tables where table_name = 'search_index_state'"
+    ).fetchone()[0]
+    if not exists:
+        return con.execute("select count(*) from articles").fetchone()[0]
+    return con.execute(
+        "select count(*) from articles where loaded_at > (select max(built_at) from"
+        " search_index_state)"
+    ).fetchone()[0]
 
 
 @dataclass

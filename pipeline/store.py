@@ -191,10 +191,15 @@ class Store:
             applied.append(f"{version:03d}_{name}")
         return applied
 
-    def refresh_search_index(self) -> float:
-        """Rebuild the full-text index (pipeline/search.py); seconds taken."""
+    def refresh_search_index(self, max_articles: int | None = None) -> float | None:
+        """Rebuild the full-text index (pipeline/search.py); seconds taken, or None when the
+        database holds more than ``max_articles`` (rebuilding is then left to maintenance)."""
         from pipeline.search import rebuild_index
 
+        if max_articles is not None:
+            count = self.con.execute("select count(*) from articles").fetchone()[0]
+            if count > max_articles:
+                return None
         return rebuild_index(self.con)
 
     def create_views(self) -> list[str]:

@@ -135,7 +135,7 @@ def signature(text: str | None, num_perm: int = NUM_PERM) -> bytes | None:
     words = normalise(text)
     if len(words) < MIN_WORDS:
         return None
-    shingles = shingle_hashes(words)
+    shingles = shingle_hashes(words, SHINGLE_WORDS)
     a, b = _permutations(num_perm)
     mins = np.full(num_perm, np.iinfo(np.uint64).max, dtype=np.uint64)
     for start in range(0, len(shingles), _CHUNK):

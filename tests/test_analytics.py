@@ -100,10 +100,8 @@ def test_every_view_and_query_is_documented():
     assert set(documented_queries()) == set(QUERIES)
     for path in (sql_dir() / "queries").glob("*.sql"):
         head = path.read_text(encoding="utf-8").split("\n", 3)
-        assert (
-            (head[0].startswith("-- ")
-            and "Parameters:" in "".join(head[:3]))
-            or ("No parameters" in "".join(head[:3]))
+        assert (head[0].startswith("-- ") and "Parameters:" in "".join(head[:3])) or (
+            "No parameters" in "".join(head[:3])
         ), path.name
 
 
@@ -163,6 +161,31 @@ def test_search_without_index_says_how_to_build_it(tmp_path, settings, site, cap
     assert code == 1
     assert "no search index yet" in capsys.readouterr().err
     assert main(["search", "--db", str(db), "anything", "--rebuild"]) == 0
+
+
+def test_search_says_what_the_index_does_not_cover_yet(tmp_path, capsys):
+    from pipeline.search import rebuild_index, unindexed_articles
+
+    db = tmp_path / "big.duckdb"
+    with Store(db) as store:
+        assert store.refresh_search_index(max_articles=-1) is None  # too big: left to maintenance
+        store.con.execute(
+            "insert into articles (article_id, feed_id, run_id, url, canonical_url, title,"
+            " first_seen_at, loaded_at, text, word_count, extraction_status) values"
+            " ('a', 'f', 'r', 'u', 'u', 'Volcano erupts', now(), now() - interval 1 hour,"
+            " 'The volcano erupted.', 3, 'ok')"
+        )
+        rebuild_index(store.con)
+        store.con.execute(
+            "insert into articles (article_id, feed_id, run_id, url, canonical_url, title,"
+            " first_seen_at, loaded_at, text, word_count, extraction_status) values"
+            " ('b', 'f', 'r', 'v', 'v', 'Volcano again', now(), now() + interval 1 hour,"
+            " 'The volcano erupted again.', 4, 'ok')"
+        )
+        assert unindexed_articles(store.con) == 1
+    assert main(["search", "--db", str(db), "volcano"]) == 0
+    out, err = capsys.readouterr()
+    assert "Volcano erupts" in out and "1 article(s) loaded since the index was built" in err
 
 
 def test_export_by_day_reads_back(analytics_db, tmp_path, capsys):

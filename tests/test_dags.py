@@ -183,6 +183,7 @@ def test_only_writer_tasks_use_the_writer_pool(integrity):
     assert writers == {
         ("news_ingest.py", "load"),
         ("news_maintenance.py", "checkpoint"),
+        ("news_maintenance.py", "search_index"),
         ("news_retag.py", "retag"),
     }
 
@@ -285,7 +286,12 @@ def test_news_maintenance_and_news_retag(airflow_env, newsroom, tmp_path):
     silent, log = run_dag(silent_env, "news_maintenance")
     assert silent["state"] == "failed"
     states = {t["task_id"]: t["state"] for t in silent["tis"]}
-    assert states == {"retention": "success", "checkpoint": "success", "feed_health": "failed"}
+    assert states == {
+        "retention": "success",
+        "search_index": "success",
+        "checkpoint": "success",
+        "feed_health": "failed",
+    }
     assert "FeedHealthError" in log and room.feeds[0].url in log
 
     retagged, log = run_dag(env, "news_retag", {"tagger": "spacy"})

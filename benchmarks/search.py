@@ -1,0 +1,81 @@
+"""Full-text index cost: rebuild time and query time as the article count grows, in one run.
+
+    .venv/bin/python benchmarks/search.py [--sizes 1000,10000,50000]
+
+Articles are the bundled sample-newsroom texts (or the corpus ground truth when present),
+cycled with a per-copy word so every row differs, inserted into a fresh newsflow database.
+DuckDB's fts index has no incremental update, so newsflow rebuilds it after each load; this
+prints what that costs per load at each size, and the time of a search.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pipeline.search import rebuild_index, search  # noqa: E402
+from pipeline.store import Store  # noqa: E402
+
+CORPUS = ROOT.parent / "shared" / "corpus" / "article-extraction-benchmark" / "ground-truth.json"
+
+
+def texts() -> list[str]:
+    if CORPUS.exists():
+        return [v["articleBody"] for v in json.loads(CORPUS.read_text("utf-8")).values()]
+    from pipeline.extract import extract_page
+    from pipeline.newsroom import DATA
+
+    out = []
+    for path in sorted((DATA / "articles").glob("*.html.gz")):
+        page = extract_page(gzip.decompress(path.read_bytes()), "http://example.org/")
+        if page.ok:
+            out.append(page.text)
+    return out
+
+
+def fill(store: Store, n: int, bodies: list[str]) -> None:
+    now = datetime.now(UTC)
+    store.con.execute(
+        """
+        insert into articles (article_id, feed_id, run_id, url, canonical_url, title,
+            first_seen_at, loaded_at, published_at, text, word_count, extraction_status)
+        select printf('%032x', i), 'f', 'bench', 'http://x/' || i, 'http://x/' || i,
+               'Story ' || i, ?, ?, ? - to_minutes(i), body || ' copy' || i,
+               len(string_split(body, ' ')), 'ok'
+        from (select i, bodies[1 + i % len(bodies)] as body
+              from range(?) t(i), (select ?::varchar[] as bodies))
+        """,
+        [now, now, now, n, bodies],
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000,50000")
+    args = parser.parse_args()
+    bodies = texts()
+    print(f"texts: {len(bodies)} distinct bodies, cycled")
+    print(f"{'articles':>9} {'rebuild s':>10} {'ms/article':>11} {'search ms':>10}")
+    for n in (int(x) for x in args.sizes.split(",")):
+        with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "s.duckdb") as store:
+            fill(store, n, bodies)
+            seconds = rebuild_index(store.con)
+            t = time.perf_counter()
+            hits = search(store.con, "president election", limit=10)
+            search_ms = (time.perf_counter() - t) * 1000
+            assert hits, "the benchmark query should match"
+            print(f"{n:>9} {seconds:>10.2f} {seconds / n * 1000:>11.3f} {search_ms:>10.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
