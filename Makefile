@@ -10,7 +10,7 @@ UV := $(PYTHON) -m uv
 endif
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup demo test lint format bench newsroom airflow compose-check clean
+.PHONY: setup demo test lint format bench newsroom airflow compose-check chromium clean
 
 ## setup: create .venv from uv.lock (a fast no-op when nothing changed)
 setup: $(STAMP)
@@ -26,8 +26,15 @@ demo: setup
 
 ## test: the whole test suite (tests using ../shared/corpus skip when it is absent), and the
 ## docker-compose file validated
-test: setup compose-check
+test: setup compose-check chromium
 	$(VENV)/bin/pytest
+
+## chromium: Debian's headless Chromium and its driver, for the report's rendering test
+chromium:
+	@{ [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; } || { \
+	  echo "installing Debian's chromium and chromium-driver for the report test"; \
+	  $(SUDO) apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null 2>&1 \
+	  || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; }; }
 
 ## compose-check: validate docker-compose.yml with the example secrets (installs Debian's
 ## docker-compose when missing; no Docker engine needed)

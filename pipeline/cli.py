@@ -467,6 +467,29 @@ def cmd_tags(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from pipeline.report import write_report
+
+    if args.days < 1:
+        raise UsageError(f"--days must be at least 1, got {args.days}")
+    as_of = _parse_since(args.as_of)
+    with _open(args, read_only=True) as store:
+        if as_of is None:
+            # The period ends with the newest article, so a store that stopped ingesting
+            # still gets a report of its last days.
+            as_of = store.query(
+                "select max(coalesce(published_at, first_seen_at)) from articles"
+                " where coalesce(published_at, first_seen_at) <= now()"
+            )[1][0][0]
+        summary = write_report(store.con, Path(args.output), days=args.days, now=as_of)
+    period = summary.get("period") or {}
+    print(
+        f"report written to {args.output} ({summary['bytes']:,} bytes, self-contained): "
+        f"{summary.get('articles', 0)} articles, {period.get('start')} to {period.get('end')}"
+    )
+    return 0
+
+
 def cmd_maintain(args) -> int:
     from datetime import timedelta
 
@@ -723,6 +746,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["parquet", "csv"], default="parquet")
     p.add_argument("--since", metavar="DATE", help="only days from DATE on")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("report", help="a self-contained HTML page of charts")
+    db_args(p)
+    p.add_argument("--days", type=int, default=14, metavar="N", help="period length (14)")
+    p.add_argument("-o", "--output", default="report.html", metavar="FILE")
+    p.add_argument(
+        "--as-of", metavar="DATE", help="end of the period (default: the newest article)"
+    )
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser(
         "maintain", help="retention of staged files, CHECKPOINT, and the feed-health check"

@@ -99,7 +99,7 @@ HEALTH_COLOURS = {
 }
 HEALTH_ORDER = list(HEALTH_COLOURS)
 
-PLOTLY_CONFIG = {"displaylogo": False, "responsive": True, "displayModeBar": "hover"}
+PLOTLY_CONFIG = {"displaylogo": False, "responsive": True, "displayModeBar": False}
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 # The article's UTC day, whatever the session time zone.
 DAY_SQL = "cast(timezone('UTC', coalesce(a.published_at, a.first_seen_at)) as date)"
@@ -123,6 +123,7 @@ class Chart:
     figure: go.Figure
     empty: bool
     summary: dict[str, Any] = field(default_factory=dict)
+    nodata: str = ""  # why the chart is empty
 
 
 def write_report(
@@ -250,7 +251,7 @@ def _totals(con: duckdb.DuckDBPyConnection, period: Period) -> dict[str, Any]:
 def _fmt_time(value: datetime | None) -> str:
     if value is None:
         return "never"
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return value.astimezone(UTC).strftime("%d %b %Y %H:%M UTC")
 
 
 def _fmt_age(hours: float | None) -> str:
@@ -263,20 +264,19 @@ def _fmt_age(hours: float | None) -> str:
     return f"{hours / 24:.1f} d"
 
 
-def _layout(fig: go.Figure, height: int, title: str, **kwargs: Any) -> go.Figure:
-    """Common layout; ``title`` is plotly text (escape data in it with ``_e``)."""
+def _layout(fig: go.Figure, height: int, **kwargs: Any) -> go.Figure:
+    """The common layout. Titles are the page's headings (HTML wraps them, plotly does not)."""
     fig.update_layout(
         template="plotly_white",
         height=height,
         font={"family": FONT, "size": 13, "color": "#222"},
-        title={"text": title, "x": 0.01, "xanchor": "left", "font": {"size": 16}},
         hoverlabel={"font": {"family": FONT}},
         **kwargs,
     )
     return fig
 
 
-def _empty_figure(title: str, message: str) -> go.Figure:
+def _empty_figure(message: str) -> go.Figure:
     fig = go.Figure()
     fig.add_annotation(
         text=f"No data: {_e(message)}",
@@ -289,7 +289,7 @@ def _empty_figure(title: str, message: str) -> go.Figure:
     )
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    return _layout(fig, 220, _e(title), margin={"l": 20, "r": 20, "t": 50, "b": 20})
+    return _layout(fig, 160, margin={"l": 20, "r": 20, "t": 20, "b": 20})
 
 
 # -- 1. articles per day by topic ----------------------------------------------------------------
@@ -339,9 +339,10 @@ def _topics_chart(con: duckdb.DuckDBPyConnection, period: Period) -> Chart:
             "topics",
             title,
             text,
-            _empty_figure(title, "no articles in the period"),
+            _empty_figure("no articles in the period"),
             True,
             {"articles": 0, "days": 0, "topics": 0},
+            "no articles in the period",
         )
     per_topic: dict[tuple[str, str], dict[date, int]] = {}
     for day, code, topic, n in rows:
@@ -366,7 +367,6 @@ def _topics_chart(con: duckdb.DuckDBPyConnection, period: Period) -> Chart:
         460,
         barmode="stack",
         bargap=0.25,
-        title=f"{title}, {period.start:%d %b} – {period.end:%d %b %Y}",
         xaxis={
             "type": "date",
             "range": [start.isoformat(), end.isoformat()],
@@ -376,12 +376,12 @@ def _topics_chart(con: duckdb.DuckDBPyConnection, period: Period) -> Chart:
         },
         yaxis={"title": {"text": "articles"}, "rangemode": "tozero"},
         legend={"title": {"text": "topic"}, "traceorder": "normal", "font": {"size": 12}},
-        margin={"l": 60, "r": 20, "t": 60, "b": 50},
+        margin={"l": 60, "r": 20, "t": 20, "b": 50},
     )
     n = sum(r[3] for r in rows)
     return Chart(
         "topics",
-        title,
+        f"{title}, {period.start:%d %b} – {period.end:%d %b %Y}",
         text,
         fig,
         False,
@@ -401,14 +401,13 @@ with latest as (
     select max({DAY_SQL}) as day from articles a where {DAY_SQL} between $start and $end
 ),
 scope as (
-    select a.article_id, {DAY_SQL} as day, {DAY_SQL} = l.day as is_latest
+    select a.article_id, {DAY_SQL} = l.day as is_latest
     from articles a, latest l
     where {DAY_SQL} between l.day - cast($baseline_days as integer) and l.day
 ),
 totals as (
     select count(*) filter (where is_latest) as n_latest,
-           count(*) filter (where not is_latest) as n_base,
-           count(distinct day) filter (where not is_latest) as base_days
+           count(*) filter (where not is_latest) as n_base
     from scope
 ),
 counts as (
@@ -503,9 +502,10 @@ def _entities_chart(con: duckdb.DuckDBPyConnection, period: Period) -> Chart:
             "entities",
             title,
             text,
-            _empty_figure(title, "no entities in the period"),
+            _empty_figure("no entities in the period"),
             True,
             summary,
+            "no entities in the period",
         )
     rows = rows[::-1]  # the most mentioned at the top
     fig = go.Figure()
@@ -527,13 +527,13 @@ def _entities_chart(con: duckdb.DuckDBPyConnection, period: Period) -> Chart:
     _layout(
         fig,
         max(320, 28 * len(rows) + 110),
-        title=f"{title}, {period.start:%d %b} – {period.end:%d %b %Y} ({_e(why)})",
         barmode="overlay",
         xaxis={"title": {"text": "articles"}, "rangemode": "tozero"},
         yaxis={"categoryorder": "array", "categoryarray": [_e(r[0]) for r in rows]},
         legend={"title": {"text": "type"}},
-        margin={"l": 160, "r": 20, "t": 60, "b": 50},
+        margin={"l": 160, "r": 20, "t": 20, "b": 50},
     )
+    title = f"{title}, {period.start:%d %b} – {period.end:%d %b %Y} ({why})"
     return Chart("entities", title, text, fig, False, summary)
 
 
@@ -559,21 +559,20 @@ def _trending_figure(rows: list[tuple], latest: date, n_latest: int, n_base: int
         name=f"{latest:%d %b} ({n_latest} articles)",
         marker={"color": "#d9534f"},
         customdata=custom,
-        text=[f"z {r[8]:.1f}" for r in rows],
+        text=[f"{r[2]} of {r[3]} vs {r[4]} of {r[5]}" for r in rows],
         textposition="outside",
         hovertemplate="%{y} (%{customdata[0]})<br>latest day: %{customdata[1]} of "
         "%{customdata[2]} articles (%{x:.1f}%)<br>z = %{customdata[5]:.2f}<extra></extra>",
     )
-    title = "Trending entities"
+    title = f"Trending entities on {latest:%d %b %Y} against the {TREND_BASELINE_DAYS} days before"
     _layout(
         fig,
         max(340, 44 * len(rows) + 120),
-        title=f"{title} on {latest:%d %b %Y} against the {TREND_BASELINE_DAYS} days before",
         barmode="group",
         bargap=0.25,
         xaxis={"title": {"text": "share of the day's articles (%)"}, "rangemode": "tozero"},
         legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
-        margin={"l": 160, "r": 40, "t": 80, "b": 50},
+        margin={"l": 160, "r": 40, "t": 40, "b": 50},
     )
     text = (
         f"Entities whose share of the articles of {latest:%d %b %Y} (the latest day with "
@@ -637,18 +636,19 @@ def _cooccurrence_chart(con: duckdb.DuckDBPyConnection, period: Period) -> Chart
     text = (
         f"How many articles of the period name both entities of a pair (each article's "
         f"{COOC_PER_ARTICLE} most salient entities; pairs seen together in at least "
-        f"{COOC_MIN_ARTICLES} articles). The {COOC_TOP_ENTITIES} entities with the most such "
-        "co-occurrences, in order of their total; an empty cell is a pair seen together less "
-        "than that."
+        f"{COOC_MIN_ARTICLES} articles). At most {COOC_TOP_ENTITIES} entities: those with the most "
+        "such co-occurrences, in order of their total; an empty cell is a pair seen together "
+        "less often."
     )
     if not rows:
         return Chart(
             "cooccurrence",
             title,
             text,
-            _empty_figure(title, f"no pair of entities in {COOC_MIN_ARTICLES}+ articles"),
+            _empty_figure(f"no pair of entities in {COOC_MIN_ARTICLES}+ articles"),
             True,
             {"pairs": 0, "entities": 0},
+            f"no pair of entities named together in {COOC_MIN_ARTICLES}+ articles",
         )
     weight: dict[str, int] = {}
     for a, b, n, _ in rows:
@@ -667,21 +667,21 @@ def _cooccurrence_chart(con: duckdb.DuckDBPyConnection, period: Period) -> Chart
             x=labels,
             y=labels,
             colorscale="Blues",
-            zmin=0,
+            zmin=0,  # plotly uses zmin only with zmax
+            zmax=max(r[2] for r in rows),
             xgap=2,
             ygap=2,
             texttemplate="%{z}",
             textfont={"size": 11},
             hoverongaps=False,
-            colorbar={"title": {"text": "articles"}, "thickness": 14},
+            showscale=False,
             hovertemplate="%{y} + %{x}<br>%{z} articles together<extra></extra>",
         )
     )
     side = 34 * len(names)
     _layout(
         fig,
-        max(360, side + 220),
-        title=f"{title}: top {len(names)} entities, {rows[0][3]} pairs in the period",
+        max(300, side + 160),
         xaxis={"tickangle": -40, "showgrid": False, "side": "bottom", "constrain": "domain"},
         yaxis={
             "autorange": "reversed",
@@ -689,10 +689,11 @@ def _cooccurrence_chart(con: duckdb.DuckDBPyConnection, period: Period) -> Chart
             "scaleanchor": "x",
             "constrain": "domain",
         },
-        margin={"l": 160, "r": 20, "t": 60, "b": 150},
+        margin={"l": 160, "r": 20, "t": 20, "b": 130},
         plot_bgcolor="#fafafa",
     )
     summary = {"pairs": rows[0][3], "pairs_shown": len(rows), "entities": len(names)}
+    title = f"{title}: the top {len(names)} entities ({rows[0][3]} pairs in the period)"
     return Chart("cooccurrence", title, text, fig, False, summary)
 
 
@@ -741,15 +742,16 @@ def _feeds_chart(con: duckdb.DuckDBPyConnection, period: Period) -> Chart:
             "feeds",
             title,
             text,
-            _empty_figure(title, "no feeds registered"),
+            _empty_figure("no feeds registered"),
             True,
             {"feeds": 0},
+            "no feeds registered",
         )
     table = []
     for feed, active, polled, outcome, status, error, fails, items, new_h, poll_h in rows:
         health = _health(active, polled, outcome, fails, items, new_h)
         outcome_text = outcome or "–"
-        if status is not None and outcome not in HEALTHY_OUTCOMES:
+        if outcome and status is not None and outcome not in HEALTHY_OUTCOMES:
             outcome_text += f" ({status})"
         table.append(
             {
@@ -800,11 +802,11 @@ def _feeds_chart(con: duckdb.DuckDBPyConnection, period: Period) -> Chart:
     headline = ", ".join(f"{n} {h}" for h, n in counts.items())
     _layout(
         fig,
-        min(720, 30 + 26 * len(table) + 90),
-        title=f"{title}: {len(table)} feeds ({headline})",
-        margin={"l": 10, "r": 10, "t": 60, "b": 10},
+        min(720, 70 + 26 * len(table)),
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
     )
     summary = {"feeds": len(table), **{h.replace(" ", "_"): n for h, n in counts.items()}}
+    title = f"{title}: {len(table)} feed{'s' if len(table) != 1 else ''} ({headline})"
     return Chart("feeds", title, text, fig, False, summary)
 
 
@@ -849,7 +851,7 @@ def _section(chart: Chart) -> str:
         div_id=f"chart-{chart.key}",
         default_height=f"{chart.figure.layout.height}px",
     )
-    nodata = '<p class="nodata">No data for this chart.</p>' if chart.empty else ""
+    nodata = f'<p class="nodata">No data: {html.escape(chart.nodata)}.</p>' if chart.empty else ""
     return (
         f'<section id="{chart.key}"><h2>{html.escape(chart.title)}</h2>{nodata}\n'
         f'<div class="chart" data-chart="{chart.key}">{div}</div>\n'
@@ -880,7 +882,7 @@ def _page(period: Period, totals: dict[str, Any], charts: list[Chart]) -> str:
         f"({period.days} UTC day{'s' if period.days != 1 else ''}) · "
         f"{totals['articles_total']} articles in the database"
         + (f", {outside} outside the period" if outside else "")
-        + f" · last run {html.escape(last_run)} · generated {_fmt_time(period.now)}"
+        + f" · last run {html.escape(last_run)} · as of {_fmt_time(period.now)}"
     )
     sections = "\n".join(_section(c) for c in charts)
     return f"""<!DOCTYPE html>

@@ -210,3 +210,13 @@ def test_export_by_day_reads_back(analytics_db, tmp_path, capsys):
     csv_days = sorted(p.name for p in (csv_out / "articles").iterdir())
     assert csv_days and all(d >= "day=2026-02-18" for d in csv_days)
     assert (csv_out / "feeds" / "data_0.csv").exists()
+
+
+def test_report_command_writes_a_self_contained_page(analytics_db, tmp_path, capsys):
+    out = tmp_path / "r" / "report.html"
+    assert main(["report", "--db", str(analytics_db), "-o", str(out), "--days", "30"]) == 0
+    assert "report written to" in capsys.readouterr().out
+    page = out.read_text(encoding="utf-8")
+    assert page.count("plotly") > 0 and "<script src=" not in page
+    assert "Articles per day by topic" in page
+    assert main(["report", "--db", str(analytics_db), "--days", "0"]) == 2
