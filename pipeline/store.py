@@ -81,6 +81,7 @@ class LoadResult:
     articles_loaded: int = 0
     by_status: dict | None = None
     tag_rows: dict | None = None  # rows inserted per tag kind
+    stories_joined: int = 0  # articles of this load that share a story with another article
 
 
 def migrations() -> list[tuple[int, str, Path]]:
@@ -339,7 +340,9 @@ class Store:
                 ).fetchall()
             else:
                 inserted = []
-            tag_rows = self._load_tags(run, [aid for aid, _ in inserted])
+            new_ids = [aid for aid, _ in inserted]
+            tag_rows = self._load_tags(run, new_ids)
+            stories = self._assign_stories(new_ids)
             by_status: dict[str, int] = {}
             for _, status in inserted:
                 by_status[status] = by_status.get(status, 0) + 1
@@ -387,7 +390,75 @@ class Store:
             articles_loaded=len(inserted),
             by_status=by_status,
             tag_rows=tag_rows,
+            stories_joined=stories,
         )
+
+    def _assign_stories(self, article_ids: list[str]) -> int:
+        """Fingerprint the articles this load inserted and give each a story_id (inside the
+        load's transaction): near-identical texts share the story of the earliest one, already
+        stored stories only grow. Returns how many joined a story with other articles."""
+        from pipeline import stories
+
+        if not article_ids:
+            return 0
+        rows = self.con.execute(
+            "select article_id, text, coalesce(published_at, first_seen_at) from staged_articles"
+            " where article_id in (select unnest(?::varchar[]))",
+            [article_ids],
+        ).fetchall()
+        new = [
+            {"article_id": aid, "signature": stories.signature(text), "seen_at": seen}
+            for aid, text, seen in rows
+        ]
+
+        def lookup(keys: list[int]) -> list[dict]:
+            if not keys:
+                return []
+            found = self.con.execute(
+                "select distinct a.article_id, a.story_id, a.fingerprint,"
+                " coalesce(a.published_at, a.first_seen_at)"
+                " from article_bands b join articles a using (article_id)"
+                " where b.band_key in (select unnest(?::bigint[])) and a.story_id is not null",
+                [keys],
+            ).fetchall()
+            return [
+                {"article_id": r[0], "story_id": r[1], "signature": r[2], "seen_at": r[3]}
+                for r in found
+            ]
+
+        assigned = stories.assign_stories(new, lookup)
+        updates = [
+            (item["article_id"], assigned[item["article_id"]], item["signature"]) for item in new
+        ]
+        import pyarrow as pa
+
+        table = pa.table(
+            {
+                "article_id": [u[0] for u in updates],
+                "story_id": [u[1] for u in updates],
+                "fingerprint": pa.array([u[2] for u in updates], type=pa.binary()),
+            }
+        )
+        self.con.register("story_updates", table)
+        try:
+            self.con.execute(
+                "update articles set story_id = u.story_id, fingerprint = u.fingerprint"
+                " from story_updates u where articles.article_id = u.article_id"
+            )
+        finally:
+            self.con.unregister("story_updates")
+        keys, owners = [], []
+        for item in new:
+            if item["signature"] is not None:
+                for key in stories.band_keys(item["signature"]):
+                    keys.append(key)
+                    owners.append(item["article_id"])
+        if keys:
+            self.con.execute(
+                "insert into article_bands select unnest(?::bigint[]), unnest(?::varchar[])",
+                [keys, owners],
+            )
+        return sum(1 for aid, story in assigned.items() if story != aid)
 
     def _load_tags(self, run: RunDir, article_ids: list[str]) -> dict[str, int]:
         """Insert the staged tag rows of the articles this load inserted (inside its transaction).

@@ -220,3 +220,34 @@ def test_report_command_writes_a_self_contained_page(analytics_db, tmp_path, cap
     assert page.count("plotly") > 0 and "<script src=" not in page
     assert "Articles per day by topic" in page
     assert main(["report", "--db", str(analytics_db), "--days", "0"]) == 2
+
+
+def test_wire_copies_share_a_story_and_unrelated_articles_do_not(analytics_db):
+    with Store(analytics_db, read_only=True) as store:
+        rows = store.rows(
+            "select a.url, a.story_id, a.article_id, f.title as feed from articles a"
+            " join feeds f using (feed_id) where a.url like '%boat%'"
+        )
+        stories = {r["story_id"] for r in rows}
+        # the original and the two edited copies at other URLs: one story, first source first
+        assert len(rows) == 3 and len(stories) == 1
+        story = stories.pop()
+        first = store.rows(
+            "select f.title as feed from articles a join feeds f using (feed_id)"
+            " where a.article_id = ?",
+            [story],
+        )[0]["feed"]
+        assert first == "BBC News - World"  # published 2026-02-17, the wires on the 18th
+        alone = store.query(
+            "select count(*) from articles where url not like '%boat%' and story_id <> article_id"
+        )[1][0][0]
+        assert alone == 0
+        clean = store.rows(
+            "select articles, outlets from articles_clean where story_id = ?", [story]
+        )
+        assert clean == [{"articles": 3, "outlets": 3}]
+        bands = store.query("select count(*) from article_bands")[1][0][0]
+        fingerprinted = store.query("select count(*) from articles where fingerprint is not null")[
+            1
+        ][0][0]
+        assert bands == 16 * fingerprinted
