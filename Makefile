@@ -56,10 +56,12 @@ format: setup
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-## bench: extraction and tagging quality and speed on the corpus, end-to-end ingest on loopback
+## bench: extraction, tagging and story-cluster quality, search-index cost, ingest speed
 bench: setup
 	$(VENV)/bin/python benchmarks/extraction.py
 	$(VENV)/bin/python benchmarks/tagging.py --quality
+	$(VENV)/bin/python benchmarks/stories.py
+	$(VENV)/bin/python benchmarks/search.py --sizes 1000,10000
 	$(VENV)/bin/python benchmarks/ingest.py --replicas 10
 
 ## airflow: Airflow standalone on 127.0.0.1:8080 with the DAGs, against the sample newsroom
