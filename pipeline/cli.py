@@ -283,6 +283,24 @@ def cmd_sql(args) -> int:
         if not m:
             raise UsageError(f"sql: --param {raw!r} is not of the form key=value")
         params[m.group(1)] = m.group(2)
+    # Name the parameters a query takes (the $names outside comments and strings) before
+    # DuckDB's generic "argument/count mismatch".
+    code = re.sub(r"--[^\n]*|'(?:[^']|'')*'", " ", query)
+    wanted = sorted(set(re.findall(r"\$([A-Za-z_]\w*)", code)))
+    if params or wanted:
+        missing = [w for w in wanted if w not in params]
+        extra = [p for p in params if p not in wanted]
+        takes = ", ".join(wanted) or "none"
+        if missing:
+            raise UsageError(
+                "sql: the query needs "
+                + " ".join(f"--param {w}=..." for w in missing)
+                + f" (its parameters: {takes})"
+            )
+        if extra:
+            raise UsageError(
+                f"sql: the query has no parameter {', '.join(extra)} (its parameters: {takes})"
+            )
     with _open(args, read_only=True) as store:
         try:
             cols, rows = store.query(query, params or None)

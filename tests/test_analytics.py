@@ -251,3 +251,12 @@ def test_wire_copies_share_a_story_and_unrelated_articles_do_not(analytics_db):
             1
         ][0][0]
         assert bands == 16 * fingerprinted
+
+
+def test_sql_names_missing_and_unknown_parameters(analytics_db, capsys):
+    path = str(sql_dir() / "queries" / "topic_trend.sql")
+    assert main(["sql", "--db", str(analytics_db), "-f", path, "--param", "topic=sport"]) == 2
+    assert "needs --param since=..." in capsys.readouterr().err
+    code = main(["sql", "--db", str(analytics_db), "-f", path, "--param", "topic=sport",
+                 "--param", "since=2026-01-01", "--param", "label=any"])  # fmt: skip
+    assert code == 2 and "has no parameter label" in capsys.readouterr().err
