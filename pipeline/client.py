@@ -136,6 +136,15 @@ class _HostGate:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
+def _validator(value: str | None) -> str | None:
+    """An ETag or Last-Modified worth keeping: one that can be sent back as it came, printable
+    ASCII of a sane length. (A non-ASCII one, which servers do send, cannot be encoded in the
+    next request: kept, it would fail every later poll of the feed.)"""
+    if value and len(value) <= 1024 and value.isascii() and value.isprintable():
+        return value
+    return None
+
+
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
     if not value:
@@ -232,8 +241,24 @@ class PoliteClient:
                 "timeout",
                 error=f"no complete response within {self.settings.request_deadline:g}s",
             )
+        except Exception as exc:  # a server this code did not foresee costs one fetch, no more
+            LOGGER.warning("unexpected error fetching %s: %r", url, exc, exc_info=True)
+            result = FetchResult(
+                url, url, "network_error", error=f"unexpected {type(exc).__name__}: {exc}"[:500]
+            )
         result.elapsed = time.monotonic() - started
         return result
+
+    def _timeout_error(self, exc: httpx.TimeoutException) -> str:
+        """What timed out, and after how long (httpx's own messages are often empty)."""
+        s = self.settings
+        what = {
+            httpx.ConnectTimeout: f"no connection within {s.connect_timeout:g}s",
+            httpx.ReadTimeout: f"no data from the server for {s.read_timeout:g}s",
+            httpx.WriteTimeout: f"could not send the request within {s.read_timeout:g}s",
+            httpx.PoolTimeout: f"no free connection within {s.request_deadline:g}s",
+        }.get(type(exc), str(exc) or "timed out")
+        return f"{type(exc).__name__}: {what}"
 
     async def _fetch(self, url, max_bytes, etag, last_modified, accept) -> FetchResult:
         current = url
@@ -244,9 +269,9 @@ class PoliteClient:
             except InvalidURL as exc:
                 return FetchResult(url, current, "invalid_url", error=str(exc), redirects=hop)
             headers = {"Accept": accept}
-            if hop == 0 and etag:
+            if hop == 0 and _validator(etag):
                 headers["If-None-Match"] = etag
-            if hop == 0 and last_modified:
+            if hop == 0 and _validator(last_modified):
                 headers["If-Modified-Since"] = last_modified
             host = urlsplit(current).hostname or ""
             gate = self._gate(host)
@@ -263,8 +288,16 @@ class PoliteClient:
                 try:
                     result = await self._request(current, headers, max_bytes)
                 except httpx.TimeoutException as exc:
+                    return FetchResult(url, current, "timeout", error=self._timeout_error(exc))
+                except (httpx.InvalidURL, UnicodeError) as exc:
+                    # httpx's stricter IDNA rules, here or in a redirect's Location (httpx
+                    # parses that even when it does not follow it).
                     return FetchResult(
-                        url, current, "timeout", error=f"{type(exc).__name__}: {exc}"[:500]
+                        url,
+                        current,
+                        "invalid_url",
+                        error=f"invalid URL in the request or its redirect: {exc}"[:500],
+                        redirects=hop,
                     )
                 except httpx.HTTPError as exc:
                     if isinstance(exc.__cause__, BlockedAddressError):
@@ -321,8 +354,8 @@ class PoliteClient:
                 url,
                 "ok",
                 status=status,
-                etag=h.get("etag"),
-                last_modified=h.get("last-modified"),
+                etag=_validator(h.get("etag")),
+                last_modified=_validator(h.get("last-modified")),
                 content_type=h.get("content-type"),
                 retry_after=parse_retry_after(h.get("retry-after")),
             )
@@ -378,6 +411,9 @@ class PoliteClient:
             return None, None
         if res.outcome == "too_large":
             return None, None
+        if res.outcome in ("blocked", "invalid_url"):
+            # Not a robots.txt problem: the page's own host may not be fetched; say so.
+            return None, f"page {res.outcome}: {res.error}"
         return None, f"robots.txt unavailable ({res.error or res.outcome}); not fetching pages"
 
 

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pipeline.client import PoliteClient
 from pipeline.config import Settings
 from pipeline.extract import Extracted, ExtractorPool, detect_language, word_count
+from pipeline.parse import clean_text
 from pipeline.poll import Progress
 from pipeline.stage import ARTICLE_SCHEMA, ITEM_SCHEMA, RunDir
 
@@ -90,13 +91,15 @@ def article_row(
         "site_name": None,
     }
     if page is not None and page.ok:
+        # What a page says is cleaned like what a feed says: no control characters, nothing
+        # that cannot be encoded.
         row.update(
-            title=item["title"] or page.title,
-            authors=item["authors"] or page.authors or [],
+            title=item["title"] or clean_text(page.title),
+            authors=item["authors"] or [clean_text(a) for a in page.authors or []],
             published_at=item["published_at"] or _parse_page_date(page.date),
-            site_name=page.site_name,
+            site_name=clean_text(page.site_name),
             language=page.language or item["feed_language"],
-            text=page.text,
+            text=clean_text(page.text),
             extraction_status="ok",
             extraction_error=None,
         )
@@ -104,7 +107,7 @@ def article_row(
         reason = problem or (page.error if page else None) or "page not extracted"
         fallback = item["content"] or item["summary"]
         row.update(
-            title=item["title"] or (page.title if page else None),
+            title=item["title"] or clean_text(page.title if page else None),
             language=detect_language(fallback) or item["feed_language"],
             text=fallback,
             extraction_status="feed_content" if fallback else "failed",
@@ -117,6 +120,16 @@ def article_row(
 
 
 async def _one(item: dict, client: PoliteClient, pool: ExtractorPool, settings: Settings) -> dict:
+    try:
+        return await _fetch_one(item, client, pool, settings)
+    except Exception as exc:  # one page this code did not foresee must not fail the batch
+        LOGGER.warning("fetching %s failed: %r", item["url"], exc, exc_info=True)
+        return article_row(item, None, None, None, f"unexpected {type(exc).__name__}: {exc}"[:500])
+
+
+async def _fetch_one(
+    item: dict, client: PoliteClient, pool: ExtractorPool, settings: Settings
+) -> dict:
     url = item["url"]
     if settings.respect_robots:
         allowed, why = await client.robots_allowed(url)

@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import re
+import signal
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -26,7 +27,16 @@ FUTURE_SLACK = timedelta(days=2)
 MAX_TITLE_CHARS = 1000
 MAX_FEED_TEXT_CHARS = 200_000
 _WS = re.compile(r"\s+")
-_DOCTYPE_SUBSET = re.compile(rb"<!DOCTYPE[^>\[]*\[.*?\]\s*>", re.DOTALL | re.IGNORECASE)
+_DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
+_SUBSET_END = re.compile(rb"\]\s*>")
+# Control characters (but tab and newlines) cannot be in an XML document, and in a title they
+# can drive a terminal (escape sequences); NUL ends strings in C. None is kept from a feed.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# Lone surrogates (from JSON escapes such as "\\ud800") cannot be encoded as UTF-8 at all.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# Numeric character references to what is no character (surrogates, beyond U+10FFFF): they make
+# feedparser give up on the whole document, so each becomes U+FFFD before it parses.
+_CHAR_REF = re.compile(rb"&#(?:[xX]0*([0-9a-fA-F]+)|0*([0-9]+));")
 
 
 @dataclass
@@ -79,30 +89,90 @@ def parse_date(struct) -> datetime | None:
     return when
 
 
+def clean_text(text: str | None) -> str | None:
+    """``text`` without control characters, lone surrogates replaced by U+FFFD: what is left
+    can be encoded, staged, stored and printed safely."""
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        text = str(text)
+    return _SURROGATE.sub("\ufffd", _CONTROL.sub("", text))
+
+
 def _clip(text: str | None, limit: int) -> str | None:
     if text is None:
         return None
-    text = text.replace("\x00", "")
+    # Clip before cleaning as well as after: a 5 MB title is not scanned for 5 MB.
+    text = clean_text(text[: limit * 2])
     return text[:limit] if len(text) > limit else text
+
+
+def _strip_internal_subsets(body: bytes) -> bytes:
+    """``body`` without the internal subsets of its DOCTYPEs (``<!DOCTYPE rss [ ... ]>``), in
+    one pass: entity-expansion attacks live there, and feeds do not need them. (The regular
+    expression this replaces took quadratic time on a body of unclosed DOCTYPEs.)"""
+    out, copied, search = [], 0, 0
+    next_open = next_close = -1
+    while m := _DOCTYPE.search(body, search):
+        # Where this DOCTYPE's subset would open and where the declaration ends, each searched
+        # once: a later DOCTYPE reuses a position still ahead of it.
+        if next_open < m.end():
+            next_open = body.find(b"[", m.end())
+        if next_close < m.end():
+            next_close = body.find(b">", m.end())
+        if next_open < 0:
+            break  # no subset can open after here
+        if 0 <= next_close < next_open:
+            search = next_close + 1  # a DOCTYPE without a subset: kept as it is
+            continue
+        end = _SUBSET_END.search(body, next_open)
+        if end is None:
+            break  # an unclosed subset: nothing after it can close one either
+        out.append(body[copied : m.start()])
+        copied = search = end.end()
+    if not out:
+        return body
+    out.append(body[copied:])
+    return b"".join(out)
+
+
+def _fix_char_refs(body: bytes) -> bytes:
+    def fix(m: re.Match) -> bytes:
+        digits = m.group(1) or m.group(2)
+        if len(digits) > 8:  # beyond U+10FFFF whatever the digits (and int() is not asked)
+            return b"&#xFFFD;"
+        code = int(digits, 16) if m.group(1) is not None else int(digits)
+        if 0xD800 <= code <= 0xDFFF or code > 0x10FFFF:
+            return b"&#xFFFD;"
+        return m.group(0)
+
+    return _CHAR_REF.sub(fix, body)
+
+
+def _short(value) -> str:
+    """A name or a category: a short, clean, stripped string ("" for what is not a string)."""
+    return (_clip(value, 200) or "").strip() if isinstance(value, str) else ""
 
 
 def _authors(entry) -> list[str]:
     names = []
     for author in entry.get("authors") or []:
-        name = (author.get("name") or "").strip() if isinstance(author, dict) else ""
+        name = _short(author.get("name")) if isinstance(author, dict) else ""
         if name and name not in names:
-            names.append(name[:200])
+            names.append(name)
     if not names and entry.get("author"):
-        names.append(str(entry["author"]).strip()[:200])
+        name = _short(entry["author"])
+        if name:
+            names.append(name)
     return names
 
 
 def _categories(entry) -> list[str]:
     cats = []
     for tag in entry.get("tags") or []:
-        term = (tag.get("term") or tag.get("label") or "").strip()
+        term = _short(tag.get("term") or tag.get("label")) if isinstance(tag, dict) else ""
         if term and term not in cats:
-            cats.append(term[:200])
+            cats.append(term)
     return cats
 
 
@@ -123,12 +193,20 @@ def parse_feed(
     body: bytes, feed_url: str, content_type: str | None = None, max_items: int = 500
 ) -> ParsedFeed:
     """Parse a feed document. Never raises: problems are reported in the result."""
+    try:
+        return _parse_feed(body, feed_url, content_type, max_items)
+    except Exception as exc:  # a document this code did not foresee is still only data
+        LOGGER.warning("parsing %s failed: %r", feed_url, exc, exc_info=True)
+        return ParsedFeed(usable=False, error=f"parser crashed: {type(exc).__name__}: {exc}"[:500])
+
+
+def _parse_feed(body: bytes, feed_url: str, content_type: str | None, max_items: int) -> ParsedFeed:
     if not body.strip():
         return ParsedFeed(usable=False, error="empty response body")
-    if body.lstrip()[:1] == b"{":
+    if body.removeprefix(b"\xef\xbb\xbf").lstrip()[:1] == b"{":
         return _parse_json_feed(body, feed_url, max_items)
     # Internal DTD subsets are where entity-expansion attacks live; feeds do not need them.
-    body = _DOCTYPE_SUBSET.sub(b"", body)
+    body = _fix_char_refs(_strip_internal_subsets(body))
     headers = {"content-location": feed_url}
     if content_type:
         headers["content-type"] = content_type
@@ -143,8 +221,8 @@ def parse_feed(
     meta = parsed.get("feed") or {}
     result = ParsedFeed(
         title=_clip(html_to_text(meta.get("title")), MAX_TITLE_CHARS),
-        site_url=meta.get("link"),
-        language=(meta.get("language") or None),
+        site_url=_clip(meta.get("link"), 2000),
+        language=_clip(meta.get("language"), 50) or None,
     )
     entries = parsed.get("entries") or []
     if parsed.get("bozo"):
@@ -224,12 +302,18 @@ def _json_date(value) -> time.struct_time | None:
     return when.astimezone(UTC).timetuple()
 
 
+def _list(value) -> list:
+    return value if isinstance(value, list) else []
+
+
 def _parse_json_feed(body: bytes, feed_url: str, max_items: int) -> ParsedFeed:
     """JSON Feed 1.x (jsonfeed.org), which feedparser 6.0 does not read."""
     try:
-        data = json.loads(body)
+        data = json.loads(body.removeprefix(b"\xef\xbb\xbf"))
     except (ValueError, UnicodeDecodeError) as exc:
         return ParsedFeed(usable=False, error=f"not a usable feed (invalid JSON: {exc})"[:500])
+    except RecursionError:
+        return ParsedFeed(usable=False, error="not a usable feed (JSON nested too deeply)")
     version = data.get("version") if isinstance(data, dict) else None
     if not isinstance(version, str) or "jsonfeed.org/version/" not in version:
         return ParsedFeed(
@@ -242,7 +326,7 @@ def _parse_json_feed(body: bytes, feed_url: str, max_items: int) -> ParsedFeed:
     for item in items:
         if not isinstance(item, dict):
             continue
-        authors = item.get("authors") or ([item["author"]] if item.get("author") else [])
+        authors = _list(item.get("authors")) or ([item["author"]] if item.get("author") else [])
         content = item.get("content_html") or item.get("content_text")
         entries.append(
             {
@@ -252,15 +336,33 @@ def _parse_json_feed(body: bytes, feed_url: str, max_items: int) -> ParsedFeed:
                 "summary": item.get("summary") if isinstance(item.get("summary"), str) else None,
                 "content": [{"value": content}] if isinstance(content, str) else [],
                 "authors": [a for a in authors if isinstance(a, dict)],
-                "tags": [{"term": str(t)} for t in item.get("tags") or [] if isinstance(t, str)],
+                "tags": [{"term": t} for t in _list(item.get("tags")) if isinstance(t, str)],
                 "published_parsed": _json_date(item.get("date_published"))
                 or _json_date(item.get("date_modified")),
             }
         )
     title = data.get("title") if isinstance(data.get("title"), str) else None
+    home = data.get("home_page_url")
+    language = data.get("language")
     result = ParsedFeed(
         title=_clip(html_to_text(title), MAX_TITLE_CHARS),
-        site_url=data.get("home_page_url") if isinstance(data.get("home_page_url"), str) else None,
-        language=data.get("language") if isinstance(data.get("language"), str) else None,
+        site_url=_clip(home, 2000) if isinstance(home, str) else None,
+        language=(_clip(language, 50) or None) if isinstance(language, str) else None,
     )
     return _collect_items(result, entries, feed_url, max_items)
+
+
+def serve_parser(conn) -> None:
+    """A parser process (``pipeline.poll.ParserPool``): parse each ``(body, feed_url,
+    content_type, max_items)`` received on ``conn`` and send back the ``ParsedFeed``, until
+    ``None`` arrives or the connection closes. The pool kills it when a parse takes too long."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
+    conn.send("ready")
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        conn.send(parse_feed(*job))

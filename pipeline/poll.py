@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -11,7 +12,8 @@ from datetime import UTC, datetime
 
 from pipeline.client import FetchResult, PoliteClient
 from pipeline.config import Settings
-from pipeline.parse import ParsedFeed, parse_feed
+from pipeline.parse import ParsedFeed, serve_parser
+from pipeline.procs import worker_context
 from pipeline.stage import ITEM_SCHEMA, POLL_SCHEMA, RunDir
 from pipeline.store import DueFeed
 
@@ -39,7 +41,102 @@ class PollCounts:
         return dict(self.__dict__)
 
 
-async def _poll_one(client: PoliteClient, feed: DueFeed, settings: Settings):
+WORKER_START_TIMEOUT = 60.0  # seconds a new parser process may take to import feedparser
+
+
+class _ParserProcess:
+    """One parser process and the pipe to it."""
+
+    def __init__(self, ctx) -> None:
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=serve_parser, args=(child,), daemon=True)
+        self.proc.start()
+        child.close()
+        if not self.conn.poll(WORKER_START_TIMEOUT) or self.conn.recv() != "ready":
+            self.kill()
+            raise OSError(f"parser process did not start within {WORKER_START_TIMEOUT:g}s")
+
+    def run(self, job: tuple, timeout: float) -> ParsedFeed | None:
+        """The parse of ``job``, or None when it is not done within ``timeout`` seconds."""
+        self.conn.send(job)
+        if not self.conn.poll(timeout):
+            return None
+        return self.conn.recv()
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.join(5)
+        self.conn.close()
+
+    def stop(self) -> None:
+        try:
+            self.conn.send(None)
+            self.proc.join(1)
+        except OSError:
+            pass
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(5)
+        self.conn.close()
+
+
+class ParserPool:
+    """Feed parsing in worker processes, each parse bounded by ``timeout`` seconds.
+
+    feedparser has quadratic corners (thousands of attributes on one element, unclosed
+    declarations repeated): a 3 MB document can keep it busy for hours, inside regular
+    expressions that no signal interrupts and that hold the GIL. A parse that runs past the
+    timeout is abandoned and its process killed; only that feed notices. Time spent waiting
+    for a free process does not count.
+    """
+
+    def __init__(self, workers: int, timeout: float) -> None:
+        self.timeout = timeout
+        self._ctx = worker_context()
+        self._slots = asyncio.Semaphore(max(1, workers))
+        self._idle: list[_ParserProcess] = []
+        self._busy: set[_ParserProcess] = set()
+
+    async def parse(
+        self, body: bytes, feed_url: str, content_type: str | None, max_items: int
+    ) -> ParsedFeed:
+        async with self._slots:
+            worker = self._idle.pop() if self._idle else None
+            try:
+                if worker is None:
+                    worker = await asyncio.to_thread(_ParserProcess, self._ctx)
+                self._busy.add(worker)
+                job = (body, feed_url, content_type, max_items)
+                parsed = await asyncio.to_thread(worker.run, job, self.timeout)
+            except (OSError, EOFError, ValueError) as exc:  # the process died or never started
+                if worker is not None:
+                    self._busy.discard(worker)
+                    worker.kill()
+                LOGGER.warning("parser process failed on %s: %r", feed_url, exc)
+                return ParsedFeed(
+                    usable=False, error=f"parser process failed: {type(exc).__name__}: {exc}"[:500]
+                )
+            self._busy.discard(worker)
+            if parsed is None:
+                LOGGER.warning("parsing %s took longer than %gs; abandoned", feed_url, self.timeout)
+                worker.kill()
+                return ParsedFeed(
+                    usable=False,
+                    error=f"parsing took longer than {self.timeout:g}s; abandoned",
+                )
+            self._idle.append(worker)
+            return parsed
+
+    def close(self) -> None:
+        for worker in self._idle:
+            worker.stop()
+        for worker in self._busy:
+            worker.kill()
+        self._idle.clear()
+        self._busy.clear()
+
+
+async def _poll_one(client: PoliteClient, parser: ParserPool, feed: DueFeed, settings: Settings):
     polled_at = datetime.now(UTC)
     res: FetchResult = await client.fetch(
         feed.url,
@@ -51,9 +148,10 @@ async def _poll_one(client: PoliteClient, feed: DueFeed, settings: Settings):
     parsed: ParsedFeed | None = None
     outcome, error = res.outcome, res.error
     if res.ok:
-        # Parsing is CPU work; run it off the event loop so other downloads keep flowing.
-        parsed = await asyncio.to_thread(
-            parse_feed, res.body, res.final_url, res.content_type, settings.max_items_per_feed
+        # Parsing is CPU work, and a hostile document can make it very long: it runs in
+        # another process, bounded in time, while other downloads keep flowing.
+        parsed = await parser.parse(
+            res.body, res.final_url, res.content_type, settings.max_items_per_feed
         )
         if not parsed.usable:
             outcome, error = "parse_error", parsed.error
@@ -95,12 +193,17 @@ async def poll_async(
 ) -> tuple[list[dict], list[dict], PollCounts]:
     """Poll ``feeds`` concurrently; return (poll rows, new item rows, counts)."""
     results = []
-    async with PoliteClient(settings) as client:
-        tasks = [asyncio.ensure_future(_poll_one(client, f, settings)) for f in feeds]
-        for done, fut in enumerate(asyncio.as_completed(tasks), 1):
-            results.append(await fut)
-            if progress:
-                progress("poll", done, len(feeds))
+    # extract_timeout bounds the CPU one document may take, a page or a feed.
+    parser = ParserPool(settings.extract_workers or os.cpu_count() or 1, settings.extract_timeout)
+    try:
+        async with PoliteClient(settings) as client:
+            tasks = [asyncio.ensure_future(_poll_one(client, parser, f, settings)) for f in feeds]
+            for done, fut in enumerate(asyncio.as_completed(tasks), 1):
+                results.append(await fut)
+                if progress:
+                    progress("poll", done, len(feeds))
+    finally:
+        parser.close()
     results.sort(key=lambda r: r[0].url)  # a stable owner for items several feeds carry
 
     candidate_ids = [i.article_id for r in results if r[3] and r[3].usable for i in r[3].items]
