@@ -20,6 +20,7 @@ from pipeline.extract import Extracted, ExtractorPool, detect_language, word_cou
 from pipeline.parse import clean_text
 from pipeline.poll import Progress
 from pipeline.stage import ARTICLE_SCHEMA, ITEM_SCHEMA, RunDir
+from pipeline.store import is_disk_full
 
 LOGGER = logging.getLogger(__name__)
 
@@ -123,6 +124,8 @@ async def _one(item: dict, client: PoliteClient, pool: ExtractorPool, settings: 
     try:
         return await _fetch_one(item, client, pool, settings)
     except Exception as exc:  # one page this code did not foresee must not fail the batch
+        if is_disk_full(exc):
+            raise  # not the page's fault: the cycle stops and says so (pipeline/ingest.py)
         LOGGER.warning("fetching %s failed: %r", item["url"], exc, exc_info=True)
         return article_row(item, None, None, None, f"unexpected {type(exc).__name__}: {exc}"[:500])
 

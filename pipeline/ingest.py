@@ -2,25 +2,123 @@
 
 This is the CLI's path through the stages; the Airflow DAG calls the same stage functions
 (``poll_feeds``, ``fetch_and_extract``, ``tag_batch``, ``Store.load_run``) as separate tasks.
+
+Crashes. Stages hand over staged files (pipeline/stage.py), and only ``Store.load_run`` writes
+article data, in one transaction. A cycle killed at any point leaves either a run directory
+that the next cycle completes and loads, or one it discards because polling never finished (no
+feed state moved, so polling again loses nothing); a run loaded but not yet removed is removed.
+
+Locks. DuckDB lets one process write a database file, or any number read it, never both. The
+cycle holds the database only while it needs it: to register feeds, resume or discard staged
+runs and pick the due feeds; to look up which polled items are already stored; and to load.
+Polling, extraction and tagging, nearly all of a cycle's time, run with the database released,
+so analysts can query meanwhile. Taking it back waits up to ``load_lock_wait`` for readers and
+other writers; past that the cycle fails with the lock's holder in its message, and its staged
+run waits for the next cycle. Two cycles never share staged runs: the ``ingest.lock`` file of
+the runs folder (an flock, which the kernel drops when its process dies, however it dies)
+makes the second wait for the first to finish, also up to ``load_lock_wait``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import random
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
-from pipeline.config import Settings
+import duckdb
+
+from pipeline.config import Settings, fault_point
 from pipeline.extract import ExtractorPool
 from pipeline.feedlist import FeedSpec
 from pipeline.fetch import FetchCounts, article_batches, batch_name, fetch_and_extract
 from pipeline.poll import PollCounts, Progress, poll_feeds
 from pipeline.stage import RunDir, pending_runs
-from pipeline.store import Store
+from pipeline.store import DiskFullError, Store, StoreError, is_disk_full
 from pipeline.tag import TagCounts, TagPool, tag_batch, untagged_batches
 
+try:
+    import fcntl
+except ImportError:  # not a POSIX system: cycles are not serialised
+    fcntl = None  # type: ignore[assignment]
+
 LOGGER = logging.getLogger(__name__)
+LOCK_NAME = "ingest.lock"
+
+
+class IngestLock:
+    """An exclusive lock on a runs folder for the length of one cycle (``flock`` on
+    ``<runs_dir>/ingest.lock``, which holds the holder's pid for the messages)."""
+
+    def __init__(self, runs_dir: Path) -> None:
+        self.path = Path(runs_dir) / LOCK_NAME
+        self._fd: int | None = None
+
+    def try_acquire(self) -> bool:
+        if fcntl is None:
+            return True
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return True
+
+    def holder(self) -> str:
+        try:
+            pid = self.path.read_text().strip()
+        except OSError:
+            pid = ""
+        return f"pid {pid}" if pid.isdigit() else "a process"
+
+    def acquire(self, wait: float, before_waiting: Callable[[], None] | None = None) -> None:
+        """Take the lock, waiting up to ``wait`` seconds; ``before_waiting`` runs first when
+        the lock is taken (the caller releases the database, which the holder needs)."""
+        if self.try_acquire():
+            return
+        if before_waiting:
+            before_waiting()
+        LOGGER.warning(
+            "another newsflow ingest (%s) is running on these staged runs (lock %s); "
+            "waiting up to %gs",
+            self.holder(),
+            self.path,
+            wait,
+        )
+        deadline = time.monotonic() + wait
+        delay = 0.1
+        while time.monotonic() < deadline:
+            time.sleep(min(delay * random.uniform(0.5, 1.5), deadline - time.monotonic()))
+            delay = min(delay * 2, 2.0)
+            if self.try_acquire():
+                return
+        if self.try_acquire():
+            return
+        raise StoreError(
+            f"another newsflow ingest ({self.holder()}) still holds the ingest lock {self.path} "
+            f"after {wait:g}s (NEWSFLOW_LOAD_LOCK_WAIT); this one did nothing: run it again "
+            "when that one has finished"
+        )
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+    def __enter__(self) -> IngestLock:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
 
 
 @dataclass
@@ -77,6 +175,35 @@ class _Stages:
         self.close()
 
 
+def _reopen(store: Store, settings: Settings, run: RunDir | None = None) -> None:
+    """Take the database back after a stage that released it."""
+    try:
+        store.reopen(settings.load_lock_wait)
+    except StoreError as exc:
+        if run is None:
+            raise
+        raise type(exc)(
+            f"{exc}\nthe staged run {run.run_id} is kept in {run.path}; the next "
+            "`newsflow ingest` loads it"
+        ) from None
+
+
+def _known_ids(store: Store, settings: Settings) -> Callable[[Iterable[str]], set]:
+    """``Store.known_article_ids`` for the poll stage, which runs with the database released."""
+
+    def known(ids: Iterable[str]) -> set[str]:
+        ids = list(ids)
+        if not ids:
+            return set()
+        _reopen(store, settings)
+        try:
+            return store.known_article_ids(ids)
+        finally:
+            store.release()
+
+    return known
+
+
 def _complete_and_load(
     run: RunDir,
     settings: Settings,
@@ -85,8 +212,8 @@ def _complete_and_load(
     progress: Progress | None,
     trigger: str,
 ) -> tuple[FetchCounts, TagCounts, int]:
-    """Extract and tag whatever article batches the run still lacks, then load it in one
-    transaction."""
+    """Extract and tag whatever article batches the run still lacks (with the database
+    released), then take the database back and load the run in one transaction."""
     counts = FetchCounts()
     tagged = TagCounts()
     done = {p.stem for p in run.files("articles")}
@@ -94,25 +221,39 @@ def _complete_and_load(
         name = batch_name(index)
         if name in done:
             continue
+        store.release()
         part = fetch_and_extract(items, settings, run, name, pool=stages.extract, progress=progress)
         for key, value in part.as_dict().items():
             setattr(counts, key, getattr(counts, key) + value)
+        fault_point("extracted")
     if settings.tagging:
         batches = untagged_batches(run)
         for done_batches, name in enumerate(batches, 1):
+            store.release()
             part = tag_batch(run, name, stages.tag)
             for key, value in part.as_dict().items():
                 setattr(tagged, key, getattr(tagged, key) + value)
             if progress:
                 progress("tag", done_batches, len(batches))
+            fault_point("tagged")
+    _reopen(store, settings, run)
     result = store.load_run(
         run, poll_interval=settings.poll_interval, max_backoff=settings.max_backoff, trigger=trigger
     )
-    if result.articles_loaded and settings.search_index:
-        seconds = store.refresh_search_index(settings.search_rebuild_max_articles)
-        if seconds is not None:
-            LOGGER.info("search index rebuilt in %.2fs", seconds)
+    _refresh_search(store, settings, result.articles_loaded)
     return counts, tagged, result.articles_loaded
+
+
+def _refresh_search(store: Store, settings: Settings, articles_loaded: int) -> None:
+    """Rebuild the search index after a load that added articles, or when it misses some
+    (a process killed after its load committed, before it rebuilt the index)."""
+    if not settings.search_index:
+        return
+    if not articles_loaded and not store.search_index_stale():
+        return
+    seconds = store.refresh_search_index(settings.search_rebuild_max_articles)
+    if seconds is not None:
+        LOGGER.info("search index rebuilt in %.2fs", seconds)
 
 
 def resume_pending(
@@ -150,8 +291,37 @@ def run_cycle(
     """Run one full cycle and return its summary. Per-feed and per-page failures are data.
 
     ``feeds`` (e.g. from ``load_feed_file``, which validates a whole file) are registered first.
+    The cycle releases ``store``'s connection while it polls, extracts and tags, and opens it
+    again to load (see the module's notes on locks); ``store`` is open when it returns.
+    Raises ``StoreError`` when a lock is not had in time, ``DiskFullError`` when a write fails
+    for want of space; staged runs are then kept for the next cycle.
     """
     started = time.monotonic()
+    with IngestLock(settings.runs_dir) as lock:
+        lock.acquire(settings.load_lock_wait, before_waiting=store.release)
+        try:
+            summary = _cycle(settings, store, feeds, trigger, include_not_due, progress)
+        except (OSError, duckdb.Error) as exc:
+            if not is_disk_full(exc):
+                raise
+            raise DiskFullError(
+                f"out of disk space: {exc}\nnothing half-written is kept: free space (the data "
+                f"folder {settings.data_dir}, the database {settings.database}) and run "
+                "`newsflow ingest` again; it resumes the staged runs"
+            ) from None
+    summary.elapsed_s = time.monotonic() - started
+    return summary
+
+
+def _cycle(
+    settings: Settings,
+    store: Store,
+    feeds: list[FeedSpec] | None,
+    trigger: str,
+    include_not_due: bool,
+    progress: Progress | None,
+) -> CycleSummary:
+    _reopen(store, settings)  # released while waiting for another cycle
     registered = 0
     if feeds:
         registered, _ = store.upsert_feeds(feeds)
@@ -162,10 +332,15 @@ def run_cycle(
         summary = CycleSummary(run.run_id, feeds_registered=registered, resumed_runs=resumed)
         due = store.due_feeds(datetime.now(UTC), include_not_due=include_not_due)
         summary.feeds_due = len(due)
-        summary.polls = poll_feeds(due, settings, run, store.known_article_ids, progress=progress)
+        if due:
+            store.release()
+        known = _known_ids(store, settings)
+        summary.polls = poll_feeds(due, settings, run, known, progress=progress)
+        fault_point("polled")
         summary.articles, summary.tagging, summary.articles_loaded = _complete_and_load(
             run, settings, store, stages, progress, trigger
         )
+    fault_point("cycle_done")
     run.remove()
     summary.failures = store.rows(
         "select f.url, p.outcome, p.http_status, p.error from feed_polls p"
@@ -173,5 +348,4 @@ def run_cycle(
         " where p.run_id = ? and p.outcome not in ('ok', 'not_modified') order by f.url",
         [run.run_id],
     )
-    summary.elapsed_s = time.monotonic() - started
     return summary

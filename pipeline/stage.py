@@ -9,8 +9,10 @@
                                  the tag rows of an articles batch; tagging/ is written last,
                                  so its presence marks the batch as tagged
 
-Every file is written to a temporary name and renamed, so a reader sees a whole file or none.
-Only ``store.load_run`` turns these files into database rows.
+Every file is written to a temporary name and renamed, so a reader sees a whole file or none
+(a write that fails, e.g. on a full disk, removes its temporary file). Only ``store.load_run``
+turns these files into database rows. A run directory without ``polls/`` files never finished
+polling and is discarded by the next cycle; one with them is completed and loaded.
 """
 
 from __future__ import annotations
@@ -138,8 +140,13 @@ class RunDir:
         target.parent.mkdir(parents=True, exist_ok=True)
         table = pa.Table.from_pylist(rows, schema=schema)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, target)
+        try:
+            pq.write_table(table, tmp, compression="zstd")
+            os.replace(tmp, target)
+        except BaseException:
+            # A full disk leaves a partial temporary file: give its space back.
+            tmp.unlink(missing_ok=True)
+            raise
         return target
 
     def read(self, kind: str, schema: pa.Schema) -> list[dict]:
@@ -161,5 +168,9 @@ def pending_runs(runs_dir: Path) -> list[RunDir]:
 
 def _write_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

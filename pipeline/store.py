@@ -8,7 +8,9 @@ whole or not at all, and loading it twice changes nothing.
 
 from __future__ import annotations
 
+import errno
 import logging
+import random
 import re
 import time
 from collections.abc import Iterable, Sequence
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipeline.config import fault_point
 from pipeline.feedlist import FeedSpec
 from pipeline.stage import RunDir
 from pipeline.urls import feed_id as make_feed_id
@@ -64,6 +67,21 @@ class StoreError(RuntimeError):
     """The database cannot be used (missing, locked, too new, ...); the message says why."""
 
 
+class DiskFullError(StoreError):
+    """A write failed for want of space (no space left, file size limit, quota)."""
+
+
+_DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+_DISK_FULL_TEXT = ("no space left on device", "file too large", "disk quota exceeded")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (an OSError, a pyarrow or a DuckDB error) means the disk is full."""
+    if isinstance(exc, OSError) and exc.errno in _DISK_FULL_ERRNOS:
+        return True
+    return any(text in str(exc).lower() for text in _DISK_FULL_TEXT)
+
+
 @dataclass
 class DueFeed:
     feed_id: str
@@ -94,21 +112,55 @@ def migrations() -> list[tuple[int, str, Path]]:
 
 
 class Store:
-    """A connection to the newsflow database. Use as a context manager."""
+    """A connection to the newsflow database. Use as a context manager.
+
+    DuckDB lets one process write a database file, or any number read it, never both: an open
+    Store holds the file's lock. ``release`` closes the connection (dropping the lock) while a
+    long stage needs no database, ``reopen`` takes it again, waiting up to ``lock_wait``."""
 
     def __init__(self, path: Path | str, *, read_only: bool = False, lock_wait: float = 30.0):
         self.path = Path(path)
         self.read_only = read_only
-        self.con = self._connect(lock_wait)
+        self.lock_wait = lock_wait
+        self.con = self._open(lock_wait)
+
+    def _open(self, lock_wait: float) -> duckdb.DuckDBPyConnection:
+        con = self._connect(lock_wait)
+        self.con = con
         try:
-            self.con.execute("set TimeZone = 'UTC'")
-            if read_only:
+            con.execute("set TimeZone = 'UTC'")
+            if self.read_only:
                 self._check_schema()
             else:
                 self.migrate()
-        except BaseException:
-            self.con.close()
+        except duckdb.Error as exc:
+            con.close()
+            if is_disk_full(exc):
+                raise DiskFullError(
+                    f"out of disk space while opening database {self.path}: {exc}"
+                ) from None
             raise
+        except BaseException:
+            con.close()
+            raise
+        self._released = False
+        return con
+
+    @property
+    def released(self) -> bool:
+        return self._released
+
+    def release(self) -> None:
+        """Close the connection, so other processes can use the database, until ``reopen``."""
+        if not self._released:
+            self.con.close()
+            self._released = True
+
+    def reopen(self, lock_wait: float | None = None) -> None:
+        """Open the connection again after ``release`` (a no-op when it is open), waiting up to
+        ``lock_wait`` seconds (default: the Store's) for another process's lock."""
+        if self._released:
+            self._open(self.lock_wait if lock_wait is None else lock_wait)
 
     def _connect(self, lock_wait: float) -> duckdb.DuckDBPyConnection:
         if self.read_only and not self.path.exists():
@@ -118,24 +170,54 @@ class Store:
         config = {"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"}
         deadline = time.monotonic() + lock_wait
         delay = 0.1
+        waiting = False
         while True:
             try:
                 return duckdb.connect(str(self.path), read_only=self.read_only, config=config)
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower():
+                    if is_disk_full(exc):
+                        raise DiskFullError(f"cannot open database {self.path}: {exc}") from None
                     raise StoreError(f"cannot open database {self.path}: {exc}") from None
                 if time.monotonic() >= deadline:
                     raise StoreError(
                         f"database {self.path} is locked by another process (still after "
                         f"{lock_wait:g}s): {exc}"
                     ) from None
-                time.sleep(delay)
+                if not waiting and lock_wait >= 1:
+                    LOGGER.warning(
+                        "database %s is locked by another process; waiting up to %gs",
+                        self.path,
+                        lock_wait,
+                    )
+                    waiting = True
+                # Backoff with jitter, so that waiting processes do not retry in step.
+                time.sleep(
+                    min(delay * random.uniform(0.5, 1.5), max(deadline - time.monotonic(), 0))
+                )
                 delay = min(delay * 2, 2.0)
             except duckdb.Error as exc:
                 raise StoreError(f"cannot open database {self.path}: {exc}") from None
 
     def close(self) -> None:
         self.con.close()
+        self._released = True
+
+    def _rollback(self) -> None:
+        """Roll back after a failed statement. A failed COMMIT (e.g. on a full disk) has already
+        ended the transaction and a fatal error invalidates the connection: either way ROLLBACK
+        fails too, and that error must not hide the one that caused it."""
+        try:
+            self.con.execute("rollback")
+        except duckdb.Error as exc:
+            LOGGER.debug("rollback: %s", exc)
+
+    def _drop_temp(self, *tables: str) -> None:
+        for table in tables:
+            try:
+                self.con.execute(f"drop table if exists {table}")
+            except duckdb.Error as exc:  # an invalidated connection: the error is raised already
+                LOGGER.debug("drop %s: %s", table, exc)
 
     def __enter__(self) -> Store:
         return self
@@ -186,7 +268,7 @@ class Store:
                 )
                 self.con.execute("commit")
             except Exception:
-                self.con.execute("rollback")
+                self._rollback()
                 raise
             LOGGER.info("applied migration %03d_%s", version, name)
             applied.append(f"{version:03d}_{name}")
@@ -201,7 +283,24 @@ class Store:
             count = self.con.execute("select count(*) from articles").fetchone()[0]
             if count > max_articles:
                 return None
-        return rebuild_index(self.con)
+        # One transaction: a process killed mid-rebuild leaves the old index, not half a new one.
+        self.con.execute("begin")
+        try:
+            seconds = rebuild_index(self.con)
+            self.con.execute("commit")
+        except BaseException:
+            self._rollback()
+            raise
+        return seconds
+
+    def search_index_stale(self) -> bool:
+        """Whether articles are missing from the search index (or there is none): e.g. a run
+        loaded by a process that was killed before it rebuilt the index."""
+        from pipeline.search import index_exists, unindexed_articles
+
+        if not self.con.execute("select count(*) from articles").fetchone()[0]:
+            return False
+        return not index_exists(self.con) or unindexed_articles(self.con) > 0
 
     def create_views(self) -> list[str]:
         """(Re)create the analyst views of ``sql/views/``; a migration with the ``@views``
@@ -245,7 +344,7 @@ class Store:
                     updated += 1
             self.con.execute("commit")
         except BaseException:
-            self.con.execute("rollback")
+            self._rollback()
             raise
         return added, updated
 
@@ -306,6 +405,7 @@ class Store:
         con = self.con
         con.execute("begin")
         try:
+            fault_point("load_begin")
             if polls:
                 con.execute(
                     "create or replace temp table staged_polls as"
@@ -313,6 +413,7 @@ class Store:
                     [polls],
                 )
                 self._apply_polls(poll_interval, max_backoff)
+                fault_point("load_polls")
             if articles:
                 con.execute(
                     "create or replace temp table staged_articles as"
@@ -340,8 +441,10 @@ class Store:
                 ).fetchall()
             else:
                 inserted = []
+            fault_point("load_articles")
             new_ids = [aid for aid, _ in inserted]
             tag_rows = self._load_tags(run, new_ids)
+            fault_point("load_tags")
             stories = self._assign_stories(new_ids)
             by_status: dict[str, int] = {}
             for _, status in inserted:
@@ -376,13 +479,14 @@ class Store:
                     by_status.get("failed", 0),
                 ],
             )
+            fault_point("load_commit")
             con.execute("commit")
         except BaseException:
-            con.execute("rollback")
+            self._rollback()
             raise
         finally:
-            con.execute("drop table if exists staged_polls")
-            con.execute("drop table if exists staged_articles")
+            self._drop_temp("staged_polls", "staged_articles")
+        fault_point("load_committed")
         return LoadResult(
             run.run_id,
             False,
@@ -486,7 +590,7 @@ class Store:
                 ).fetchall()
                 counts[kind] = len(inserted_rows)
         finally:
-            self.con.execute("drop table if exists loaded_ids")
+            self._drop_temp("loaded_ids")
         return counts
 
     # -- tags ----------------------------------------------------------------------------------
@@ -551,10 +655,10 @@ class Store:
                     con.unregister("new_tag_rows")
             con.execute("commit")
         except BaseException:
-            con.execute("rollback")
+            self._rollback()
             raise
         finally:
-            con.execute("drop table if exists retag_ids")
+            self._drop_temp("retag_ids")
         return removed
 
     def _taggable_where(
