@@ -154,8 +154,23 @@ class _Stages:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.extract = ExtractorPool(settings.extract_workers, settings.extract_timeout)
+        self._extract: ExtractorPool | None = None
         self._tag: TagPool | None = None
+
+    @property
+    def extract(self) -> ExtractorPool:
+        if self._extract is None:
+            self._extract = ExtractorPool(
+                self.settings.extract_workers, self.settings.extract_timeout
+            )
+        return self._extract
+
+    def done_extracting(self) -> None:
+        """Stop the extraction workers (about 160 MB each) before the tag workers start, so
+        the two pools are never in memory together."""
+        if self._extract is not None:
+            self._extract.close()
+            self._extract = None
 
     @property
     def tag(self) -> TagPool:
@@ -164,7 +179,7 @@ class _Stages:
         return self._tag
 
     def close(self) -> None:
-        self.extract.close()
+        self.done_extracting()
         if self._tag is not None:
             self._tag.close()
 
@@ -228,6 +243,8 @@ def _complete_and_load(
         fault_point("extracted")
     if settings.tagging:
         batches = untagged_batches(run)
+        if batches:
+            stages.done_extracting()
         for done_batches, name in enumerate(batches, 1):
             store.release()
             part = tag_batch(run, name, stages.tag)

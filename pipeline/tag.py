@@ -168,9 +168,11 @@ class Tagger:
         )
 
     def check(self) -> None:
-        """Fail fast, with the model's name, when a configured model is not installed."""
+        """Fail fast, with the model's name, when a configured model is not installed. (Without
+        loading it: a pool's workers load their own, and this process may never need one.)"""
         for name in self.models.values():
-            ent.load_model(name)
+            if not ent.model_available(name):
+                ent.load_model(name)  # raises ModelNotInstalled, naming the model
 
     def entity_tagger(self, language: str) -> str:
         model = self.models[language]

@@ -52,6 +52,22 @@ def base_env(data_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left_behind():
+    """Whatever a test does or fails to do, no ingest (stopped, waiting) or worker outlives it."""
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 @dataclass
 class Ingest:
     data_dir: Path
@@ -69,7 +85,7 @@ class Ingest:
         ]  # fmt: skip
 
     def start(self, preexec_fn=None, **extra: str) -> subprocess.Popen:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             self.argv(),
             env=base_env(self.data_dir, **{**self.env_extra, **extra}),
             cwd=ROOT,
@@ -79,6 +95,8 @@ class Ingest:
             start_new_session=True,  # its own process group: a kill takes its workers too
             preexec_fn=preexec_fn,
         )
+        STARTED.append(proc)
+        return proc
 
     def run(self, timeout: float = 120, preexec_fn=None, **extra) -> subprocess.CompletedProcess:
         """Run an ingest to its end. Worker processes of an ingest killed by its own fault
