@@ -78,6 +78,13 @@ def rebuild_index(con: duckdb.DuckDBPyConnection) -> float:
         "stemmer = 'porter', stopwords = 'english', ignore = '(\\.|[^a-z])+', "
         "strip_accents = 1, lower = 1, overwrite = 1)"
     )
+    # The index's postings come out in no order, so every query scanned all of them. Sorted by
+    # term, a query reads the few row groups of its terms: at 1M news-length articles, a search
+    # takes 0.2-0.3 s instead of 1.5-1.9 s, for 10% more build time (benchmarks/scale.py).
+    con.execute(
+        f"create or replace table {INDEX_SCHEMA}.terms as"
+        f" select * from {INDEX_SCHEMA}.terms order by termid, docid"
+    )
     con.execute(
         "create table if not exists search_index_state (built_at timestamptz, articles bigint)"
     )
@@ -142,17 +149,24 @@ def search(
         )
         params.append(entity)
     params.append(limit)
+    # The best `limit` first, from the narrow columns; titles and texts of those only.
     rows = con.execute(
         f"""
-        select a.article_id, s.score, a.title, f.title as feed,
-               coalesce(a.published_at, a.first_seen_at) as published_at, a.url, a.text
-        from (select article_id, {INDEX_SCHEMA}.match_bm25(article_id, ?) as score
-              from articles) s
+        with ranked as (
+            select a.article_id, s.score,
+                   coalesce(a.published_at, a.first_seen_at) as published_at
+            from (select article_id, {INDEX_SCHEMA}.match_bm25(article_id, ?) as score
+                  from articles) s
+            join articles a using (article_id)
+            where {" and ".join(where)}
+            order by s.score desc, published_at desc nulls last
+            limit ?
+        )
+        select r.article_id, r.score, a.title, f.title as feed, r.published_at, a.url, a.text
+        from ranked r
         join articles a using (article_id)
         left join feeds f using (feed_id)
-        where {" and ".join(where)}
-        order by s.score desc, published_at desc nulls last
-        limit ?
+        order by r.score desc, r.published_at desc nulls last
         """,
         params,
     ).fetchall()

@@ -2,27 +2,28 @@
 -- story_id; an article not matched to others is its own story). The best text is an extracted
 -- one (status ok) before feed content, then the longest; the story's first source is its
 -- earliest article.
+-- The best member is chosen per story with arg_min over narrow columns, and only its row is
+-- read whole: a window over all article rows (text included) took 4 s at 1M news articles,
+-- this takes about 1 s (benchmarks/scale.py).
 create or replace view articles_clean as
-with ranked as (
-    select a.*,
-           coalesce(a.story_id, a.article_id) as story,
-           coalesce(a.published_at, a.first_seen_at) as seen_at
-    from articles a
-    where a.text is not null
+with members as (
+    select article_id, feed_id, coalesce(story_id, article_id) as story,
+           coalesce(published_at, first_seen_at) as seen_at, extraction_status, word_count
+    from articles
+    where text is not null
 ),
 stories as (
     select story,
            count(*) as articles,
            count(distinct feed_id) as outlets,
            arg_min(feed_id, seen_at) as first_feed_id,
-           min(seen_at) as first_seen
-    from ranked group by story
+           min(seen_at) as first_seen,
+           -- extracted before feed content, then the longest, the earliest, the smallest id
+           arg_min(article_id, (extraction_status <> 'ok', -word_count, seen_at, article_id))
+               as best
+    from members group by story
 )
-select r.story as story_id, r.article_id, r.feed_id, r.url, r.title, r.authors, r.language,
-       r.site_name, r.published_at, r.first_seen_at, s.first_seen as story_first_seen_at,
-       s.first_feed_id, s.articles, s.outlets, r.word_count, r.extraction_status, r.text
-from ranked r join stories s using (story)
-qualify row_number() over (
-    partition by r.story
-    order by (r.extraction_status = 'ok') desc, r.word_count desc, r.seen_at, r.article_id
-) = 1;
+select s.story as story_id, a.article_id, a.feed_id, a.url, a.title, a.authors, a.language,
+       a.site_name, a.published_at, a.first_seen_at, s.first_seen as story_first_seen_at,
+       s.first_feed_id, s.articles, s.outlets, a.word_count, a.extraction_status, a.text
+from stories s join articles a on a.article_id = s.best;

@@ -1,0 +1,486 @@
+"""End-to-end ingest throughput against the newsroom simulator, and the machine's limit, in one run.
+
+The simulator (benchmarks/newsroom.py, its own process) serves enough feeds and real article
+pages for ``--articles`` new articles on ``--hosts`` loopback hosts. Measured, in one run:
+
+* cold: ``run_cycle`` into an empty DuckDB (tagging on unless ``--no-tag``): articles loaded,
+  wall seconds, articles/s; wall and CPU seconds of each stage (poll, fetch+extract, tag, load,
+  search index), taken by wrapping ``pipeline.ingest``'s stage functions and ``Store.load_run``
+  in this process; CPU is that of the whole process tree (this process, its workers, their
+  reaped children; the simulator excluded), read from /proc. Core utilisation = tree CPU /
+  (wall x cores). Peak RSS of the tree (the sum over its processes, sampled every 50 ms) and
+  peak PSS (shared pages counted once, sampled every 0.5 s). The simulator's share of all CPU.
+* warm: ``run_cycle(include_not_due=True)`` again; every feed answers 304. Its wall time against
+  the cold poll stage and the cold cycle.
+* the machine's limit: in this one process, bare ``trafilatura.bare_extraction`` (the options of
+  pipeline/extract.py) and bare spaCy NER (the model and components of pipeline/entities.py)
+  over a sample of the same pages, plus feedparser over the feeds (per article: a feed's parse
+  divided by its items). limit = cores / (CPU seconds per article of the three);
+  efficiency = throughput / limit.
+
+Settings: ``per_host_delay`` is 0 by default (``--per-host-delay`` to change it; with the default
+1 s, 20 feeds a host take 20 s to poll whatever the machine), otherwise newsflow's defaults.
+
+    python benchmarks/e2e.py [--articles 5000] [--feeds N] [--hosts 50] [--no-tag] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import json
+import math
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import pipeline.ingest as ingest  # noqa: E402
+from benchmarks.newsroom import Simulator, self_check  # noqa: E402
+from pipeline.config import Settings  # noqa: E402
+from pipeline.feedlist import FeedSpec  # noqa: E402
+from pipeline.store import Store  # noqa: E402
+
+TARGETS = {"articles_per_s": 11.6, "efficiency": 0.75, "warm_s": 5.0, "warm_over_cold": 0.1}
+TARGET_RSS_MB = 1536
+CLK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def machine_busy() -> float:
+    """CPU seconds all processes of the machine have used since boot (/proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / CLK
+
+
+# -- the process tree ------------------------------------------------------------------------
+
+
+class ProcessTree:
+    """This process and its descendants (but ``exclude`` and theirs), read from /proc."""
+
+    def __init__(self, root: int, exclude: set[int]) -> None:
+        self.root = root
+        self.exclude = exclude
+
+    def pids(self) -> list[int]:
+        out, todo = [], [self.root]
+        while todo:
+            pid = todo.pop()
+            out.append(pid)
+            try:
+                tasks = os.listdir(f"/proc/{pid}/task")
+            except OSError:
+                continue
+            for tid in tasks:
+                try:
+                    children = Path(f"/proc/{pid}/task/{tid}/children").read_text().split()
+                except OSError:
+                    continue
+                todo += [int(c) for c in children if int(c) not in self.exclude]
+        return out
+
+    @staticmethod
+    def _stat(pid: int) -> list[str] | None:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+
+    def cpu(self) -> float:
+        """CPU seconds of the tree: every live process and the children each has reaped."""
+        ticks = 0
+        for pid in self.pids():
+            f = self._stat(pid)
+            if f:
+                ticks += int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
+        return ticks / CLK
+
+    def rss_mb(self, pids: list[int] | None = None) -> float:
+        total = 0
+        for pid in pids or self.pids():
+            with contextlib.suppress(OSError):
+                total += int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+        return total * PAGE / 2**20
+
+    def pss_mb(self, pids: list[int] | None = None) -> float:
+        total = 0
+        for pid in pids or self.pids():
+            try:
+                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        break
+            except OSError:
+                pass
+        return total / 1024
+
+
+class MemorySampler:
+    """Peak RSS of a tree (every ``interval`` s), with its split by process at the peak, and
+    peak PSS (every 40th sample: reading smaps_rollup costs this process CPU), in a thread."""
+
+    def __init__(self, tree: ProcessTree, interval: float = 0.05) -> None:
+        self.tree = tree
+        self.interval = interval
+        self.peak_rss = self.peak_pss = 0.0
+        self.peak_split: list[tuple[int, float]] = []
+        self.processes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        n = 0
+        while not self._stop.is_set():
+            pids = self.tree.pids()
+            self.processes = max(self.processes, len(pids))
+            split = [(pid, self.tree.rss_mb([pid])) for pid in pids]
+            rss = sum(mb for _, mb in split)
+            if rss > self.peak_rss:
+                self.peak_rss, self.peak_split = rss, split
+            if n % 40 == 0:
+                self.peak_pss = max(self.peak_pss, self.tree.pss_mb(pids))
+            n += 1
+            self._stop.wait(self.interval)
+
+    def split(self) -> dict[str, int]:
+        """RSS by process at the peak: this one, then the others, largest first."""
+        root = self.tree.root
+        out = {"main": round(sum(mb for pid, mb in self.peak_split if pid == root))}
+        others = sorted((mb for pid, mb in self.peak_split if pid != root), reverse=True)
+        out.update({f"child{i}": round(mb) for i, mb in enumerate(others, 1)})
+        return out
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class StageClock:
+    """Wall and tree-CPU seconds spent inside wrapped stage functions, per stage."""
+
+    def __init__(self, tree: ProcessTree) -> None:
+        self.tree = tree
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+
+    def reset(self) -> None:
+        self.wall.clear()
+        self.cpu.clear()
+        self.calls.clear()
+
+    def wrap(self, stage: str, fn):
+        @functools.wraps(fn)
+        def timed(*args, **kwargs):
+            cpu0, t0 = self.tree.cpu(), time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.wall[stage] = self.wall.get(stage, 0.0) + time.perf_counter() - t0
+                self.cpu[stage] = self.cpu.get(stage, 0.0) + self.tree.cpu() - cpu0
+                self.calls[stage] = self.calls.get(stage, 0) + 1
+
+        return timed
+
+
+def instrument(clock: StageClock) -> list[tuple[object, str, object]]:
+    """Wrap the cycle's stage functions; return what to put back."""
+    targets = [
+        (ingest, "poll_feeds", "poll"),
+        (ingest, "fetch_and_extract", "fetch_extract"),
+        (ingest, "TagPool", "tag_setup"),  # model loading, on the first tag batch
+        (ingest, "tag_batch", "tag"),
+        (Store, "load_run", "load"),
+        (Store, "refresh_search_index", "index"),
+    ]
+    saved = []
+    for owner, name, stage in targets:
+        original = getattr(owner, name)
+        saved.append((owner, name, original))
+        setattr(owner, name, clock.wrap(stage, original))
+    return saved
+
+
+def restore(saved: list[tuple[object, str, object]]) -> None:
+    for owner, name, original in saved:
+        setattr(owner, name, original)
+
+
+# -- the machine's limit ---------------------------------------------------------------------
+
+
+def machine_limit(sim: Simulator, settings: Settings, sample: int, tagging: bool) -> dict:
+    """CPU seconds per article of bare extraction, NER and feed parsing, in this process."""
+    import feedparser
+    import httpx
+    import trafilatura
+
+    from pipeline import entities
+
+    urls = sim.article_urls[:sample]
+    pages = [(sim.html(u), u) for u in urls]
+    trafilatura.bare_extraction(
+        pages[0][0], url=pages[0][1], with_metadata=True, fast=True
+    )  # warm-up
+    started = time.process_time()
+    docs = [
+        trafilatura.bare_extraction(
+            html, url=url, include_comments=False, with_metadata=True, fast=True
+        )
+        for html, url in pages
+    ]
+    extract_cpu = (time.process_time() - started) / len(pages)
+
+    ner_cpu = 0.0
+    if tagging:
+        model = settings.ner_model_map["en"]
+        nlp = entities.load_model(model)
+        texts = [
+            entities.document(d.title, (d.text or "")[: settings.ner_max_chars])[0]
+            for d in docs
+            if d is not None and d.text
+        ]
+        list(nlp.pipe(texts[:4]))  # warm-up
+        started = time.process_time()
+        list(nlp.pipe(texts, batch_size=32))
+        ner_cpu = (time.process_time() - started) / len(pages)
+
+    feed_urls = sim.feed_urls[: max(1, min(len(sim.feed_urls), sample // sim.layout.items))]
+    with httpx.Client(trust_env=False, timeout=30) as client:
+        bodies = [(client.get(u).content, u) for u in feed_urls]
+    options = {"sanitize_html": True, "resolve_relative_uris": True}
+    feedparser.parse(bodies[0][0], response_headers={"content-location": bodies[0][1]}, **options)
+    started = time.process_time()
+    for body, url in bodies:
+        feedparser.parse(body, response_headers={"content-location": url}, **options)
+    parse_cpu = (time.process_time() - started) / len(bodies) / sim.layout.items
+
+    per_article = extract_cpu + ner_cpu + parse_cpu
+    return {
+        "sample_pages": len(pages),
+        "extract_ms": 1000 * extract_cpu,
+        "ner_ms": 1000 * ner_cpu,
+        "parse_ms": 1000 * parse_cpu,
+        "cpu_ms_per_article": 1000 * per_article,
+        "limit_articles_per_s": cores() / per_article,
+    }
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
+def run(
+    articles: int,
+    feeds: int | None,
+    hosts: int,
+    items: int,
+    tagging: bool,
+    per_host_delay: float,
+    latency: float,
+    sample: int,
+) -> dict:
+    feeds = feeds or math.ceil(articles / items)
+    n_cores = cores()
+    with Simulator(feeds=feeds, hosts=hosts, items=items, latency=latency) as sim:
+        self_check(sim, n=2)
+        tree = ProcessTree(os.getpid(), exclude={sim.pid})
+        clock = StageClock(tree)
+        saved = instrument(clock)
+        try:
+            with tempfile.TemporaryDirectory(prefix="newsflow-e2e-") as tmp:
+                settings = Settings(
+                    data_dir=Path(tmp),
+                    allow_private=True,
+                    per_host_delay=per_host_delay,
+                    tagging=tagging,
+                )
+                with Store(settings.database) as store:
+                    store.upsert_feeds(
+                        [FeedSpec(u, f"sim {i}") for i, u in enumerate(sim.feed_urls)]
+                    )
+                    sim_cpu0, req0 = sim.cpu_seconds(), sim.requests()
+                    load0 = os.getloadavg()[0]
+                    busy0, cpu0, t0 = machine_busy(), tree.cpu(), time.perf_counter()
+                    with MemorySampler(tree) as cold_mem:
+                        cold = ingest.run_cycle(settings, store)
+                    cold_s = time.perf_counter() - t0
+                    cold_cpu = tree.cpu() - cpu0
+                    sim_cpu = sim.cpu_seconds() - sim_cpu0
+                    others_cpu = machine_busy() - busy0 - cold_cpu - sim_cpu
+                    load1 = os.getloadavg()[0]
+                    req1 = sim.requests()
+                    stages = (dict(clock.wall), dict(clock.cpu))
+
+                    clock.reset()
+                    t1 = time.perf_counter()
+                    with MemorySampler(tree) as warm_mem:
+                        warm = ingest.run_cycle(settings, store, include_not_due=True)
+                    warm_s = time.perf_counter() - t1
+                    req2 = sim.requests()
+                    warm_poll_s = clock.wall.get("poll", 0.0)
+                    stored = store.rows("select count(*) as n from articles")[0]["n"]
+        finally:
+            restore(saved)
+        limit = machine_limit(sim, settings, sample, tagging)
+        source = sim.source
+
+    wall, cpu = stages
+    loaded = cold.articles_loaded
+    per_s = loaded / cold_s
+    tag_cpu = cpu.get("tag", 0.0) + cpu.get("tag_setup", 0.0)
+    tag_wall = wall.get("tag", 0.0) + wall.get("tag_setup", 0.0)
+    accounted = sum(wall.values())
+
+    def delta(a: dict, b: dict, key) -> int:
+        return b.get(key, 0) - a.get(key, 0)
+
+    return {
+        "articles": loaded,
+        "articles_in_db": stored,
+        "feeds": feeds,
+        "hosts": sim.layout.hosts,
+        "items_per_feed": items,
+        "pages_from": source,
+        "tagging": tagging,
+        "per_host_delay": per_host_delay,
+        "extracted_ok": cold.articles.ok,
+        "feed_content": cold.articles.feed_content,
+        "failed": cold.articles.failed,
+        "tagged": cold.tagging.articles,
+        "entities": cold.tagging.entities,
+        "cold_s": round(cold_s, 2),
+        "articles_per_s": round(per_s, 2),
+        "limit_articles_per_s": round(limit["limit_articles_per_s"], 2),
+        "efficiency": round(per_s / limit["limit_articles_per_s"], 3),
+        "limit": {k: round(v, 2) for k, v in limit.items()},
+        "cores": n_cores,
+        "cpu_s": round(cold_cpu, 1),
+        "core_utilisation": round(cold_cpu / (cold_s * n_cores), 3),
+        # Independent of what other programs take: the limit's CPU per article over ours.
+        "cpu_ms_per_article": round(1000 * cold_cpu / max(loaded, 1), 1),
+        "cpu_efficiency": round(limit["cpu_ms_per_article"] * max(loaded, 1) / 1000 / cold_cpu, 3),
+        "stage_wall_s": {
+            "poll": round(wall.get("poll", 0.0), 2),
+            "fetch_extract": round(wall.get("fetch_extract", 0.0), 2),
+            "tag": round(tag_wall, 2),
+            "load": round(wall.get("load", 0.0), 2),
+            "index": round(wall.get("index", 0.0), 2),
+            "other": round(cold_s - accounted, 2),
+        },
+        "stage_cpu_s": {
+            "poll": round(cpu.get("poll", 0.0), 1),
+            "fetch_extract": round(cpu.get("fetch_extract", 0.0), 1),
+            "tag": round(tag_cpu, 1),
+            "load": round(cpu.get("load", 0.0), 1),
+            "index": round(cpu.get("index", 0.0), 1),
+            "other": round(cold_cpu - sum(cpu.values()), 1),
+        },
+        "tag_setup_s": round(wall.get("tag_setup", 0.0), 2),
+        "peak_rss_mb": round(cold_mem.peak_rss),
+        "peak_pss_mb": round(cold_mem.peak_pss),
+        "peak_rss_by_process_mb": cold_mem.split(),
+        "processes": cold_mem.processes,
+        "simulator_cpu_s": round(sim_cpu, 1),
+        "simulator_cpu_share": round(sim_cpu / (sim_cpu + cold_cpu), 3),
+        # CPU that other programs of the machine took meanwhile: the cores were not all ours.
+        "others_cpu_s": round(max(0.0, others_cpu), 1),
+        "others_core_share": round(max(0.0, others_cpu) / (cold_s * n_cores), 3),
+        "loadavg_1min": [round(load0, 2), round(load1, 2)],
+        "requests_cold": {s: delta(req0, req1, s) for s in ("total", 200, 304, 404)},
+        "warm_s": round(warm_s, 2),
+        "warm_poll_s": round(warm_poll_s, 2),
+        "warm_not_modified": warm.polls.not_modified,
+        "warm_new_items": warm.polls.items_new,
+        "warm_peak_rss_mb": round(warm_mem.peak_rss),
+        "requests_warm": {s: delta(req1, req2, s) for s in ("total", 200, 304, 404)},
+        "warm_over_cold": round(warm_s / cold_s, 4),
+        "warm_over_cold_poll": round(warm_s / max(wall.get("poll", 0.0), 1e-9), 3),
+    }
+
+
+def summary(f: dict) -> str:
+    def mark(ok: bool) -> str:
+        return "ok" if ok else "MISSED"
+
+    w, c, lim = f["stage_wall_s"], f["stage_cpu_s"], f["limit"]
+    stage_lines = "\n".join(
+        f"  {name:<14} {w[name]:>8.1f} s wall {c[name]:>8.1f} s CPU"
+        f"  ({c[name] / (w[name] * f['cores']) if w[name] else 0:.0%} of the cores)"
+        for name in ("poll", "fetch_extract", "tag", "load", "index", "other")
+    )
+    return (
+        f"cold: {f['articles']} articles ({f['extracted_ok']} extracted, {f['feed_content']} "
+        f"feed text, {f['failed']} failed; {f['tagged']} tagged) from {f['feeds']} feeds on "
+        f"{f['hosts']} hosts in {f['cold_s']} s = {f['articles_per_s']} articles/s "
+        f"[target >= {TARGETS['articles_per_s']}: {mark(f['articles_per_s'] >= 11.6)}]\n"
+        f"{stage_lines}\n"
+        f"  (tag includes {f['tag_setup_s']} s of model loading)\n"
+        f"  tree CPU {f['cpu_s']} s on {f['cores']} cores: utilisation "
+        f"{f['core_utilisation']:.0%}; simulator CPU {f['simulator_cpu_s']} s = "
+        f"{f['simulator_cpu_share']:.1%} of all CPU; other programs took "
+        f"{f['others_core_share']:.0%} of the cores (load average {f['loadavg_1min']})\n"
+        f"  CPU per article {f['cpu_ms_per_article']} ms; the limit's "
+        f"{lim['cpu_ms_per_article']:.1f} ms is {f['cpu_efficiency']:.0%} of it\n"
+        f"  peak RSS (tree sum, {f['processes']} processes) {f['peak_rss_mb']} MB "
+        f"{f['peak_rss_by_process_mb']}, PSS "
+        f"{f['peak_pss_mb']} MB [target <= {TARGET_RSS_MB} MB: "
+        f"{mark(f['peak_rss_mb'] <= TARGET_RSS_MB)}]\n"
+        f"limit: {lim['extract_ms']:.1f} ms extract + {lim['ner_ms']:.1f} ms NER + "
+        f"{lim['parse_ms']:.2f} ms feed parse = {lim['cpu_ms_per_article']:.1f} ms CPU/article "
+        f"over {lim['sample_pages']:.0f} pages -> {f['limit_articles_per_s']} articles/s on "
+        f"{f['cores']} cores; efficiency {f['efficiency']:.2f} "
+        f"[target >= {TARGETS['efficiency']}: {mark(f['efficiency'] >= TARGETS['efficiency'])}]\n"
+        f"warm: {f['warm_not_modified']} of {f['feeds']} feeds not modified, "
+        f"{f['warm_new_items']} new items, in {f['warm_s']} s "
+        f"[target <= {TARGETS['warm_s']} s: {mark(f['warm_s'] <= TARGETS['warm_s'])}] = "
+        f"{f['warm_over_cold']:.3f} of cold [target <= {TARGETS['warm_over_cold']}: "
+        f"{mark(f['warm_over_cold'] <= TARGETS['warm_over_cold'])}], "
+        f"{f['warm_over_cold_poll']:.2f} of the cold poll stage\n"
+        f"simulator requests: cold {f['requests_cold']}, warm {f['requests_warm']}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--articles", type=int, default=5000, help="new articles to ingest")
+    parser.add_argument("--feeds", type=int, help="default: articles / items")
+    parser.add_argument("--hosts", type=int, default=50)
+    parser.add_argument("--items", type=int, default=5, help="items per feed")
+    parser.add_argument("--no-tag", action="store_true", help="switch entity/topic tagging off")
+    parser.add_argument("--per-host-delay", type=float, default=0.0, help="seconds (default 0)")
+    parser.add_argument("--latency", type=float, default=0.0, help="simulator latency, seconds")
+    parser.add_argument("--sample", type=int, default=200, help="pages for the limit")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    figures = run(
+        args.articles,
+        args.feeds,
+        args.hosts,
+        args.items,
+        not args.no_tag,
+        args.per_host_delay,
+        args.latency,
+        args.sample,
+    )
+    print(json.dumps(figures) if args.json else summary(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
