@@ -32,6 +32,8 @@ LOGGER = logging.getLogger(__name__)
 _MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 HEALTHY_OUTCOMES_SQL = "('ok', 'not_modified')"
 VIEWS_MARKER = "-- @views"
+# A migration with this marker fills the derived tables (rebuild_derived) once it is applied.
+DERIVED_MARKER = "-- @derived"
 # Staged tag kinds and the tables they load into, with the columns staged files carry.
 TAG_TABLES = {
     "entities": "article_entities",
@@ -272,15 +274,18 @@ class Store:
         )
         have = self.schema_version()
         applied = []
-        for version, name, path in migrations():
-            if version <= have:
-                continue
+        pending = [(v, n, p.read_text(encoding="utf-8")) for v, n, p in migrations() if v > have]
+        # The views are those of sql/views/ now, which may read tables of later migrations: they
+        # are created with the last pending migration that asks for them.
+        views_at = max((v for v, _, text in pending if VIEWS_MARKER in text), default=None)
+        for version, name, text in pending:
             self.con.execute("begin")
             try:
-                text = path.read_text(encoding="utf-8")
                 self.con.execute(text)
-                if VIEWS_MARKER in text:
+                if version == views_at:
                     self.create_views()
+                if DERIVED_MARKER in text:
+                    self.rebuild_derived()
                 self.con.execute(
                     "insert into schema_migrations values (?, ?, ?)",
                     [version, name, datetime.now(UTC)],
@@ -306,6 +311,9 @@ class Store:
         self.con.execute("begin")
         try:
             seconds = rebuild_index(self.con)
+            started = time.perf_counter()
+            self.rebuild_derived()
+            seconds += time.perf_counter() - started
             self.con.execute("commit")
         except BaseException:
             self._rollback()
@@ -320,6 +328,14 @@ class Store:
         if not self.con.execute("select count(*) from articles").fetchone()[0]:
             return False
         return not index_exists(self.con) or unindexed_articles(self.con) > 0
+
+    def rebuild_derived(self) -> None:
+        """Recompute the tables derived from all articles that are too costly to compute at
+        query time (``sql/derived/``: the entity pairs). Runs with the search index rebuild."""
+        for path in sorted((sql_dir() / "derived").glob("*.sql")):
+            self.con.execute(
+                f"create or replace table {path.stem} as {path.read_text(encoding='utf-8')}"
+            )
 
     def create_views(self) -> list[str]:
         """(Re)create the analyst views of ``sql/views/``; a migration with the ``@views``
