@@ -56,13 +56,14 @@ format: setup
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-## bench: extraction, tagging and story-cluster quality, search-index cost, ingest speed
+## bench: the performance and quality benchmarks (benchmarks/README.md), ~12 minutes; each
+## prints its figures (stories.py, search.py and ingest.py run on their own)
 bench: setup
 	$(VENV)/bin/python benchmarks/extraction.py
 	$(VENV)/bin/python benchmarks/tagging.py --quality
-	$(VENV)/bin/python benchmarks/stories.py
-	$(VENV)/bin/python benchmarks/search.py --sizes 1000,10000
-	$(VENV)/bin/python benchmarks/ingest.py --replicas 10
+	$(VENV)/bin/python benchmarks/e2e.py --articles 5000
+	$(VENV)/bin/python benchmarks/vs_peers.py
+	$(VENV)/bin/python benchmarks/scale.py
 
 ## airflow: Airflow standalone on 127.0.0.1:8080 with the DAGs, against the sample newsroom
 ## unless NEWSFLOW_FEEDS is set (Ctrl-C stops everything)
