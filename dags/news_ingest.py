@@ -24,7 +24,7 @@ def _run(s) -> str:
     """This DAG run's staged-files directory."""
     from pipeline import orchestrate
 
-    return str(orchestrate.run_dir(s, get_current_context()["run_id"]).path)
+    return str(orchestrate.run_path(s, get_current_context()["run_id"]))
 
 
 @dag(

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ from pipeline.feedlist import FeedSpec
 from pipeline.fetch import FetchCounts, article_batches, batch_name, fetch_and_extract
 from pipeline.poll import PollCounts, Progress, poll_feeds
 from pipeline.stage import RunDir, pending_runs
-from pipeline.store import DiskFullError, Store, StoreError, is_disk_full
+from pipeline.store import DiskFullError, Store, StoreError, is_disk_full, lock_retry_delays
 from pipeline.tag import TagCounts, TagPool, tag_batch, untagged_batches
 
 try:
@@ -94,15 +93,9 @@ class IngestLock:
             self.path,
             wait,
         )
-        deadline = time.monotonic() + wait
-        delay = 0.1
-        while time.monotonic() < deadline:
-            time.sleep(min(delay * random.uniform(0.5, 1.5), deadline - time.monotonic()))
-            delay = min(delay * 2, 2.0)
+        for _ in lock_retry_delays(wait):
             if self.try_acquire():
                 return
-        if self.try_acquire():
-            return
         raise StoreError(
             f"another newsflow ingest ({self.holder()}) still holds the ingest lock {self.path} "
             f"after {wait:g}s (NEWSFLOW_LOAD_LOCK_WAIT); this one did nothing: run it again "
@@ -266,9 +259,7 @@ def _refresh_search(store: Store, settings: Settings, articles_loaded: int) -> N
     (a process killed after its load committed, before it rebuilt the index)."""
     if not settings.search_index:
         return
-    if not articles_loaded and not store.search_index_stale():
-        return
-    seconds = store.refresh_search_index(settings.search_rebuild_max_articles)
+    seconds = store.refresh_search_after_load(articles_loaded, settings.search_rebuild_max_articles)
     if seconds is not None:
         LOGGER.info("search index rebuilt in %.2fs", seconds)
 

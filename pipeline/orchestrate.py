@@ -16,9 +16,7 @@ registered there too (``plan`` records them in the run directory).
 from __future__ import annotations
 
 import json
-import logging
 import re
-import shutil
 import time
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
@@ -30,11 +28,9 @@ from pipeline.config import ConfigError, Settings, load_settings
 from pipeline.feedlist import FeedSpec, load_feed_file
 from pipeline.fetch import FetchCounts, article_batches, batch_name, fetch_and_extract
 from pipeline.poll import poll_feeds
-from pipeline.stage import RunDir
+from pipeline.stage import RunDir, pending_runs
 from pipeline.store import DueFeed, Store, StoreError
 from pipeline.urls import feed_id as make_feed_id
-
-LOGGER = logging.getLogger("newsflow.tasks")
 
 
 class InjectedFault(RuntimeError):
@@ -55,10 +51,19 @@ def settings_from(overrides: dict | None = None) -> Settings:
     return load_settings(env)
 
 
+def _run_name(scheduler_run_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", scheduler_run_id).strip("_")[:120] or "run"
+
+
+def run_path(settings: Settings, scheduler_run_id: str) -> Path:
+    """Where the staged files of one scheduler run live (not created: ``plan`` does that, so
+    a later task finds them missing if they were lost, instead of an empty run)."""
+    return settings.airflow_runs_dir / _run_name(scheduler_run_id)
+
+
 def run_dir(settings: Settings, scheduler_run_id: str) -> RunDir:
     """The staged-files directory of one scheduler run (created if needed)."""
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", scheduler_run_id).strip("_")[:120] or "run"
-    return RunDir.create(settings.airflow_runs_dir, "airflow", run_id=name)
+    return RunDir.create(settings.airflow_runs_dir, "airflow", run_id=_run_name(scheduler_run_id))
 
 
 def _maybe_fail(settings: Settings, run: RunDir, task: str, batch: str) -> None:
@@ -138,11 +143,17 @@ def poll(settings: Settings, run_path: str, batch: str) -> dict:
         DueFeed(**f)
         for f in json.loads((run.path / "plan" / f"feeds-{batch}.json").read_text("utf-8"))
     ]
-    if settings.database.exists():
+
+    def known(ids) -> set[str]:
+        # Opened for the lookup only: a connection held through the poll's network waits
+        # would keep writers (the load of another run, maintenance, the CLI) out.
+        ids = list(ids)
+        if not ids or not settings.database.exists():
+            return set()
         with Store(settings.database, read_only=True) as store:
-            counts = poll_feeds(feeds, settings, run, store.known_article_ids, batch=batch)
-    else:
-        counts = poll_feeds(feeds, settings, run, lambda ids: set(), batch=batch)
+            return store.known_article_ids(ids)
+
+    counts = poll_feeds(feeds, settings, run, known, batch=batch)
     _maybe_fail(settings, run, "poll", batch)
     return {"batch": batch, **counts.as_dict()}
 
@@ -224,8 +235,10 @@ def load(settings: Settings, run_path: str, trigger: str = "airflow") -> dict:
             trigger=trigger,
         )  # fmt: skip
         search_s = (
-            store.refresh_search_index(settings.search_rebuild_max_articles)
-            if result.articles_loaded and settings.search_index
+            store.refresh_search_after_load(
+                result.articles_loaded, settings.search_rebuild_max_articles
+            )
+            if settings.search_index
             else None
         )
         totals = store.query(
@@ -257,21 +270,19 @@ def remove_stale_runs(settings: Settings, older_than: timedelta | None = None) -
     older_than = older_than or timedelta(days=settings.staged_retention_days)
     cutoff = time.time() - older_than.total_seconds()
     removed, kept = [], []
-    roots = [settings.runs_dir, settings.airflow_runs_dir]
     candidates = [
-        p for root in roots if root.is_dir() for p in sorted(root.iterdir()) if p.is_dir()
+        run for root in (settings.runs_dir, settings.airflow_runs_dir) for run in pending_runs(root)
     ]
     if not candidates:
         return {"removed": 0, "kept": 0, "removed_runs": []}
     store = Store(settings.database, read_only=True) if settings.database.exists() else None
     try:
-        for path in candidates:
-            if path.stat().st_mtime > cutoff:
+        for run in candidates:
+            if run.path.stat().st_mtime > cutoff:
                 continue
-            run = RunDir(path)
             loaded = store is not None and store.is_run_loaded(run.run_id)
             if loaded or not run.files("polls"):
-                shutil.rmtree(path, ignore_errors=True)
+                run.remove()
                 removed.append(run.run_id)
             else:
                 kept.append(run.run_id)

@@ -33,6 +33,8 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
+from pipeline.store import HEALTHY_OUTCOMES
+
 LOGGER = logging.getLogger(__name__)
 
 DEFAULT_DAYS = 14
@@ -53,7 +55,6 @@ COOC_TOP_ENTITIES = 15
 # items once but nothing new for SILENT_HOURS.
 FAILING_AFTER = 3
 SILENT_HOURS = 48
-HEALTHY_OUTCOMES = ("ok", "not_modified")
 
 # One colour per IPTC Media Topic (top level), so a topic keeps its colour from report to report.
 TOPIC_COLOURS = {

@@ -14,7 +14,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +30,8 @@ from pipeline.urls import feed_id as make_feed_id
 LOGGER = logging.getLogger(__name__)
 
 _MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
-HEALTHY_OUTCOMES_SQL = "('ok', 'not_modified')"
+HEALTHY_OUTCOMES = ("ok", "not_modified")
+HEALTHY_OUTCOMES_SQL = str(HEALTHY_OUTCOMES)  # ('ok', 'not_modified')
 VIEWS_MARKER = "-- @views"
 # A migration with this marker fills the derived tables (rebuild_derived) once it is applied.
 DERIVED_MARKER = "-- @derived"
@@ -77,6 +78,18 @@ class DiskFullError(StoreError):
 
 _DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 _DISK_FULL_TEXT = ("no space left on device", "file too large", "disk quota exceeded")
+
+
+def lock_retry_delays(wait: float) -> Iterator[None]:
+    """Wait for a lock another process holds, for up to ``wait`` seconds: each step sleeps,
+    then yields for one more attempt. Exponential from 0.1 s to 2 s, with jitter so that
+    waiting processes do not retry in step; exhausted once the time is up."""
+    deadline = time.monotonic() + wait
+    delay = 0.1
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(delay * random.uniform(0.5, 1.5), left))
+        delay = min(delay * 2, 2.0)
+        yield
 
 
 def is_disk_full(exc: BaseException) -> bool:
@@ -189,8 +202,7 @@ class Store:
         if not self.read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         config = {"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"}
-        deadline = time.monotonic() + lock_wait
-        delay = 0.1
+        retries = lock_retry_delays(lock_wait)
         waiting = False
         while True:
             try:
@@ -200,11 +212,6 @@ class Store:
                     if is_disk_full(exc):
                         raise DiskFullError(f"cannot open database {self.path}: {exc}") from None
                     raise StoreError(f"cannot open database {self.path}: {exc}") from None
-                if time.monotonic() >= deadline:
-                    raise StoreError(
-                        f"database {self.path} is locked by another process (still after "
-                        f"{lock_wait:g}s): {exc}"
-                    ) from None
                 if not waiting and lock_wait >= 1:
                     LOGGER.warning(
                         "database %s is locked by another process; waiting up to %gs",
@@ -212,11 +219,11 @@ class Store:
                         lock_wait,
                     )
                     waiting = True
-                # Backoff with jitter, so that waiting processes do not retry in step.
-                time.sleep(
-                    min(delay * random.uniform(0.5, 1.5), max(deadline - time.monotonic(), 0))
-                )
-                delay = min(delay * 2, 2.0)
+                if next(retries, StopIteration) is StopIteration:
+                    raise StoreError(
+                        f"database {self.path} is locked by another process (still after "
+                        f"{lock_wait:g}s): {exc}"
+                    ) from None
             except duckdb.Error as exc:
                 raise StoreError(f"cannot open database {self.path}: {exc}") from None
 
@@ -319,6 +326,16 @@ class Store:
             self._rollback()
             raise
         return seconds
+
+    def refresh_search_after_load(
+        self, articles_loaded: int, max_articles: int | None = None
+    ) -> float | None:
+        """After a load: rebuild the search index (``refresh_search_index``) when the load
+        added articles, or when the index misses some (a process killed after its load
+        committed, before it rebuilt the index; its retry loads nothing). Seconds, or None."""
+        if not articles_loaded and not self.search_index_stale():
+            return None
+        return self.refresh_search_index(max_articles)
 
     def search_index_stale(self) -> bool:
         """Whether articles are missing from the search index (or there is none): e.g. a run
@@ -581,24 +598,17 @@ class Store:
             ]
 
         assigned = stories.assign_stories(new, lookup)
-        updates = [
-            (item["article_id"], assigned[item["article_id"]], item["signature"]) for item in new
-        ]
-        table = pa.table(
-            {
-                "article_id": [u[0] for u in updates],
-                "story_id": [u[1] for u in updates],
-                "fingerprint": pa.array([u[2] for u in updates], type=pa.binary()),
-            }
-        )
-        self.con.register("story_updates", table)
-        try:
+        with _arrow(
+            self.con,
+            "story_updates",
+            article_id=[item["article_id"] for item in new],
+            story_id=[assigned[item["article_id"]] for item in new],
+            fingerprint=([item["signature"] for item in new], pa.binary()),
+        ):
             self.con.execute(
                 "update articles set story_id = u.story_id, fingerprint = u.fingerprint"
                 " from story_updates u where articles.article_id = u.article_id"
             )
-        finally:
-            self.con.unregister("story_updates")
         keys, owners = [], []
         for item in new:
             if item["signature"] is not None:
