@@ -21,6 +21,7 @@ import json
 import os
 import secrets
 import shutil
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -139,14 +140,7 @@ class RunDir:
         target = self.path / kind / f"{batch}.parquet"
         target.parent.mkdir(parents=True, exist_ok=True)
         table = pa.Table.from_pylist(rows, schema=schema)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        try:
-            pq.write_table(table, tmp, compression="zstd")
-            os.replace(tmp, target)
-        except BaseException:
-            # A full disk leaves a partial temporary file: give its space back.
-            tmp.unlink(missing_ok=True)
-            raise
+        _write_whole(target, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
         return target
 
     def read(self, kind: str, schema: pa.Schema) -> list[dict]:
@@ -166,11 +160,17 @@ def pending_runs(runs_dir: Path) -> list[RunDir]:
     return [RunDir(p) for p in sorted(Path(runs_dir).iterdir()) if p.is_dir()]
 
 
-def _write_bytes(path: Path, data: bytes) -> None:
+def _write_whole(path: Path, write: Callable[[Path], object]) -> None:
+    """``write`` to a temporary name, then rename to ``path``: a reader sees the whole file or
+    none. A write that fails (e.g. a full disk) removes its partial temporary file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_bytes(data)
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    _write_whole(path, lambda tmp: tmp.write_bytes(data))
