@@ -361,7 +361,9 @@ class TagPool:
         kinds = tuple(kinds)
         if not articles:
             return TagRows()
-        if self.workers <= 1 or len(articles) < 4:
+        # A handful of articles is tagged here rather than in workers, unless the workers are
+        # up already: then this process need not load a model of its own next to theirs.
+        if self.workers <= 1 or (len(articles) < 4 and self._executor is None):
             return self.local.tag(articles, kinds)
         # Long articles cost more: deal them round-robin by length so the chunks are even.
         ordered = sorted(articles, key=lambda a: -len(a.get("text") or ""))
@@ -512,12 +514,7 @@ def retag(
     time. Each batch replaces the chosen tagger's rows for its articles in one transaction."""
     own_pool = pool is None
     pool = pool or TagPool(settings)
-    try:
-        kinds = kinds_for(tagger, pool.local.classifier.name)
-    except ValueError:
-        if own_pool:
-            pool.close()
-        raise
+    kinds = kinds_for(tagger, pool.local.classifier.name)  # (a new pool has no workers yet)
     started = time.monotonic()
     summary = RetagSummary()
     total = store.count_taggable(since, kinds if untagged else None)
