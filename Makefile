@@ -56,7 +56,7 @@ format: setup
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-## bench: the performance and quality benchmarks (benchmarks/README.md), ~12 minutes; each
+## bench: the performance and quality benchmarks (benchmarks/README.md), ~10 minutes; each
 ## prints its figures (stories.py, search.py and ingest.py run on their own)
 bench: setup
 	$(VENV)/bin/python benchmarks/extraction.py
