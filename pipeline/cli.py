@@ -170,6 +170,24 @@ def summary_text(s: dict) -> str:
         f"  articles  {s['articles_loaded']} loaded: {a['ok']} extracted, "
         f"{a['feed_content']} from feed content, {a['failed']} failed"
     )
+    if s.get("articles_upgraded"):
+        lines.append(
+            f"  upgraded  {s['articles_upgraded']} stored article(s) whose page came at a later "
+            "attempt (same article_id)"
+        )
+    if a.get("pages_pending") or a.get("pages_retry") or s.get("pages_requeued"):
+        lines.append(
+            f"  frontier  {s.get('pages_requeued', 0)} page(s) from the queue; "
+            f"{a.get('pages_pending', 0)} left pending by the fetch budget, "
+            f"{a.get('pages_retry', 0)} to retry; longest queue wait {a.get('max_queued_s', 0)}s"
+        )
+    for host in s.get("pages_waiting") or []:
+        retry = (
+            f", {host['retrying']} retrying (next {host['next_retry_at']:%Y-%m-%d %H:%M})"
+            if host["retrying"]
+            else ""
+        )
+        lines.append(f"  waiting   {host['host']}: {host['pending']} pending{retry}")
     t = s.get("tagging") or {}
     if t.get("articles"):
         problems = [f"{t[k]} {k}" for k in ("skipped", "failed") if t[k]]
@@ -177,7 +195,7 @@ def summary_text(s: dict) -> str:
             f"  tags      {t['entities']} entities, {t['topics']} topics for {t['articles']} "
             f"articles" + (f" ({', '.join(problems)}; see article_tagging)" if problems else "")
         )
-    if s["articles_loaded"] == 0 and not s["resumed_runs"]:
+    if s["articles_loaded"] == 0 and not s["resumed_runs"] and not s.get("articles_upgraded"):
         lines.append("  nothing new since the last run")
     for failure in s["failed_feeds"]:
         lines.append(f"  failed    {failure['url']}: {failure['outcome']} {failure['error'] or ''}")
@@ -315,9 +333,12 @@ def cmd_status(args) -> int:
     with _open(args, read_only=True) as store:
         cols, rows = store.query(
             "select coalesce(title, url) as feed, last_polled_at, last_outcome,"
-            " consecutive_failures as failures, next_poll_at, items_total as items,"
-            " last_error from feeds where active order by consecutive_failures desc, title"
+            " consecutive_failures as failures, next_poll_at,"
+            " round(poll_interval_s / 60, 1) as every_min, poll_interval_reason as why,"
+            " items_total as items, last_error"
+            " from feeds where active order by consecutive_failures desc, title"
         )
+        waiting = store.pending_pages()
         runs = store.recent_runs(5)
         totals = store.query(
             "select count(*), count(*) filter (extraction_status = 'ok'),"
@@ -330,6 +351,12 @@ def cmd_status(args) -> int:
     )
     print("feeds")
     print(render(cols, rows, args.format))
+    print("\npages waiting to be fetched (per host)")
+    if waiting:
+        wcols = ["host", "pending", "retrying", "next_retry_at", "last_error"]
+        print(render(wcols, [tuple(w[c] for c in wcols) for w in waiting], args.format))
+    else:
+        print("none: every page is fetched, or failed for good")
     print("\nlast runs")
     rcols = [
         "run_id",

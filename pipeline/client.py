@@ -13,7 +13,9 @@ import asyncio
 import email.utils
 import ipaddress
 import logging
+import re
 import socket
+import threading
 import time
 import urllib.robotparser
 import zlib
@@ -116,8 +118,10 @@ class FetchResult:
     content_type: str | None = None
     retry_after: float | None = None
     error: str | None = None
-    elapsed: float = 0.0
+    elapsed: float = 0.0  # from the call to the result: queue time included
+    queued: float = 0.0  # of which waiting for the host's turn and a free slot, not sent yet
     redirects: int = 0
+    max_age: float | None = None  # Cache-Control max-age of the response, seconds
 
     @property
     def ok(self) -> bool:
@@ -128,12 +132,35 @@ class BodyTooLarge(Exception):
     pass
 
 
+# When each host may next be sent a request, for the whole process: the poll stage's client,
+# the fetch stage's and the next cycle's keep one spacing between them (a client's own gates
+# are asyncio objects of its event loop; this is only a time, shared under a thread lock).
+_NEXT_START: dict[str, float] = {}
+_NEXT_START_LOCK = threading.Lock()
+
+
 @dataclass
 class _HostGate:
+    host: str
     semaphore: asyncio.Semaphore
-    next_start: float = 0.0
-    blocked_until: float = 0.0
+    blocked_until: float = 0.0  # a Retry-After the host asked for
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def next_start(self) -> float:
+        """Monotonic time before which no request of the host may start."""
+        return _NEXT_START.get(self.host, 0.0)
+
+    def try_start(self, now: float, delay: float) -> bool:
+        """Take the host's turn if it has come (atomically, for clients in other threads)."""
+        with _NEXT_START_LOCK:
+            if max(_NEXT_START.get(self.host, 0.0), self.blocked_until) > now:
+                return False
+            _NEXT_START[self.host] = now + delay
+            return True
+
+    def next_turn(self) -> float:
+        return max(self.next_start, self.blocked_until)
 
 
 def _validator(value: str | None) -> str | None:
@@ -143,6 +170,17 @@ def _validator(value: str | None) -> str | None:
     if value and len(value) <= 1024 and value.isascii() and value.isprintable():
         return value
     return None
+
+
+_MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d{1,10})", re.IGNORECASE)
+
+
+def parse_max_age(value: str | None) -> float | None:
+    """Seconds of ``Cache-Control: max-age`` (None when absent, or ``no-cache``/``no-store``)."""
+    if not value or "no-store" in value.lower() or "no-cache" in value.lower():
+        return None
+    m = _MAX_AGE.search(value)
+    return float(m.group(1)) if m else None
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -200,25 +238,39 @@ class PoliteClient:
         gate = self._hosts.get(host)
         if gate is None:
             gate = self._hosts[host] = _HostGate(
-                asyncio.Semaphore(self.settings.per_host_concurrency)
+                host, asyncio.Semaphore(self.settings.per_host_concurrency)
             )
         return gate
 
-    async def _wait_turn(self, gate: _HostGate) -> float | None:
-        """Wait for this host's spacing and any Retry-After it asked for.
+    def next_turn(self, host: str) -> float:
+        """The monotonic time at which ``host`` may next be sent a request."""
+        gate = self._hosts.get(host)
+        return gate.next_turn() if gate else 0.0
 
-        Returns the remaining wait instead of waiting when it exceeds ``max_retry_after``:
-        such a request is deferred to a later run rather than holding this one up.
+    async def _take_turn(self, gate: _HostGate) -> float | None:
+        """Wait for the host's spacing and any Retry-After it asked for, then for a free global
+        slot, which the caller then holds (release ``self._global``). The host's turn comes
+        first: a request waiting on its host's spacing never holds a slot another host could
+        use. The spacing counts from the moment a request really starts.
+
+        Returns the remaining wait instead of waiting when it exceeds ``max_retry_after``
+        (no slot held): such a request is deferred to a later run rather than holding this
+        one up.
         """
-        async with gate.lock:
+        while True:
             now = time.monotonic()
             if gate.blocked_until - now > self.settings.max_retry_after:
                 return gate.blocked_until - now
-            start = max(now, gate.next_start, gate.blocked_until)
-            gate.next_start = start + self.settings.per_host_delay
-        if start > now:
-            await asyncio.sleep(start - now)
-        return None
+            turn = gate.next_turn()
+            if turn > now:
+                await asyncio.sleep(turn - now)
+                continue
+            await self._global.acquire()
+            async with gate.lock:
+                if gate.try_start(time.monotonic(), self.settings.per_host_delay):
+                    return None
+            # Another request of this host started while this one waited for a slot.
+            self._global.release()
 
     async def fetch(
         self,
@@ -231,22 +283,16 @@ class PoliteClient:
     ) -> FetchResult:
         """GET ``url``; never raises for network or HTTP problems, reports them in the result."""
         started = time.monotonic()
+        queued = [0.0]
         try:
-            async with asyncio.timeout(self.settings.request_deadline):
-                result = await self._fetch(url, max_bytes, etag, last_modified, accept)
-        except TimeoutError:
-            result = FetchResult(
-                url,
-                url,
-                "timeout",
-                error=f"no complete response within {self.settings.request_deadline:g}s",
-            )
+            result = await self._fetch(url, max_bytes, etag, last_modified, accept, queued)
         except Exception as exc:  # a server this code did not foresee costs one fetch, no more
             LOGGER.warning("unexpected error fetching %s: %r", url, exc, exc_info=True)
             result = FetchResult(
                 url, url, "network_error", error=f"unexpected {type(exc).__name__}: {exc}"[:500]
             )
         result.elapsed = time.monotonic() - started
+        result.queued = queued[0]
         return result
 
     def _timeout_error(self, exc: httpx.TimeoutException) -> str:
@@ -260,7 +306,9 @@ class PoliteClient:
         }.get(type(exc), str(exc) or "timed out")
         return f"{type(exc).__name__}: {what}"
 
-    async def _fetch(self, url, max_bytes, etag, last_modified, accept) -> FetchResult:
+    async def _fetch(self, url, max_bytes, etag, last_modified, accept, queued) -> FetchResult:
+        """Follow the redirects of ``url``; each hop waits its host's turn, then has
+        ``request_deadline`` from the moment it is sent. ``queued[0]`` adds up the waits."""
         current = url
         seen = {url}
         for hop in range(self.settings.max_redirects + 1):
@@ -275,8 +323,10 @@ class PoliteClient:
                 headers["If-Modified-Since"] = last_modified
             host = urlsplit(current).hostname or ""
             gate = self._gate(host)
-            async with self._global, gate.semaphore:
-                deferred = await self._wait_turn(gate)
+            waiting = time.monotonic()
+            async with gate.semaphore:
+                deferred = await self._take_turn(gate)
+                queued[0] += time.monotonic() - waiting
                 if deferred is not None:
                     return FetchResult(
                         url,
@@ -286,7 +336,17 @@ class PoliteClient:
                         error=f"{host} asked to retry after {deferred:.0f}s; deferred",
                     )
                 try:
-                    result = await self._request(current, headers, max_bytes)
+                    async with asyncio.timeout(self.settings.request_deadline):
+                        result = await self._request(current, headers, max_bytes)
+                except TimeoutError:
+                    return FetchResult(
+                        url,
+                        current,
+                        "timeout",
+                        error=f"no complete response within {self.settings.request_deadline:g}s"
+                        " of sending the request",
+                        redirects=hop,
+                    )
                 except httpx.TimeoutException as exc:
                     return FetchResult(url, current, "timeout", error=self._timeout_error(exc))
                 except (httpx.InvalidURL, UnicodeError) as exc:
@@ -315,6 +375,8 @@ class PoliteClient:
                         "too_large",
                         error=f"body exceeds the cap of {max_bytes} bytes",
                     )
+                finally:
+                    self._global.release()
             result.url, result.redirects = url, hop
             if result.status in (429, 503) and result.retry_after is not None:
                 gate.blocked_until = max(
@@ -358,6 +420,7 @@ class PoliteClient:
                 last_modified=_validator(h.get("last-modified")),
                 content_type=h.get("content-type"),
                 retry_after=parse_retry_after(h.get("retry-after")),
+                max_age=parse_max_age(h.get("cache-control")),
             )
             if status in (301, 302, 303, 307, 308):
                 location = h.get("location")

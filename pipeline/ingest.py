@@ -34,10 +34,17 @@ import duckdb
 from pipeline.config import Settings, fault_point
 from pipeline.extract import ExtractorPool
 from pipeline.feedlist import FeedSpec
-from pipeline.fetch import FetchCounts, article_batches, batch_name, fetch_and_extract
+from pipeline.fetch import FetchCounts, article_batches, batch_name, fetch_batches, stage_queue
 from pipeline.poll import PollCounts, Progress, poll_feeds
 from pipeline.stage import RunDir, pending_runs
-from pipeline.store import DiskFullError, Store, StoreError, is_disk_full, lock_retry_delays
+from pipeline.store import (
+    DiskFullError,
+    LoadResult,
+    Store,
+    StoreError,
+    is_disk_full,
+    lock_retry_delays,
+)
 from pipeline.tag import TagCounts, TagPool, tag_batch, untagged_batches
 
 try:
@@ -123,6 +130,9 @@ class CycleSummary:
     articles: FetchCounts = field(default_factory=FetchCounts)
     tagging: TagCounts = field(default_factory=TagCounts)
     articles_loaded: int = 0
+    articles_upgraded: int = 0  # stored earlier from feed content; their page came this time
+    pages_requeued: int = 0  # pages the fetch queue gave back to this cycle
+    pages_waiting: list = field(default_factory=list)  # the queue per host after the load
     resumed_runs: list[str] = field(default_factory=list)
     failures: list[dict] = field(default_factory=list)
     elapsed_s: float = 0.0
@@ -136,6 +146,9 @@ class CycleSummary:
             "articles": self.articles.as_dict(),
             "tagging": self.tagging.as_dict(),
             "articles_loaded": self.articles_loaded,
+            "articles_upgraded": self.articles_upgraded,
+            "pages_requeued": self.pages_requeued,
+            "pages_waiting": self.pages_waiting,
             "resumed_runs": self.resumed_runs,
             "failed_feeds": self.failures,
             "elapsed_s": round(self.elapsed_s, 2),
@@ -219,20 +232,21 @@ def _complete_and_load(
     stages: _Stages,
     progress: Progress | None,
     trigger: str,
-) -> tuple[FetchCounts, TagCounts, int]:
+) -> tuple[FetchCounts, TagCounts, LoadResult]:
     """Extract and tag whatever article batches the run still lacks (with the database
     released), then take the database back and load the run in one transaction."""
     counts = FetchCounts()
     tagged = TagCounts()
     done = {p.stem for p in run.files("articles")}
-    for index, items in enumerate(article_batches(run, settings.article_batch_size)):
-        name = batch_name(index)
-        if name in done:
-            continue
+    batches = {
+        batch_name(index): items
+        for index, items in enumerate(article_batches(run, settings.article_batch_size))
+        if batch_name(index) not in done
+    }
+    if batches:
+        # One frontier, one budget for all of them: hosts interleave across batches.
         store.release()
-        part = fetch_and_extract(items, settings, run, name, pool=stages.extract, progress=progress)
-        for key, value in part.as_dict().items():
-            setattr(counts, key, getattr(counts, key) + value)
+        counts = fetch_batches(batches, settings, run, pool=stages.extract, progress=progress)
         fault_point("extracted")
     if settings.tagging:
         batches = untagged_batches(run)
@@ -250,8 +264,9 @@ def _complete_and_load(
     result = store.load_run(
         run, poll_interval=settings.poll_interval, max_backoff=settings.max_backoff, trigger=trigger
     )
-    _refresh_search(store, settings, result.articles_loaded)
-    return counts, tagged, result.articles_loaded
+    # An upgraded article has a new text: the index must see it as it sees a new one.
+    _refresh_search(store, settings, result.articles_loaded + result.articles_upgraded)
+    return counts, tagged, result
 
 
 def _refresh_search(store: Store, settings: Settings, articles_loaded: int) -> None:
@@ -338,16 +353,20 @@ def _cycle(
         resumed = resume_pending(settings, store, stages, progress)
         run = RunDir.create(settings.runs_dir, trigger)
         summary = CycleSummary(run.run_id, feeds_registered=registered, resumed_runs=resumed)
-        due = store.due_feeds(datetime.now(UTC), include_not_due=include_not_due)
+        now = datetime.now(UTC)
+        due = store.due_feeds(now, include_not_due=include_not_due)
         summary.feeds_due = len(due)
+        summary.pages_requeued = stage_queue(run, store.due_pages(now))
         if due:
             store.release()
         known = _known_ids(store, settings)
         summary.polls = poll_feeds(due, settings, run, known, progress=progress)
         fault_point("polled")
-        summary.articles, summary.tagging, summary.articles_loaded = _complete_and_load(
+        summary.articles, summary.tagging, loaded = _complete_and_load(
             run, settings, store, stages, progress, trigger
         )
+        summary.articles_loaded = loaded.articles_loaded
+        summary.articles_upgraded = loaded.articles_upgraded
     fault_point("cycle_done")
     run.remove()
     summary.failures = store.rows(
@@ -356,4 +375,5 @@ def _cycle(
         " where p.run_id = ? and p.outcome not in ('ok', 'not_modified') order by f.url",
         [run.run_id],
     )
+    summary.pages_waiting = store.pending_pages()
     return summary

@@ -43,7 +43,9 @@ class Route:
 class SiteServer:
     """A threaded HTTP server on 127.0.0.1 with a mutable route table. Use as a context manager."""
 
-    def __init__(self, routes: dict[str, Route] | None = None, port: int = 0) -> None:
+    def __init__(
+        self, routes: dict[str, Route] | None = None, port: int = 0, host: str = "127.0.0.1"
+    ) -> None:
         self.routes: dict[str, Route] = dict(routes or {})
         self.hits: Counter[str] = Counter()
         self.request_headers: list[tuple[str, dict]] = []
@@ -60,10 +62,12 @@ class SiteServer:
             def do_GET(self) -> None:
                 server._serve(self)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        # Any 127.x.y.z address works on Linux's loopback: one server per address stands in
+        # for one host of the news web.
+        self.httpd = ThreadingHTTPServer((host, port), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.base_url = f"http://{host}:{self.port}"
         self._thread: threading.Thread | None = None
 
     def _serve(self, h: BaseHTTPRequestHandler) -> None:

@@ -26,7 +26,14 @@ import pyarrow.parquet as pq
 
 from pipeline.config import ConfigError, Settings, load_settings
 from pipeline.feedlist import FeedSpec, load_feed_file
-from pipeline.fetch import FetchCounts, article_batches, batch_name, fetch_and_extract
+from pipeline.fetch import (
+    FetchCounts,
+    article_batches,
+    batch_name,
+    feed_batches,
+    fetch_and_extract,
+    stage_queue,
+)
 from pipeline.poll import poll_feeds
 from pipeline.stage import RunDir, pending_runs
 from pipeline.store import DueFeed, Store, StoreError
@@ -94,10 +101,13 @@ def plan(settings: Settings, scheduler_run_id: str) -> dict:
     now = datetime.now(UTC)
     due: list[DueFeed] = []
     known_ids: set[str] = set()
+    requeued = 0
     if settings.database.exists():
         with Store(settings.database, read_only=True) as store:
             due = store.due_feeds(now)
             known_ids = {f["feed_id"] for f in store.feeds(include_removed=True)}
+            if not run.files("items"):  # a retried plan keeps what its first try staged
+                requeued = stage_queue(run, store.due_pages(now))
     new = [s for s in specs if make_feed_id(s.url) not in known_ids]
     due_ids = {f.feed_id for f in due}
     for spec in new:
@@ -109,18 +119,16 @@ def plan(settings: Settings, scheduler_run_id: str) -> dict:
     plan_dir.mkdir(exist_ok=True)
     _write_json(plan_dir / "register.json", [asdict(s) for s in specs])
     batches = []
-    for index in range(0, len(due), settings.feeds_per_batch):
-        name = batch_name(index // settings.feeds_per_batch)
-        _write_json(
-            plan_dir / f"feeds-{name}.json",
-            [asdict(f) for f in due[index : index + settings.feeds_per_batch]],
-        )
+    for index, feeds in enumerate(feed_batches(due, settings.feeds_per_batch)):
+        name = batch_name(index)
+        _write_json(plan_dir / f"feeds-{name}.json", [f.as_json() for f in feeds])
         batches.append(name)
     return {
         "run": str(run.path),
         "poll_batches": batches,
         "feeds_due": len(due),
         "feeds_new": len(new),
+        "pages_requeued": requeued,
     }
 
 
@@ -174,8 +182,9 @@ def fetch_extract(settings: Settings, run_path: str, batch: str) -> dict:
     target = run.path / "articles" / f"{batch}.parquet"
     if target.exists():
         counts = FetchCounts()
-        for status in pq.read_table(target, columns=["extraction_status"]).column(0).to_pylist():
-            counts.add(status)
+        columns = ["extraction_status", "fetch_state", "host", "queued_s"]
+        for row in pq.read_table(target, columns=columns).to_pylist():
+            counts.add(row)
         result = {"batch": batch, **counts.as_dict(), "resumed": True}
     else:
         items = article_batches(run, settings.article_batch_size)[int(batch)]

@@ -17,6 +17,7 @@ import feedparser
 import lxml.html
 from lxml.etree import ParserError
 
+from pipeline.rhythm import parse_ttl, parse_update_period
 from pipeline.urls import InvalidURL, article_id, canonicalize
 
 LOGGER = logging.getLogger(__name__)
@@ -59,6 +60,8 @@ class ParsedFeed:
     title: str | None = None
     site_url: str | None = None
     language: str | None = None
+    ttl_s: float | None = None  # the feed's <ttl>, in seconds
+    update_period_s: float | None = None  # its sy:updatePeriod / sy:updateFrequency
     usable: bool = True
     malformed: bool = False
     warning: str | None = None  # why the feed is flagged as malformed, or what was skipped
@@ -223,6 +226,10 @@ def _parse_feed(body: bytes, feed_url: str, content_type: str | None, max_items:
         title=_clip(html_to_text(meta.get("title")), MAX_TITLE_CHARS),
         site_url=_clip(meta.get("link"), 2000),
         language=_clip(meta.get("language"), 50) or None,
+        ttl_s=parse_ttl(meta.get("ttl")),
+        update_period_s=parse_update_period(
+            meta.get("sy_updateperiod"), meta.get("sy_updatefrequency")
+        ),
     )
     entries = parsed.get("entries") or []
     if parsed.get("bozo"):

@@ -14,6 +14,7 @@ from pipeline.client import FetchResult, PoliteClient
 from pipeline.config import Settings
 from pipeline.parse import ParsedFeed, serve_parser
 from pipeline.procs import worker_context
+from pipeline.rhythm import Hints, next_interval
 from pipeline.stage import ITEM_SCHEMA, POLL_SCHEMA, RunDir
 from pipeline.store import DueFeed
 
@@ -160,7 +161,30 @@ async def _poll_one(client: PoliteClient, parser: ParserPool, feed: DueFeed, set
     return feed, polled_at, res, parsed, outcome, error
 
 
-def _poll_row(run_id, feed, polled_at, res, parsed, outcome, error, seen, new) -> dict:
+def _interval(settings: Settings, feed: DueFeed, polled_at, res, parsed, outcome, seen, new):
+    """The adaptive interval after a healthy poll (pipeline/rhythm.py); None after a failure."""
+    if outcome not in ("ok", "not_modified"):
+        return None, None
+    hints = Hints(
+        ttl=parsed.ttl_s if parsed else None,
+        update_period=parsed.update_period_s if parsed else None,
+        max_age=res.max_age,
+    )
+    since = (polled_at - feed.last_polled_at).total_seconds() if feed.last_polled_at else None
+    return next_interval(
+        settings,
+        previous=feed.poll_interval_s,
+        first_poll=feed.last_polled_at is None,
+        items_seen=seen,
+        items_new=new,
+        dates=[i.published_at for i in parsed.items] if parsed and parsed.usable else (),
+        since_last_poll=since,
+        hints=hints,
+        now=polled_at,
+    )
+
+
+def _poll_row(run_id, feed, polled_at, res, parsed, outcome, error, seen, new, interval) -> dict:
     return {
         "poll_id": f"{run_id}:{feed.feed_id}",
         "run_id": run_id,
@@ -181,6 +205,8 @@ def _poll_row(run_id, feed, polled_at, res, parsed, outcome, error, seen, new) -
         "feed_title": parsed.title if parsed else None,
         "site_url": parsed.site_url if parsed else None,
         "feed_language": parsed.language if parsed else None,
+        "poll_interval": interval[0],
+        "interval_reason": interval[1],
     }
 
 
@@ -224,7 +250,12 @@ async def poll_async(
             fresh += 1
             items[item.article_id] = _item_row(item, feed.feed_id, language, now)
         seen = len(usable)
-        polls.append(_poll_row(run_id, feed, polled_at, res, parsed, outcome, error, seen, fresh))
+        # The feed's own rhythm counts items new to the store, whichever feed owns them.
+        unseen = sum(1 for item in usable if item.article_id not in already)
+        interval = _interval(settings, feed, polled_at, res, parsed, outcome, seen, unseen)
+        polls.append(
+            _poll_row(run_id, feed, polled_at, res, parsed, outcome, error, seen, fresh, interval)
+        )
         counts.items_seen += seen
         counts.items_new += fresh
         if outcome == "ok":
@@ -233,7 +264,7 @@ async def poll_async(
             counts.not_modified += 1
         else:
             counts.failed += 1
-            LOGGER.info("feed %s failed: %s (%s)", feed.url, outcome, error)
+            LOGGER.warning("feed %s failed: %s (%s)", feed.url, outcome, error)
     return polls, list(items.values()), counts
 
 

@@ -52,6 +52,8 @@ POLL_SCHEMA = pa.schema(
         ("feed_title", pa.string()),
         ("site_url", pa.string()),
         ("feed_language", pa.string()),
+        ("poll_interval", pa.float64()),  # seconds to the next poll when healthy (adaptive)
+        ("interval_reason", pa.string()),
     ]
 )
 
@@ -70,6 +72,10 @@ ITEM_SCHEMA = pa.schema(
         ("published_at", TS),
         ("first_seen_at", TS),
         ("feed_language", pa.string()),
+        # Set on items taken back from the fetch queue (a page still pending or to retry):
+        # its state there and the attempts it has had. NULL and 0 for items new in this run.
+        ("queue_state", pa.string()),
+        ("fetch_attempts", pa.int32()),
     ]
 )
 
@@ -95,6 +101,15 @@ ARTICLE_SCHEMA = pa.schema(
         ("extraction_error", pa.string()),
         ("http_status", pa.int32()),
         ("content_hash", pa.string()),
+        # The page's place in the crawl frontier (pipeline/fetch.py): done, retry, final or
+        # pending, the attempts so far, why the last one failed, when to try again.
+        ("host", pa.string()),
+        ("fetch_state", pa.string()),
+        ("fetch_attempts", pa.int32()),
+        ("fetch_error", pa.string()),
+        ("next_attempt_at", TS),
+        ("queued_s", pa.float64()),  # waited for its host's turn and a slot before it was sent
+        ("requeued", pa.bool_()),  # the article is stored already: its row is upgraded in place
     ]
 )
 

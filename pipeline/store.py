@@ -15,7 +15,7 @@ import random
 import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -106,6 +106,18 @@ class DueFeed:
     etag: str | None
     last_modified: str | None
     language: str | None
+    last_polled_at: datetime | None = None  # None: never polled
+    poll_interval_s: float | None = None  # the current adaptive interval (pipeline/rhythm.py)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.last_polled_at, str):  # from a plan's JSON
+            self.last_polled_at = datetime.fromisoformat(self.last_polled_at)
+
+    def as_json(self) -> dict:
+        d = asdict(self)
+        if self.last_polled_at is not None:
+            d["last_polled_at"] = self.last_polled_at.isoformat()
+        return d
 
 
 @dataclass
@@ -117,6 +129,7 @@ class LoadResult:
     by_status: dict | None = None
     tag_rows: dict | None = None  # rows inserted per tag kind
     stories_joined: int = 0  # articles of this load that share a story with another article
+    articles_upgraded: int = 0  # stored articles whose page arrived at a later attempt
 
 
 def migrations() -> list[tuple[int, str, Path]]:
@@ -422,11 +435,43 @@ class Store:
         cond = "" if include_not_due else "and (next_poll_at is null or next_poll_at <= ?)"
         params = [] if include_not_due else [now]
         rows = self.con.execute(
-            f"select feed_id, url, etag, last_modified, language from feeds"
+            f"select feed_id, url, etag, last_modified, language, last_polled_at,"
+            f" poll_interval_s from feeds"
             f" where active {cond} order by next_poll_at nulls first, feed_id",
             params,
         ).fetchall()
         return [DueFeed(*r) for r in rows]
+
+    def due_pages(self, now: datetime) -> list[dict]:
+        """The pages the fetch queue gives back to a cycle, as staged items (ITEM_SCHEMA):
+        pending ones first, oldest first, then the retries that are due."""
+        return self.rows(
+            """
+            select a.article_id, a.feed_id, a.url, a.canonical_url, a.guid, a.title, a.authors,
+                a.feed_categories as categories, a.summary,
+                case when a.extraction_status = 'feed_content' then a.text end as content,
+                a.published_at, a.first_seen_at, a.language as feed_language,
+                q.state as queue_state, q.attempts as fetch_attempts
+            from page_fetches q join articles a using (article_id)
+            where q.state in ('pending', 'retrying')
+              and (q.next_attempt_at is null or q.next_attempt_at <= ?)
+            order by q.state = 'retrying', q.first_queued_at, q.article_id
+            """,
+            [now],
+        )
+
+    def pending_pages(self) -> list[dict]:
+        """Pages waiting in the fetch queue, per host: pending, retrying, the next attempt."""
+        return self.rows(
+            """
+            select host, count(*) filter (state = 'pending') as pending,
+                count(*) filter (state = 'retrying') as retrying,
+                min(next_attempt_at) filter (state = 'retrying') as next_retry_at,
+                arg_max(last_error, coalesce(last_attempt_at, first_queued_at)) as last_error
+            from page_fetches where state in ('pending', 'retrying')
+            group by host order by count(*) desc, host
+            """
+        )
 
     def known_article_ids(self, ids: Iterable[str]) -> set[str]:
         ids = list(set(ids))
@@ -493,13 +538,15 @@ class Store:
                     """,
                     [run.run_id, now],
                 ).fetchall()
+                upgraded = self._apply_requeued(now)
+                self._record_fetches(now)
             else:
-                inserted = []
+                inserted, upgraded = [], []
             fault_point("load_articles")
             new_ids = [aid for aid, _ in inserted]
-            tag_rows = self._load_tags(run, new_ids)
+            tag_rows = self._load_tags(run, new_ids + upgraded)
             fault_point("load_tags")
-            stories = self._assign_stories(new_ids)
+            stories = self._assign_stories(new_ids + upgraded)
             by_status: dict[str, int] = {}
             for _, status in inserted:
                 by_status[status] = by_status.get(status, 0) + 1
@@ -515,8 +562,8 @@ class Store:
                 """
                 insert or replace into runs (run_id, started_at, finished_at, status, trigger,
                     feeds_polled, feeds_ok, feeds_failed, items_new, articles_loaded,
-                    articles_ok, articles_feed_content, articles_failed, error)
-                values (?, ?, ?, 'loaded', ?, ?, ?, ?, ?, ?, ?, ?, ?, null)
+                    articles_ok, articles_feed_content, articles_failed, error, articles_upgraded)
+                values (?, ?, ?, 'loaded', ?, ?, ?, ?, ?, ?, ?, ?, ?, null, ?)
                 """,
                 [
                     run.run_id,
@@ -531,6 +578,7 @@ class Store:
                     by_status.get("ok", 0),
                     by_status.get("feed_content", 0),
                     by_status.get("failed", 0),
+                    len(upgraded),
                 ],
             )
             fault_point("load_commit")
@@ -546,9 +594,82 @@ class Store:
             False,
             polls=poll_counts[0],
             articles_loaded=len(inserted),
+            articles_upgraded=len(upgraded),
             by_status=by_status,
             tag_rows=tag_rows,
             stories_joined=stories,
+        )
+
+    def _apply_requeued(self, now: datetime) -> list[str]:
+        """Inside the load: the staged rows of articles that are stored already (their pages
+        came back from the fetch queue). A page that arrived upgrades its article in place,
+        same ``article_id``, and loses its old tags and story bands (the load then writes the
+        new ones); one that did not only updates the reason, and ``pending`` becomes ``failed``
+        when it is final. Returns the upgraded ids."""
+        con = self.con
+        upgraded = [
+            r[0]
+            for r in con.execute(
+                """
+                update articles set
+                    final_url = s.final_url, http_status = s.http_status,
+                    title = coalesce(articles.title, s.title),
+                    authors = case when len(articles.authors) > 0 then articles.authors
+                                   else s.authors end,
+                    published_at = coalesce(articles.published_at, s.published_at),
+                    language = s.language, site_name = s.site_name, text = s.text,
+                    word_count = s.word_count, extraction_status = s.extraction_status,
+                    extraction_error = null, content_hash = s.content_hash,
+                    story_id = null, fingerprint = null
+                from staged_articles s
+                where articles.article_id = s.article_id and s.requeued
+                  and s.extraction_status = 'ok' and articles.extraction_status <> 'ok'
+                returning articles.article_id
+                """
+            ).fetchall()
+        ]
+        con.execute(
+            """
+            update articles set
+                extraction_status = s.extraction_status, extraction_error = s.extraction_error,
+                http_status = coalesce(s.http_status, articles.http_status)
+            from staged_articles s
+            where articles.article_id = s.article_id and s.requeued
+              and s.extraction_status <> 'ok' and articles.extraction_status <> 'ok'
+            """
+        )
+        if upgraded:
+            with _arrow(con, "upgraded_ids", article_id=upgraded):
+                for table in (*TAG_TABLES.values(), "article_bands"):
+                    con.execute(
+                        f"delete from {table}"
+                        " where article_id in (select article_id from upgraded_ids)"
+                    )
+        return upgraded
+
+    def _record_fetches(self, now: datetime) -> None:
+        """Inside the load: the frontier state of every page that did not arrive at its first
+        attempt, and of every page that came back from the queue (``page_fetches``)."""
+        self.con.execute(
+            """
+            insert or replace into page_fetches (article_id, feed_id, url, host, state,
+                attempts, last_error, first_queued_at, last_attempt_at, next_attempt_at, done_at)
+            select s.article_id, a.feed_id, s.url, s.host,
+                case when a.extraction_status = 'ok' then 'done'
+                     when s.fetch_state = 'retry' then 'retrying'
+                     else s.fetch_state end,
+                s.fetch_attempts,
+                case when a.extraction_status = 'ok' then null else s.fetch_error end,
+                coalesce(old.first_queued_at, ?),
+                case when s.fetch_state = 'pending' then old.last_attempt_at else ? end,
+                case when s.fetch_state in ('retry', 'pending') then s.next_attempt_at end,
+                case when s.fetch_state in ('done', 'final') then ? end
+            from staged_articles s
+            join articles a using (article_id)
+            left join page_fetches old using (article_id)
+            where s.requeued or s.fetch_state <> 'done'
+            """,
+            [now, now, now],
         )
 
     def _assign_stories(self, article_ids: list[str]) -> int:
@@ -767,8 +888,9 @@ class Store:
             on conflict do nothing
             """
         )
-        # The newest poll of each feed sets its state. Failing feeds back off exponentially
-        # (interval * 2^failures, capped); a Retry-After pushes the next poll further out.
+        # The newest poll of each feed sets its state. A healthy feed's next poll follows its
+        # adaptive interval (staged by the poll, pipeline/rhythm.py); failing feeds back off
+        # exponentially (interval * 2^failures, capped); a Retry-After pushes it further out.
         con.execute(
             f"""
             update feeds set
@@ -783,10 +905,15 @@ class Store:
                 consecutive_failures = case when p.outcome in {HEALTHY_OUTCOMES_SQL} then 0
                                             else feeds.consecutive_failures + 1 end,
                 next_poll_at = p.polled_at + to_seconds(greatest(
-                    case when p.outcome in {HEALTHY_OUTCOMES_SQL} then ?
+                    case when p.outcome in {HEALTHY_OUTCOMES_SQL} then coalesce(p.poll_interval, ?)
                          else least(?, ? * pow(2, least(feeds.consecutive_failures + 1, 30)))
                     end,
                     least(coalesce(p.retry_after, 0), ?))),
+                poll_interval_s = coalesce(p.poll_interval, feeds.poll_interval_s),
+                poll_interval_reason = case
+                    when p.outcome in {HEALTHY_OUTCOMES_SQL} then p.interval_reason
+                    else 'backing off after ' || (feeds.consecutive_failures + 1)
+                         || ' failed poll(s)' end,
                 last_success_at = case when p.outcome in {HEALTHY_OUTCOMES_SQL} then p.polled_at
                                        else feeds.last_success_at end,
                 last_new_item_at = case when p.items_new > 0 then p.polled_at

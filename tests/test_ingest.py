@@ -191,7 +191,12 @@ def test_failed_feed_is_recorded_and_backs_off(world):
     assert wait == pytest.approx(2 * settings.poll_interval)
     good = store.rows("select * from feeds where url like '%good.xml'")[0]
     wait = (good["next_poll_at"] - good["last_polled_at"]).total_seconds()
-    assert wait == pytest.approx(settings.poll_interval)
+    # A healthy feed waits its adaptive interval: its newest item is months old, so the
+    # longest one, and the feed says why.
+    assert wait == pytest.approx(good["poll_interval_s"])
+    assert good["poll_interval_s"] == settings.max_poll_interval
+    assert good["poll_interval_reason"].startswith("first poll; items about every")
+    assert feed["poll_interval_reason"] == "backing off after 1 failed poll(s)"
     assert good["etag"] and good["last_modified"]
     assert good["title"] == "Good"  # the name from the feed list wins over the feed's title
     relative = store.rows("select * from feeds where url like '%relative.xml'")[0]

@@ -1,0 +1,178 @@
+"""The crawl frontier: deadlines that bound the request and not the queue, hosts interleaved,
+a fetch budget, retries with backoff, host-aware batches. Unit tests of each rule, and client
+tests against a real server on 127.0.0.1 with the default politeness (1 s between requests to
+a host, 2 at a time)."""
+
+import asyncio
+import itertools
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from pipeline.client import PoliteClient
+from pipeline.config import Settings
+from pipeline.fetch import (
+    article_batches,
+    feed_batches,
+    host_of,
+    is_transient,
+    pack_by_host,
+    retry_delay,
+    stage_queue,
+)
+from pipeline.newsroom import Route, SiteServer
+from pipeline.stage import ITEM_SCHEMA, RunDir
+from tests.conftest import with_settings
+
+DEFAULTS = Settings()
+
+
+@pytest.mark.parametrize(
+    ("outcome", "status", "transient"),
+    [
+        ("timeout", None, True), ("network_error", None, True), ("deferred", 503, True),
+        ("http_error", 503, True), ("http_error", 500, True), ("http_error", 429, True),
+        ("http_error", 404, False), ("http_error", 410, False), ("http_error", 403, False),
+        ("too_large", 200, False), ("invalid_url", None, False), ("blocked", None, False),
+        ("redirect_loop", 302, False), ("too_many_redirects", None, False),
+    ],
+)  # fmt: skip
+def test_which_failures_are_retried(outcome, status, transient):
+    assert is_transient(outcome, status) is transient
+
+
+def test_retry_backoff_doubles_from_the_default_delay_to_its_cap():
+    delays = [retry_delay(n, None, DEFAULTS) for n in range(1, 12)]
+    assert delays[:4] == [300, 600, 1200, 2400]
+    assert delays[-1] == DEFAULTS.fetch_retry_max_delay == 6 * 3600
+    assert delays == sorted(delays)
+    # A longer Retry-After wins, within the cap; a shorter one does not shorten the backoff.
+    assert retry_delay(1, 3600, DEFAULTS) == 3600
+    assert retry_delay(1, 10, DEFAULTS) == 300
+    assert retry_delay(1, 10**9, DEFAULTS) == DEFAULTS.fetch_retry_max_delay
+
+
+def test_batches_keep_each_host_whole_big_hosts_alone_small_ones_packed():
+    groups = {"big.example": list(range(450)), "mid.example": list(range(120))}
+    groups.update({f"s{i}.example": list(range(i % 7 + 1)) for i in range(60)})
+    batches = pack_by_host(groups, 200)
+    assert batches[0] == groups["big.example"]  # alone, although past the size
+    for batch in batches[1:]:
+        assert len(batch) <= 200
+    # Every host's items sit in exactly one batch.
+    items_of = {h: {(h, i) for i in items} for h, items in groups.items()}
+    tagged = pack_by_host({h: [(h, i) for i in items] for h, items in groups.items()}, 200)
+    for host, items in items_of.items():
+        holders = [n for n, b in enumerate(tagged) if items & set(b)]
+        assert len(holders) == 1, host
+    assert sum(len(b) for b in batches) == sum(len(v) for v in groups.values())
+    assert pack_by_host(dict(reversed(list(groups.items()))), 200) == batches  # deterministic
+
+
+@dataclass
+class _Feed:
+    url: str
+
+
+def test_poll_batches_are_cut_by_host():
+    feeds = [_Feed(f"http://h{i % 5}.example/feed{i}.xml") for i in range(40)]
+    batches = feed_batches(feeds, 10)
+    hosts = [{host_of(f.url) for f in b} for b in batches]
+    seen = [h for hs in hosts for h in hs]
+    assert len(seen) == len(set(seen)) == 5  # no host in two batches
+    assert sorted(f.url for b in batches for f in b) == sorted(f.url for f in feeds)
+
+
+def _item(url, **extra):
+    return {"article_id": url, "feed_id": "f", "url": url, "canonical_url": url, **extra}
+
+
+def test_article_batches_put_pending_pages_first_then_retries_then_new(tmp_path):
+    run = RunDir.create(tmp_path, "test")
+    new = [_item(f"http://a.example/new{i}") for i in range(3)]
+    run.write("items", "0000", new, ITEM_SCHEMA)
+    stage_queue(
+        run,
+        [
+            _item("http://a.example/retry", queue_state="retrying", fetch_attempts=2),
+            _item("http://a.example/pending", queue_state="pending", fetch_attempts=0),
+        ],
+    )
+    (batch,) = article_batches(run, 200)
+    assert [i["url"].rsplit("/", 1)[1] for i in batch] == [
+        "pending", "retry", "new0", "new1", "new2"
+    ]  # fmt: skip
+
+
+# -- the client, with default politeness ---------------------------------------------------
+
+
+def _polite(tmp_path, **changes) -> Settings:
+    """The settings a user gets, but for loopback being allowed (the test's web is there)."""
+    return with_settings(Settings(data_dir=tmp_path / "data", allow_private=True), **changes)
+
+
+def _fetch_all(settings, urls):
+    async def go():
+        async with PoliteClient(settings) as client:
+            return await asyncio.gather(*(client.fetch(u, max_bytes=1 << 20) for u in urls))
+
+    return asyncio.run(go())
+
+
+def test_the_deadline_bounds_the_request_not_the_wait_for_the_hosts_turn(tmp_path):
+    """The defect of the first run against a real outlet: with 1 s between requests to a host,
+    the 61st page waited 60 s for its turn and was recorded as a timeout before it was sent.
+    Here the deadline is 3 s and the eighth request waits 7 s: all arrive."""
+    with SiteServer({f"/p{i}": Route(b"page") for i in range(8)}) as site:
+        settings = _polite(tmp_path, request_deadline=3.0)
+        results = _fetch_all(settings, [f"{site.base_url}/p{i}" for i in range(8)])
+    assert [r.outcome for r in results] == ["ok"] * 8
+    waits = sorted(r.queued for r in results)
+    assert waits[-1] > settings.request_deadline + 2  # queued far longer than the deadline
+    assert all(r.elapsed - r.queued < 1.0 for r in results)  # the requests themselves: quick
+
+
+def test_a_host_waiting_for_its_turn_holds_no_slot_another_host_needs(tmp_path):
+    """One global slot, a host with six pages at 1 s spacing and a host with one: the small
+    host's page is not stuck behind the big host's backlog."""
+    with (
+        SiteServer({f"/p{i}": Route(b"big") for i in range(6)}, host="127.0.0.2") as big,
+        SiteServer({"/only": Route(b"small")}, host="127.0.0.3") as small,
+    ):
+        settings = _polite(tmp_path, max_concurrency=1)
+        urls = [f"{big.base_url}/p{i}" for i in range(6)] + [f"{small.base_url}/only"]
+        started = time.monotonic()
+        results = _fetch_all(settings, urls)
+        took = time.monotonic() - started
+    assert all(r.ok for r in results)
+    assert results[-1].elapsed < 1.0, results[-1]
+    assert took >= 5.0  # the big host kept its spacing
+
+
+def test_spacing_counts_from_the_real_start_of_each_request(tmp_path):
+    """Requests of one host never start closer than per_host_delay, even when they wait for
+    a global slot (measured at the server)."""
+    starts: list[float] = []
+
+    class Clock(SiteServer):
+        def _serve(self, h):
+            starts.append(time.monotonic())
+            super()._serve(h)
+
+    routes = {f"/p{i}": Route(b"x", delay=0.3) for i in range(5)}
+    with Clock(routes, host="127.0.0.4") as a, SiteServer(routes, host="127.0.0.5") as b:
+        settings = _polite(tmp_path, max_concurrency=1, per_host_delay=0.5)
+        urls = [u for i in range(5) for u in (f"{a.base_url}/p{i}", f"{b.base_url}/p{i}")]
+        results = _fetch_all(settings, urls)
+    assert all(r.ok for r in results)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
+    assert min(gaps) >= 0.5 - 0.02, gaps
+
+
+def test_defaults_are_polite_and_the_budget_fits_the_schedule():
+    assert DEFAULTS.per_host_delay == 1.0 and DEFAULTS.per_host_concurrency == 2
+    # The last request may start at the end of the budget and run to its deadline; the cycle
+    # still ends within the default 10-minute schedule.
+    assert DEFAULTS.fetch_budget + DEFAULTS.request_deadline < 600

@@ -1,0 +1,178 @@
+"""The crawl frontier end to end, with the settings a user gets (1 s between requests to a
+host, 2 at a time, the real timeouts): 40 hosts on 127.0.0.2-41, 300 feeds, one host with many
+new pages and the others a few, 10% of the pages failing transiently at first and 3% for good
+(benchmarks/frontier.py serves it). Cycles run until nothing waits; between cycles the clock
+moves past the retries' backoff instead of the test sleeping through it."""
+
+import threading
+
+import pytest
+
+from benchmarks.frontier import FlakyNewsroom, advance_clock, max_rate, min_gap, settle
+from pipeline import orchestrate
+from pipeline.config import Settings
+from pipeline.feedlist import FeedSpec
+from pipeline.store import Store
+from pipeline.urls import article_id, canonicalize
+
+pytestmark = pytest.mark.slow
+
+BIG_PAGES = 120  # at 1 request/s: two minutes of the big host's politeness
+BUDGET = 45.0  # a short cycle, so the big host needs several (the default is 480 s)
+
+
+def _aid(url):
+    return article_id(canonicalize(url))
+
+
+@pytest.fixture(scope="module")
+def settled(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("frontier")
+    settings = Settings(
+        data_dir=tmp / "data", allow_private=True, fetch_budget=BUDGET, tagging=False
+    )
+    with FlakyNewsroom(big_pages=BIG_PAGES) as room, Store(settings.database) as store:
+        cycles = settle(settings, store, room.feeds)
+        articles = {r["url"]: r for r in store.rows("select * from articles")}
+        fetches = {r["url"]: r for r in store.rows("select * from page_fetches")}
+        dupes = store.query(
+            "select count(*) - count(distinct article_id), count(*) - count(distinct url)"
+            " from articles"
+        )[1][0]
+        yield room, settings, cycles, articles, fetches, dupes, room.stats()
+
+
+def test_every_page_is_stored_once_and_nothing_is_lost(settled):
+    room, _, _, articles, _, dupes, _ = settled
+    assert dupes == (0, 0)
+    assert set(articles) == set(room.pages)
+
+
+def test_no_page_fails_for_a_deadline_it_spent_queueing(settled):
+    room, _, cycles, articles, fetches, _, _ = settled
+    for url, kind in room.pages.items():
+        if kind == "slow":
+            continue  # the only pages that really answer too late (after the read timeout)
+        for text in (articles[url]["extraction_error"], (fetches.get(url) or {}).get("last_error")):
+            assert "timeout" not in (text or "").lower(), (url, text)
+    # The big host needed several cycles: its pages waited as pending, never as failures.
+    assert len(cycles) >= 3
+    assert cycles[0]["summary"]["articles"]["pages_pending"] > 0
+
+
+def test_small_hosts_finish_in_the_first_cycle(settled):
+    room, _, cycles, _, _, _, _ = settled
+    big = room.bases[0].split("//")[1].split(":")[0]
+    first = cycles[0]
+    assert first["summary"]["articles_loaded"] == len(room.pages)  # every article stored
+    pending_hosts = set(first["summary"]["articles"]["pending_by_host"])
+    assert pending_hosts == {big}, pending_hosts
+
+
+def test_every_transient_failure_recovers_and_every_permanent_one_is_final_at_once(settled):
+    room, settings, _, articles, fetches, _, _ = settled
+    for url, kind in room.pages.items():
+        article, fetch = articles[url], fetches.get(url)
+        if kind in ("404", "410"):
+            assert article["extraction_status"] == "feed_content"
+            assert f"HTTP {kind}" in article["extraction_error"]
+            assert (fetch["state"], fetch["attempts"]) == ("final", 1)
+        elif kind == "ok":
+            assert article["extraction_status"] == "ok", (url, article["extraction_error"])
+            assert fetch is None or fetch["state"] == "done"  # pending first, then fetched
+        else:
+            assert article["extraction_status"] == "ok", (url, kind, article["extraction_error"])
+            assert fetch["state"] == "done", (url, fetch)
+            assert 2 <= fetch["attempts"] <= settings.fetch_max_attempts
+            assert article["article_id"] == _aid(url)  # upgraded in place
+
+
+def test_each_host_saw_its_politeness(settled):
+    *_, stats = settled
+    for host, s in stats.items():
+        assert s["max_in_flight"] <= Settings().per_host_concurrency, host
+        gap = min_gap(s["starts"])
+        assert gap is None or gap >= Settings().per_host_delay - 0.05, (host, gap)
+        assert max_rate(s["starts"]) <= 2  # (two starts exactly 1 s apart share a window)
+
+
+def test_status_shows_an_empty_queue_and_the_feeds_intervals(settled):
+    _, settings, cycles, *_ = settled
+    assert cycles[-1]["waiting"] == []
+    from pipeline.cli import main
+
+    assert main(["status", "--db", str(settings.database)]) == 0
+
+
+def test_two_fetch_tasks_side_by_side_never_hit_one_host_at_once(tmp_path):
+    """The Airflow path: plan, poll, then two fetch_extract tasks at the same time, as two
+    workers would run them. Batches are cut by host, so at the server no host ever has more
+    requests in flight than per_host_concurrency."""
+    settings = Settings(
+        data_dir=tmp_path / "data", allow_private=True, tagging=False, article_batch_size=12
+    )
+    with FlakyNewsroom(hosts=8, feeds=40, big_pages=14, seed=3, slow_pages=0) as room:
+        feeds_file = tmp_path / "feeds.yaml"
+        feeds_file.write_text(
+            "feeds:\n" + "".join(f"  - url: {f.url}\n" for f in room.feeds), encoding="utf-8"
+        )
+        settings = settings.with_overrides(feeds_file=feeds_file)
+        plan = orchestrate.plan(settings, "manual__two_workers")
+        for batch in plan["poll_batches"]:
+            orchestrate.poll(settings, plan["run"], batch)
+        batches = orchestrate.plan_articles(settings, plan["run"])
+        assert len(batches) >= 2
+        errors = []
+
+        def worker(names):
+            try:
+                for name in names:
+                    orchestrate.fetch_extract(settings, plan["run"], name)
+            except Exception as exc:  # surfaced below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(batches[i::2],)) for i in (0, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        stats = room.stats()
+        loaded = orchestrate.load(settings, plan["run"])
+    assert loaded["articles_loaded"] == len(room.pages)
+    busiest = max(s["max_in_flight"] for s in stats.values())
+    assert busiest <= settings.per_host_concurrency, stats
+    assert busiest == settings.per_host_concurrency  # (the hosts were kept busy)
+
+
+def test_the_fetch_queue_is_fetched_first_by_a_later_airflow_run(tmp_path):
+    """A page left pending by a budget that ran out is planned into the next scheduler run and
+    loaded in place there."""
+    settings = Settings(
+        data_dir=tmp_path / "data", allow_private=True, tagging=False, fetch_budget=3.0
+    )
+    with FlakyNewsroom(hosts=2, feeds=3, big_pages=10, seed=5, slow_pages=0) as room:
+        specs = [FeedSpec(f.url) for f in room.feeds]
+        big_urls = room.host_pages(0)
+        with Store(settings.database) as store:
+            store.upsert_feeds(specs)
+        for n in range(1, 8):
+            run_id = f"scheduled__{n}"
+            plan = orchestrate.plan(settings, run_id)
+            for batch in plan["poll_batches"]:
+                orchestrate.poll(settings, plan["run"], batch)
+            for batch in orchestrate.plan_articles(settings, plan["run"]):
+                orchestrate.fetch_extract(settings, plan["run"], batch)
+            orchestrate.load(settings, plan["run"])
+            with Store(settings.database) as store:
+                if not store.pending_pages():
+                    break
+                advance_clock(store, settings.fetch_retry_max_delay)
+        assert n >= 3 and plan["pages_requeued"] > 0
+        with Store(settings.database, read_only=True) as store:
+            rows = store.rows("select url, extraction_status from articles")
+    statuses = {r["url"]: r["extraction_status"] for r in rows}
+    assert len(rows) == len(room.pages)
+    kinds = room.pages
+    for url in big_urls:
+        assert statuses[url] == ("ok" if kinds[url] not in ("404", "410") else "feed_content")
