@@ -56,7 +56,7 @@ format: setup
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-## bench: the performance and quality benchmarks (benchmarks/README.md), ~10 minutes; each
+## bench: the performance and quality benchmarks (benchmarks/README.md), ~25 minutes; each
 ## prints its figures (stories.py, search.py and ingest.py run on their own)
 bench: setup
 	$(VENV)/bin/python benchmarks/extraction.py
@@ -64,6 +64,9 @@ bench: setup
 	$(VENV)/bin/python benchmarks/e2e.py --articles 5000
 	$(VENV)/bin/python benchmarks/vs_peers.py
 	$(VENV)/bin/python benchmarks/scale.py
+	$(VENV)/bin/python benchmarks/polling_week.py
+	$(VENV)/bin/python benchmarks/one_host.py
+	$(VENV)/bin/python benchmarks/frontier.py
 
 ## airflow: Airflow standalone on 127.0.0.1:8080 with the DAGs, against the sample newsroom
 ## unless NEWSFLOW_FEEDS is set (Ctrl-C stops everything)

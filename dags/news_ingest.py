@@ -49,7 +49,8 @@ def news_ingest():
             lambda: orchestrate.plan(s, run_id),
             lambda r: (
                 f"{r['feeds_due']} feeds due ({r['feeds_new']} new to register) in "
-                f"{len(r['poll_batches'])} batches; staged files in {r['run']}"
+                f"{len(r['poll_batches'])} batches; {r['pages_requeued']} pages from the fetch "
+                f"queue; staged files in {r['run']}"
             ),
         )
         return result["poll_batches"]
@@ -92,7 +93,9 @@ def news_ingest():
             lambda: orchestrate.fetch_extract(s, _run(s), batch),
             lambda r: (
                 f"{r['articles']} articles: {r['ok']} extracted, {r['feed_content']} from "
-                f"feed content, {r['failed']} failed (recorded)"
+                f"feed content, {r['failed']} failed (recorded); pages: {r['pages_pending']} "
+                f"left pending by the fetch budget {r['pending_by_host'] or ''}, "
+                f"{r['pages_retry']} to retry; longest queue wait {r['max_queued_s']}s"
                 + (" [resumed]" if r.get("resumed") else "")
             ),
         )
@@ -119,6 +122,7 @@ def news_ingest():
             lambda: orchestrate.load(s, _run(s)),
             lambda r: (
                 f"{r['articles_loaded']} articles loaded {r.get('by_status') or {}}, "
+                f"{r.get('articles_upgraded', 0)} upgraded in place, "
                 f"tag rows {r.get('tag_rows') or {}}; the database holds "
                 f"{r.get('articles_total')} articles"
                 + (" [run was already loaded]" if r.get("already_loaded") else "")

@@ -245,32 +245,33 @@ class PoliteClient:
     def next_turn(self, host: str) -> float:
         """The monotonic time at which ``host`` may next be sent a request."""
         gate = self._hosts.get(host)
-        return gate.next_turn() if gate else 0.0
+        return gate.next_turn() if gate else _NEXT_START.get(host, 0.0)
 
     async def _take_turn(self, gate: _HostGate) -> float | None:
         """Wait for the host's spacing and any Retry-After it asked for, then for a free global
         slot, which the caller then holds (release ``self._global``). The host's turn comes
         first: a request waiting on its host's spacing never holds a slot another host could
-        use. The spacing counts from the moment a request really starts.
+        use. The host's requests take their turns in the order they came (``gate.lock`` is a
+        FIFO), and the spacing counts from the moment a request really starts.
 
         Returns the remaining wait instead of waiting when it exceeds ``max_retry_after``
         (no slot held): such a request is deferred to a later run rather than holding this
         one up.
         """
-        while True:
-            now = time.monotonic()
-            if gate.blocked_until - now > self.settings.max_retry_after:
-                return gate.blocked_until - now
-            turn = gate.next_turn()
-            if turn > now:
-                await asyncio.sleep(turn - now)
-                continue
-            await self._global.acquire()
-            async with gate.lock:
+        async with gate.lock:
+            while True:
+                now = time.monotonic()
+                if gate.blocked_until - now > self.settings.max_retry_after:
+                    return gate.blocked_until - now
+                turn = gate.next_turn()
+                if turn > now:
+                    await asyncio.sleep(turn - now)
+                    continue
+                await self._global.acquire()
                 if gate.try_start(time.monotonic(), self.settings.per_host_delay):
                     return None
-            # Another request of this host started while this one waited for a slot.
-            self._global.release()
+                # A client in another thread started a request to this host meanwhile.
+                self._global.release()
 
     async def fetch(
         self,

@@ -245,11 +245,16 @@ def load(settings: Settings, run_path: str, trigger: str = "airflow") -> dict:
         )  # fmt: skip
         search_s = (
             store.refresh_search_after_load(
-                result.articles_loaded, settings.search_rebuild_max_articles
+                result.articles_loaded + result.articles_upgraded,
+                settings.search_rebuild_max_articles,
             )
             if settings.search_index
             else None
         )
+        waiting = {
+            w["host"]: {"pending": w["pending"], "retrying": w["retrying"]}
+            for w in store.pending_pages()[:20]
+        }
         totals = store.query(
             "select (select count(*) from articles), (select count(*) from article_entities),"
             " (select count(*) from article_topics)"
@@ -260,6 +265,8 @@ def load(settings: Settings, run_path: str, trigger: str = "airflow") -> dict:
         "already_loaded": result.already_loaded,
         "polls": result.polls,
         "articles_loaded": result.articles_loaded,
+        "articles_upgraded": result.articles_upgraded,
+        "pages_waiting": waiting,
         "by_status": result.by_status or {},
         "tag_rows": result.tag_rows or {},
         "search_index_s": round(search_s, 2) if search_s is not None else None,

@@ -248,7 +248,9 @@ def test_a_failed_mapped_task_is_retried_and_nothing_is_lost_or_doubled(
     assert result["state"] == "success", log[-5000:]
     tries = {(t["task_id"], t["map_index"]): t["try_number"] for t in result["tis"]}
     assert tries[("fetch_extract", 0)] == 2  # failed once (after staging its file), retried
-    assert tries[("fetch_extract", 1)] == 1
+    # One host serves the whole sample newsroom, so its pages are one batch whatever the batch
+    # size: parallel fetch tasks never share a host (pipeline/fetch.py, article_batches).
+    assert ("fetch_extract", 1) not in tries
     assert "injected fault in fetch_extract batch 0000" in log
     assert "[resumed]" in log  # the retry used the staged file instead of fetching again
     c = counts(tmp_path / "data" / "newsflow.duckdb")

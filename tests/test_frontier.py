@@ -176,3 +176,108 @@ def test_defaults_are_polite_and_the_budget_fits_the_schedule():
     # The last request may start at the end of the budget and run to its deadline; the cycle
     # still ends within the default 10-minute schedule.
     assert DEFAULTS.fetch_budget + DEFAULTS.request_deadline < 600
+
+
+# -- a page that arrives at a later attempt ------------------------------------------------
+
+
+def test_a_page_that_arrives_later_upgrades_its_article_in_place(site, tmp_path):
+    """A 503 on the first cycle: the article is stored from its feed text (tagged, searchable)
+    and the page waits to be retried. When it comes, the same row takes the page's text, its
+    tags are replaced, it gets a story, and search finds the page's words."""
+    from pipeline.feedlist import FeedSpec
+    from pipeline.ingest import run_cycle
+    from pipeline.search import search
+    from pipeline.store import Store
+    from pipeline.urls import article_id, canonicalize
+    from tests.conftest import bundled_page, rss
+
+    page_url = f"{site.base_url}/world/boat.html"
+    teaser = "A strike on a boat in the Caribbean, officials in Washington said on Tuesday."
+    site.routes["/feed.xml"] = Route(
+        rss("World", [{"link": page_url, "title": "Boat strike", "description": teaser}]),
+        content_type="application/rss+xml",
+    )
+    site.routes["/world/boat.html"] = Route(b"busy", status=503, conditional=False)
+    settings = _polite(tmp_path, tag_workers=1)
+    aid = article_id(canonicalize(page_url))
+    with Store(settings.database) as store:
+        first = run_cycle(settings, store, feeds=[FeedSpec(f"{site.base_url}/feed.xml")])
+        assert first.articles.pages_retry == 1
+        row = store.rows("select * from articles where article_id = ?", [aid])[0]
+        assert (row["extraction_status"], row["text"]) == ("feed_content", teaser)
+        assert "HTTP 503" in row["extraction_error"] and "attempt 1 of 5" in row["extraction_error"]
+        queued = store.rows("select * from page_fetches where article_id = ?", [aid])[0]
+        assert (queued["state"], queued["attempts"]) == ("retrying", 1)
+        wait = (queued["next_attempt_at"] - queued["last_attempt_at"]).total_seconds()
+        assert wait == pytest.approx(settings.fetch_retry_delay, abs=5)
+        before = store.query("select count(*) from article_entities where article_id = ?", [aid])[
+            1
+        ][0][0]
+
+        # Not due yet: the next cycle leaves it alone.
+        second = run_cycle(settings, store)
+        assert second.pages_requeued == 0 and site.hits["/world/boat.html"] == 1
+
+        site.routes["/world/boat.html"] = Route(bundled_page("5fa3154ec031ab35"))
+        store.con.execute("update page_fetches set next_attempt_at = now() - interval 1 minute")
+        third = run_cycle(settings, store)
+        assert (third.pages_requeued, third.articles_upgraded, third.articles_loaded) == (1, 1, 0)
+        rows = store.rows("select * from articles")
+        assert len(rows) == 1 and rows[0]["article_id"] == aid
+        row = rows[0]
+        assert row["extraction_status"] == "ok" and row["extraction_error"] is None
+        assert row["word_count"] > 100 and row["story_id"] and row["fingerprint"]
+        done = store.rows("select * from page_fetches where article_id = ?", [aid])[0]
+        assert (done["state"], done["attempts"], done["last_error"]) == ("done", 2, None)
+        status = store.rows(
+            "select kind, count(*) as n from article_tagging where article_id = ? group by 1",
+            [aid],
+        )
+        assert {r["kind"]: r["n"] for r in status} == {"entities": 1, "topics": 1}
+        after = store.query("select count(*) from article_entities where article_id = ?", [aid])[1][
+            0
+        ][0]
+        assert after > before
+        dupes = store.query(
+            "select count(*) from (select entity, label from article_entities"
+            " group by all having count(*) > 1)"
+        )[1][0][0]
+        assert dupes == 0
+        word = next(
+            w for w in row["text"].split() if len(w) > 7 and w.isalpha() and w not in teaser
+        )
+        assert [h.article_id for h in search(store.con, word)] == [aid]
+        assert (
+            store.query("select articles_upgraded from runs order by started_at desc limit 1")[1][
+                0
+            ][0]
+            == 1
+        )
+
+
+def test_a_hosts_requests_take_their_turns_in_order(site, tmp_path):
+    """Two workers per host: neither may lose the race for the host's turn again and again
+    (one page once waited 12 s of a 12 s crawl). Each waits about one turn of the other."""
+    from pipeline.extract import ExtractorPool
+    from pipeline.fetch import crawl
+    from tests.conftest import bundled_page, bundled_slugs
+
+    slugs = bundled_slugs()[:10]
+    items = []
+    for s in slugs:
+        site.routes[f"/a/{s}"] = Route(bundled_page(s))
+        items.append({
+            "article_id": s, "feed_id": "f", "url": f"{site.base_url}/a/{s}",
+            "canonical_url": s, "guid": None, "title": s, "authors": [], "categories": [],
+            "summary": None, "content": None, "published_at": None, "first_seen_at": None,
+            "feed_language": None,
+        })  # fmt: skip
+    pool = ExtractorPool(1, 20)
+    try:
+        rows = asyncio.run(crawl(items, _polite(tmp_path, respect_robots=False), pool))
+    finally:
+        pool.close()
+    assert sorted(r["extraction_status"] for r in rows) == ["ok"] * len(slugs)
+    waits = [r["queued_s"] for r in rows]
+    assert max(waits) <= 2 * DEFAULTS.per_host_delay + 0.5, waits

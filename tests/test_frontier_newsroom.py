@@ -91,8 +91,11 @@ def test_each_host_saw_its_politeness(settled):
     *_, stats = settled
     for host, s in stats.items():
         assert s["max_in_flight"] <= Settings().per_host_concurrency, host
+        # Spacing is kept between request starts at the client; at the server, arrival adds
+        # the jitter of a busy 2-core machine (a new connection, a loop busy handing pages to
+        # the extractors): 0.15 s allowed.
         gap = min_gap(s["starts"])
-        assert gap is None or gap >= Settings().per_host_delay - 0.05, (host, gap)
+        assert gap is None or gap >= Settings().per_host_delay - 0.15, (host, gap)
         assert max_rate(s["starts"]) <= 2  # (two starts exactly 1 s apart share a window)
 
 
@@ -176,3 +179,24 @@ def test_the_fetch_queue_is_fetched_first_by_a_later_airflow_run(tmp_path):
     kinds = room.pages
     for url in big_urls:
         assert statuses[url] == ("ok" if kinds[url] not in ("404", "410") else "feed_content")
+
+
+@pytest.mark.corpus
+def test_the_181_corpus_pages_on_one_host_all_extract_with_default_settings():
+    """The issue's first run: 181 real pages on one host, newsflow's defaults. Before the
+    frontier, 121 of them were stored as failed with a timeout they spent in the queue."""
+    from benchmarks.one_host import run
+    from tests.conftest import corpus_dir
+
+    corpus_dir("article-extraction-benchmark")
+    result = run()
+    print(result)
+    assert result["pages"] == 181
+    assert result["timeouts"] == 0 and result["pages_pending"] == 0
+    assert result["by_status"].get("failed", 0) == 0
+    assert result["by_status"]["ok"] >= 178
+    # The host's politeness spread the pages over minutes, far past the request deadline;
+    # each request waited only for its own turn.
+    assert result["wall_s"] > 2 * Settings().request_deadline
+    assert result["max_queued_s"] < 5
+    assert result["f1"] >= 0.95
