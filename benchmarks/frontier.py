@@ -46,6 +46,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from pipeline.feedlist import FeedSpec  # noqa: E402
+from pipeline.procs import tree_cpu_seconds  # noqa: E402
 
 BUNDLED = ROOT / "pipeline" / "newsroom_data" / "articles"
 TRANSIENT_KINDS = ("503", "503-retry-after", "reset")
@@ -337,10 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings().with_overrides(allow_private=True, fetch_budget=args.budget)
     with tempfile.TemporaryDirectory() as tmp, FlakyNewsroom(big_pages=args.big_pages) as room:
         settings = settings.with_overrides(data_dir=Path(tmp))
-        before = (
-            resource.getrusage(resource.RUSAGE_SELF),
-            resource.getrusage(resource.RUSAGE_CHILDREN),
-        )
+        server_before = room.cpu_seconds()
+        before = tree_cpu_seconds()
         started = time.monotonic()
         with Store(settings.database) as store:
             cycles = settle(settings, store, room.feeds, log=lambda m: print(m, file=sys.stderr))
@@ -352,16 +351,12 @@ def main(argv: list[str] | None = None) -> int:
                 "select state, count(*) as n, max(attempts) as max_attempts"
                 " from page_fetches group by 1 order by 1"
             )
-        after = (
-            resource.getrusage(resource.RUSAGE_SELF),
-            resource.getrusage(resource.RUSAGE_CHILDREN),
-        )
+        after = tree_cpu_seconds()
         stats = room.stats()
-        server_cpu = room.cpu_seconds()
+        server_cpu = room.cpu_seconds() - server_before
         pages = room.pages
-    cpu = sum(a.ru_utime + a.ru_stime - (b.ru_utime + b.ru_stime) for a, b in zip(after, before))
-    # The server child is one of this process's children only once it exits; it is still
-    # running here, so its CPU is not in the figure above (it is printed apart).
+    # The process tree includes the server's child process: its CPU is taken out.
+    cpu = after - before - server_cpu
     big = _address(0)
     result = {
         "hosts": len(stats),

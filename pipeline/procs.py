@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import importlib.machinery
 import multiprocessing
+import os
+import resource
 import sys
+from pathlib import Path
 
 
 def worker_context() -> multiprocessing.context.BaseContext:
@@ -21,3 +24,41 @@ def worker_context() -> multiprocessing.context.BaseContext:
     if main is not None and getattr(main, "__spec__", None) is None:
         main.__spec__ = importlib.machinery.ModuleSpec("__main__", None)
     return multiprocessing.get_context("forkserver")
+
+
+def _descendants(pid: int) -> list[int]:
+    """Live descendants of ``pid`` (Linux /proc; none elsewhere)."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                children = Path(f"/proc/{parent}/task/{tid}/children").read_text().split()
+            except OSError:
+                continue
+            for child in map(int, children):
+                found.append(child)
+                todo.append(child)
+    return found
+
+
+def tree_cpu_seconds() -> float:
+    """CPU seconds used so far by this process and every process below it: the workers of the
+    forkserver are its children, not ours, so each live descendant counts its own time and that
+    of the children it has reaped; ours that we reaped come from getrusage."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = own.ru_utime + own.ru_stime + reaped.ru_utime + reaped.ru_stime
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in _descendants(os.getpid()):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # it ended meanwhile: its time is in its parent's reaped children
+        # fields[11:15]: utime, stime, cutime, cstime (stat fields 14-17)
+        total += sum(int(v) for v in fields[11:15]) / tick
+    return total
