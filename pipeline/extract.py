@@ -123,6 +123,10 @@ def extract_page(html: bytes, url: str | None = None, timeout: float = 20.0) -> 
     return result
 
 
+def _ready() -> bool:
+    return True
+
+
 def _worker_init() -> None:
     # Workers ignore Ctrl-C: the parent decides when to stop them.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -141,9 +145,16 @@ class ExtractorPool:
         self._pool = self._new_pool()
 
     def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
-        return concurrent.futures.ProcessPoolExecutor(
+        pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=self.workers, mp_context=self._ctx, initializer=_worker_init
         )
+        # Start every worker now, in the caller's thread. Started on demand, each would start
+        # inside the fetch's event loop and stall it (the first by a second or so, while the
+        # forkserver comes up), delaying requests that had already taken their host's turn:
+        # the next request of that host then reached the server too soon after them.
+        for future in [pool.submit(_ready) for _ in range(self.workers)]:
+            future.result()
+        return pool
 
     async def extract(self, html: bytes, url: str) -> Extracted:
         loop = asyncio.get_running_loop()

@@ -398,6 +398,9 @@ async def crawl(
             extractions.add(task)
             task.add_done_callback(extractions.discard)
 
+    # The language model the feed-text fallback uses loads once, off the loop, before any
+    # request has taken its host's turn (loaded inside the loop, it would stall every request).
+    await asyncio.to_thread(detect_language, "warm up " * 20)
     async with PoliteClient(settings) as client:
         workers = [
             work(host, queue, client)
