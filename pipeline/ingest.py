@@ -1,7 +1,8 @@
-"""One ingest cycle: register feeds, poll due feeds, fetch and extract new items, tag, load.
-
-This is the CLI's path through the stages; the Airflow DAG calls the same stage functions
-(``poll_feeds``, ``fetch_and_extract``, ``tag_batch``, ``Store.load_run``) as separate tasks.
+"""One ingest cycle: the steps of pipeline/steps.py in order (register, plan, poll, fetch, tag,
+load), each over every batch at once, in one process. The Airflow DAG calls the same steps as
+separate tasks (pipeline/orchestrate.py); this module adds what one process running them all
+needs: the ingest lock, the database released while the network and CPU steps run, resuming
+what a crash left staged.
 
 Crashes. Stages hand over staged files (pipeline/stage.py), and only ``Store.load_run`` writes
 article data, in one transaction. A cycle killed at any point leaves either a run directory
@@ -26,26 +27,25 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
+from pipeline import steps
 from pipeline.config import Settings, fault_point
 from pipeline.extract import ExtractorPool
 from pipeline.feedlist import FeedSpec
-from pipeline.fetch import FetchCounts, article_batches, batch_name, fetch_batches, stage_queue
-from pipeline.poll import PollCounts, Progress, poll_feeds
+from pipeline.fetch import FetchCounts
+from pipeline.poll import PollCounts, Progress
 from pipeline.stage import RunDir, pending_runs
 from pipeline.store import (
     DiskFullError,
-    LoadResult,
     Store,
     StoreError,
     is_disk_full,
     lock_retry_delays,
 )
-from pipeline.tag import TagCounts, TagPool, tag_batch, untagged_batches
+from pipeline.tag import TagCounts, TagPool
 
 try:
     import fcntl
@@ -133,6 +133,7 @@ class CycleSummary:
     articles_upgraded: int = 0  # stored earlier from feed content; their page came this time
     pages_requeued: int = 0  # pages the fetch queue gave back to this cycle
     pages_waiting: list = field(default_factory=list)  # the queue per host after the load
+    timings: dict = field(default_factory=dict)  # step -> wall and CPU seconds (steps.Timings)
     resumed_runs: list[str] = field(default_factory=list)
     failures: list[dict] = field(default_factory=list)
     elapsed_s: float = 0.0
@@ -151,6 +152,7 @@ class CycleSummary:
             "pages_waiting": self.pages_waiting,
             "resumed_runs": self.resumed_runs,
             "failed_feeds": self.failures,
+            "timings": self.timings,
             "elapsed_s": round(self.elapsed_s, 2),
         }
 
@@ -232,55 +234,32 @@ def _complete_and_load(
     stages: _Stages,
     progress: Progress | None,
     trigger: str,
-) -> tuple[FetchCounts, TagCounts, LoadResult]:
-    """Extract and tag whatever article batches the run still lacks (with the database
-    released), then take the database back and load the run in one transaction."""
-    counts = FetchCounts()
-    tagged = TagCounts()
-    done = {p.stem for p in run.files("articles")}
-    batches = {
-        batch_name(index): items
-        for index, items in enumerate(article_batches(run, settings.article_batch_size))
-        if batch_name(index) not in done
-    }
-    if batches:
-        # One frontier, one budget for all of them: hosts interleave across batches.
-        store.release()
-        counts = fetch_batches(batches, settings, run, pool=stages.extract, progress=progress)
-        fault_point("extracted")
-    if settings.tagging:
-        batches = untagged_batches(run)
-        if batches:
-            stages.done_extracting()
-        for done_batches, name in enumerate(batches, 1):
-            store.release()
-            part = tag_batch(run, name, stages.tag)
-            for key, value in part.as_dict().items():
-                setattr(tagged, key, getattr(tagged, key) + value)
-            if progress:
-                progress("tag", done_batches, len(batches))
-            fault_point("tagged")
+    timings: steps.Timings,
+) -> tuple[FetchCounts, TagCounts, steps.Loaded]:
+    """The run's remaining steps: fetch and extract, then tag, whatever it still lacks (with
+    the database released), then take the database back and load it in one transaction."""
+    store.release()
+    with timings.step("fetch"):
+        fetched = steps.fetch(settings, run, pool=lambda: stages.extract, progress=progress)
+
+    def tag_pool():
+        stages.done_extracting()  # the two pools are never in memory together
+        return stages.tag
+
+    with timings.step("tag"):
+        tagged = steps.tag(settings, run, pool=tag_pool, progress=progress)
     _reopen(store, settings, run)
-    result = store.load_run(
-        run, poll_interval=settings.poll_interval, max_backoff=settings.max_backoff, trigger=trigger
-    )
-    # An upgraded article has a new text: the index must see it as it sees a new one.
-    _refresh_search(store, settings, result.articles_loaded + result.articles_upgraded)
-    return counts, tagged, result
-
-
-def _refresh_search(store: Store, settings: Settings, articles_loaded: int) -> None:
-    """Rebuild the search index after a load that added articles, or when it misses some
-    (a process killed after its load committed, before it rebuilt the index)."""
-    if not settings.search_index:
-        return
-    seconds = store.refresh_search_after_load(articles_loaded, settings.search_rebuild_max_articles)
-    if seconds is not None:
-        LOGGER.info("search index rebuilt in %.2fs", seconds)
+    with timings.step("load"):
+        loaded = steps.load(settings, store, run, trigger)
+    return fetched, tagged, loaded
 
 
 def resume_pending(
-    settings: Settings, store: Store, stages: _Stages, progress: Progress | None = None
+    settings: Settings,
+    store: Store,
+    stages: _Stages,
+    progress: Progress | None = None,
+    timings: steps.Timings | None = None,
 ) -> list[str]:
     """Finish runs an interrupted cycle left staged; drop those that never finished polling."""
     resumed = []
@@ -295,7 +274,13 @@ def resume_pending(
             continue
         LOGGER.info("resuming staged run %s", run.run_id)
         _complete_and_load(
-            run, settings, store, stages, progress, run.info().get("trigger", "resume")
+            run,
+            settings,
+            store,
+            stages,
+            progress,
+            run.info().get("trigger", "resume"),
+            timings or steps.Timings(),
         )
         run.remove()
         resumed.append(run.run_id)
@@ -344,36 +329,36 @@ def _cycle(
     include_not_due: bool,
     progress: Progress | None,
 ) -> CycleSummary:
+    """The steps of pipeline/steps.py in order, every batch of a step at once."""
+    timings = steps.Timings()
     _reopen(store, settings)  # released while waiting for another cycle
-    registered = 0
-    if feeds:
-        registered, _ = store.upsert_feeds(feeds)
+    # Registered before polling (not by the load, as in Airflow), so that a reader sees the
+    # feeds while the cycle works.
+    registered = steps.register(store, feeds or [])
 
     with _Stages(settings) as stages:
-        resumed = resume_pending(settings, store, stages, progress)
+        resumed = resume_pending(settings, store, stages, progress, timings)
         run = RunDir.create(settings.runs_dir, trigger)
         summary = CycleSummary(run.run_id, feeds_registered=registered, resumed_runs=resumed)
-        now = datetime.now(UTC)
-        due = store.due_feeds(now, include_not_due=include_not_due)
-        summary.feeds_due = len(due)
-        summary.pages_requeued = stage_queue(run, store.due_pages(now))
-        if due:
+        with timings.step("plan"):
+            planned = steps.plan(settings, run, store, include_not_due=include_not_due)
+        summary.feeds_due = planned["feeds_due"]
+        summary.pages_requeued = planned["pages_requeued"]
+        if planned["poll_batches"]:
             store.release()
-        known = _known_ids(store, settings)
-        summary.polls = poll_feeds(due, settings, run, known, progress=progress)
+        with timings.step("poll"):
+            summary.polls = steps.poll(
+                settings, run, planned["poll_batches"], _known_ids(store, settings), progress
+            )
         fault_point("polled")
         summary.articles, summary.tagging, loaded = _complete_and_load(
-            run, settings, store, stages, progress, trigger
+            run, settings, store, stages, progress, trigger, timings
         )
-        summary.articles_loaded = loaded.articles_loaded
-        summary.articles_upgraded = loaded.articles_upgraded
+        summary.articles_loaded = loaded.result.articles_loaded
+        summary.articles_upgraded = loaded.result.articles_upgraded
     fault_point("cycle_done")
     run.remove()
-    summary.failures = store.rows(
-        "select f.url, p.outcome, p.http_status, p.error from feed_polls p"
-        " join feeds f using (feed_id)"
-        " where p.run_id = ? and p.outcome not in ('ok', 'not_modified') order by f.url",
-        [run.run_id],
-    )
+    summary.failures = store.run_failures(run.run_id)
     summary.pages_waiting = store.pending_pages()
+    summary.timings = timings.as_dict()
     return summary

@@ -9,35 +9,24 @@ exists is not done again, and ``load`` skips a run that is already loaded.
     (reads)  (reads)         (reads files)      (writes files)           (files)      (the one
                                                                                        writer)
 
+Each task is one step of pipeline/steps.py, the same steps the CLI cycle runs.
+
 ``load`` is the only task that writes the database: new feeds from the feed list are
 registered there too (``plan`` records them in the run directory).
 """
 
 from __future__ import annotations
 
-import json
 import re
 import time
-from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
+from pipeline import steps
 from pipeline.config import ConfigError, Settings, load_settings
-from pipeline.feedlist import FeedSpec, load_feed_file
-from pipeline.fetch import (
-    FetchCounts,
-    article_batches,
-    batch_name,
-    feed_batches,
-    fetch_and_extract,
-    stage_queue,
-)
-from pipeline.poll import poll_feeds
+from pipeline.feedlist import load_feed_file
 from pipeline.stage import RunDir, pending_runs
-from pipeline.store import DueFeed, Store, StoreError
-from pipeline.urls import feed_id as make_feed_id
+from pipeline.store import Store, StoreError
 
 
 class InjectedFault(RuntimeError):
@@ -88,69 +77,24 @@ def _maybe_fail(settings: Settings, run: RunDir, task: str, batch: str) -> None:
     raise InjectedFault(f"injected fault in {task} batch {batch} (NEWSFLOW_FAULT_INJECT)")
 
 
-# -- plan -------------------------------------------------------------------------------------
+# -- the steps of a run, one per task ---------------------------------------------------------
 
 
 def plan(settings: Settings, scheduler_run_id: str) -> dict:
-    """Which feeds are due, split into poll batches written to ``plan/``. Reads only.
-
-    Feeds of the feed list (``NEWSFLOW_FEEDS``) that the registry does not know yet are due
-    now; ``load`` registers them."""
+    """``steps.plan`` with the feed list of ``NEWSFLOW_FEEDS`` and a read-only store (none
+    before the first load). A retried plan returns what the first try planned."""
     run = run_dir(settings, scheduler_run_id)
     specs = load_feed_file(settings.feeds_file) if settings.feeds_file else []
-    now = datetime.now(UTC)
-    due: list[DueFeed] = []
-    known_ids: set[str] = set()
-    requeued = 0
-    if settings.database.exists():
-        with Store(settings.database, read_only=True) as store:
-            due = store.due_feeds(now)
-            known_ids = {f["feed_id"] for f in store.feeds(include_removed=True)}
-            if not run.files("items"):  # a retried plan keeps what its first try staged
-                requeued = stage_queue(run, store.due_pages(now))
-    new = [s for s in specs if make_feed_id(s.url) not in known_ids]
-    due_ids = {f.feed_id for f in due}
-    for spec in new:
-        fid = make_feed_id(spec.url)
-        if fid not in due_ids:
-            due.append(DueFeed(fid, spec.url, None, None, spec.language))
-            due_ids.add(fid)
-    plan_dir = run.path / "plan"
-    plan_dir.mkdir(exist_ok=True)
-    _write_json(plan_dir / "register.json", [asdict(s) for s in specs])
-    batches = []
-    for index, feeds in enumerate(feed_batches(due, settings.feeds_per_batch)):
-        name = batch_name(index)
-        _write_json(plan_dir / f"feeds-{name}.json", [f.as_json() for f in feeds])
-        batches.append(name)
-    return {
-        "run": str(run.path),
-        "poll_batches": batches,
-        "feeds_due": len(due),
-        "feeds_new": len(new),
-        "pages_requeued": requeued,
-    }
-
-
-def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data), encoding="utf-8")
-    tmp.replace(path)
-
-
-# -- poll -------------------------------------------------------------------------------------
+    if not settings.database.exists():
+        return steps.plan(settings, run, None, specs)
+    with Store(settings.database, read_only=True) as store:
+        return steps.plan(settings, run, store, specs)
 
 
 def poll(settings: Settings, run_path: str, batch: str) -> dict:
-    """Poll one planned batch of feeds; writes ``polls/`` and ``items/`` (skipped if done)."""
+    """``steps.poll`` for one planned batch; writes ``polls/`` and ``items/`` (skipped if done)."""
     run = RunDir(Path(run_path))
-    if (run.path / "polls" / f"{batch}.parquet").exists():
-        table = pq.read_table(run.path / "polls" / f"{batch}.parquet")
-        return {"batch": batch, "feeds": table.num_rows, "resumed": True}
-    feeds = [
-        DueFeed(**f)
-        for f in json.loads((run.path / "plan" / f"feeds-{batch}.json").read_text("utf-8"))
-    ]
+    resumed = (run.path / "polls" / f"{batch}.parquet").exists()
 
     def known(ids) -> set[str]:
         # Opened for the lookup only: a connection held through the poll's network waits
@@ -161,64 +105,41 @@ def poll(settings: Settings, run_path: str, batch: str) -> dict:
         with Store(settings.database, read_only=True) as store:
             return store.known_article_ids(ids)
 
-    counts = poll_feeds(feeds, settings, run, known, batch=batch)
+    counts = steps.poll(settings, run, [batch], known)
     _maybe_fail(settings, run, "poll", batch)
-    return {"batch": batch, **counts.as_dict()}
-
-
-# -- fetch and extract ------------------------------------------------------------------------
+    return {"batch": batch, **counts.as_dict(), **({"resumed": True} if resumed else {})}
 
 
 def plan_articles(settings: Settings, run_path: str) -> list[str]:
-    """Split the run's new items (deduplicated across poll batches) into article batches."""
-    run = RunDir(Path(run_path))
-    batches = article_batches(run, settings.article_batch_size)
-    return [batch_name(i) for i in range(len(batches))]
+    """The run's article batches (new items and the queue's pages, cut by host)."""
+    return steps.plan_articles(settings, RunDir(Path(run_path)))
 
 
 def fetch_extract(settings: Settings, run_path: str, batch: str) -> dict:
-    """Fetch and extract one article batch; writes ``articles/<batch>`` (skipped if done)."""
+    """``steps.fetch`` for one article batch; writes ``articles/<batch>`` (skipped if done)."""
     run = RunDir(Path(run_path))
-    target = run.path / "articles" / f"{batch}.parquet"
-    if target.exists():
-        counts = FetchCounts()
-        columns = ["extraction_status", "fetch_state", "host", "queued_s"]
-        for row in pq.read_table(target, columns=columns).to_pylist():
-            counts.add(row)
-        result = {"batch": batch, **counts.as_dict(), "resumed": True}
-    else:
-        items = article_batches(run, settings.article_batch_size)[int(batch)]
-        counts = fetch_and_extract(items, settings, run, batch)
-        result = {"batch": batch, **counts.as_dict()}
+    resumed = (run.path / "articles" / f"{batch}.parquet").exists()
+    counts = steps.fetch(settings, run, [batch])
     _maybe_fail(settings, run, "fetch_extract", batch)
-    return result
-
-
-# -- tag --------------------------------------------------------------------------------------
+    return {"batch": batch, **counts.as_dict(), **({"resumed": True} if resumed else {})}
 
 
 def tag(settings: Settings, run_path: str, batch: str) -> dict:
-    """Tag one extracted batch; writes the tag files (skipped if done or tagging is off)."""
-    from pipeline.tag import TagPool, tag_batch
-
+    """``steps.tag`` for one extracted batch; writes the tag files (skipped if done or off)."""
     run = RunDir(Path(run_path))
     if not settings.tagging:
         return {"batch": batch, "skipped": "tagging is off (NEWSFLOW_TAGGING=0)"}
     if (run.path / "tagging" / f"{batch}.parquet").exists():
         return {"batch": batch, "resumed": True}
-    with TagPool(settings) as pool:
-        counts = tag_batch(run, batch, pool)
+    counts = steps.tag(settings, run, [batch])
     _maybe_fail(settings, run, "tag", batch)
     return {"batch": batch, **counts.as_dict()}
 
 
-# -- load -------------------------------------------------------------------------------------
-
-
 def load(settings: Settings, run_path: str, trigger: str = "airflow") -> dict:
-    """Register new feeds and load the run in one transaction each; remove its staged files.
-
-    Idempotent: a run that is already loaded (a retry after the commit) changes nothing."""
+    """``steps.load``: register the plan's new feeds and load the run, one transaction each;
+    then remove its staged files. Idempotent: a run that is already loaded (a retry after the
+    commit) changes nothing."""
     run = RunDir(Path(run_path))
     run_id = run.run_id
     if not run.path.exists():
@@ -226,53 +147,32 @@ def load(settings: Settings, run_path: str, trigger: str = "airflow") -> dict:
             if store.is_run_loaded(run_id):
                 return {"run_id": run_id, "already_loaded": True, "articles_loaded": 0}
         raise StoreError(f"staged files of run {run_id} are missing ({run.path})")
-    register = run.path / "plan" / "register.json"
-    specs = (
-        [
-            FeedSpec(**{**s, "tags": tuple(s.get("tags") or ())})
-            for s in json.loads(register.read_text("utf-8"))
-        ]
-        if register.exists()
-        else []
-    )
     _maybe_fail(settings, run, "load", "")
     with Store(settings.database, lock_wait=settings.load_lock_wait) as store:
-        if specs:
-            store.upsert_feeds(specs)
-        result = store.load_run(
-            run, poll_interval=settings.poll_interval, max_backoff=settings.max_backoff,
-            trigger=trigger,
-        )  # fmt: skip
-        search_s = (
-            store.refresh_search_after_load(
-                result.articles_loaded + result.articles_upgraded,
-                settings.search_rebuild_max_articles,
-            )
-            if settings.search_index
-            else None
-        )
+        loaded = steps.load(settings, store, run, trigger)
         waiting = {
             w["host"]: {"pending": w["pending"], "retrying": w["retrying"]}
             for w in store.pending_pages()[:20]
         }
-        totals = store.query(
-            "select (select count(*) from articles), (select count(*) from article_entities),"
-            " (select count(*) from article_topics)"
-        )[1][0]
+        totals = store.totals()
     run.remove()
+    result = loaded.result
     return {
         "run_id": run_id,
         "already_loaded": result.already_loaded,
+        "feeds_registered": loaded.feeds_registered,
         "polls": result.polls,
         "articles_loaded": result.articles_loaded,
         "articles_upgraded": result.articles_upgraded,
         "pages_waiting": waiting,
         "by_status": result.by_status or {},
         "tag_rows": result.tag_rows or {},
-        "search_index_s": round(search_s, 2) if search_s is not None else None,
-        "articles_total": totals[0],
-        "entities_total": totals[1],
-        "topics_total": totals[2],
+        "search_index_s": (
+            round(loaded.search_index_s, 2) if loaded.search_index_s is not None else None
+        ),
+        "articles_total": totals["articles"],
+        "entities_total": totals["entities"],
+        "topics_total": totals["topics"],
     }
 
 

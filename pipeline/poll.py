@@ -41,6 +41,23 @@ class PollCounts:
     def as_dict(self) -> dict:
         return dict(self.__dict__)
 
+    def merge(self, other: PollCounts) -> None:
+        for key, value in other.__dict__.items():
+            setattr(self, key, getattr(self, key) + value)
+
+    @classmethod
+    def from_staged(cls, polls) -> PollCounts:
+        """The counts of a staged ``polls`` batch (a pyarrow table)."""
+        counts = cls(feeds=polls.num_rows)
+        for row in polls.select(["outcome", "items_seen", "items_new"]).to_pylist():
+            counts.items_seen += row["items_seen"]
+            counts.items_new += row["items_new"]
+            if row["outcome"] in ("ok", "not_modified"):
+                setattr(counts, row["outcome"], getattr(counts, row["outcome"]) + 1)
+            else:
+                counts.failed += 1
+        return counts
+
 
 WORKER_START_TIMEOUT = 60.0  # seconds a new parser process may take to import feedparser
 
@@ -295,20 +312,24 @@ def _fill_gaps(row: dict, other) -> None:
         row[key] = row[key] + [v for v in getattr(other, key) if v not in row[key]]
 
 
-def poll_feeds(
-    feeds: list[DueFeed],
+def poll_batches(
+    batches: dict[str, list[DueFeed]],
     settings: Settings,
     run: RunDir,
     known: KnownIds,
-    batch: str = "0000",
     progress: Progress | None = None,
 ) -> PollCounts:
-    """Stage: poll one batch of feeds and write ``polls/<batch>`` and ``items/<batch>``."""
+    """Stage: poll the feeds of several batches in one pass (one client: hosts interleave) and
+    write ``items/<batch>`` then ``polls/<batch>`` for each; an item belongs to the batch of
+    the feed that owns it."""
     started = time.monotonic()
+    feeds = [feed for batch in batches.values() for feed in batch]
+    owner = {feed.feed_id: name for name, batch in batches.items() for feed in batch}
     polls, items, counts = asyncio.run(poll_async(feeds, settings, run.run_id, known, progress))
-    # Items first: a polls file is the sign that its batch is complete.
-    run.write("items", batch, items, ITEM_SCHEMA)
-    run.write("polls", batch, polls, POLL_SCHEMA)
+    for name in batches:
+        # Items first: a polls file is the sign that its batch is complete.
+        run.write("items", name, [i for i in items if owner[i["feed_id"]] == name], ITEM_SCHEMA)
+        run.write("polls", name, [p for p in polls if owner[p["feed_id"]] == name], POLL_SCHEMA)
     LOGGER.info(
         "polled %d feeds in %.1fs: %d ok, %d not modified, %d failed; %d new items",
         counts.feeds,
@@ -319,3 +340,15 @@ def poll_feeds(
         counts.items_new,
     )
     return counts
+
+
+def poll_feeds(
+    feeds: list[DueFeed],
+    settings: Settings,
+    run: RunDir,
+    known: KnownIds,
+    batch: str = "0000",
+    progress: Progress | None = None,
+) -> PollCounts:
+    """Stage: poll one batch of feeds and write ``polls/<batch>`` and ``items/<batch>``."""
+    return poll_batches({batch: feeds}, settings, run, known, progress)

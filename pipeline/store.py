@@ -431,6 +431,19 @@ class Store:
             f" from feeds {where} order by title nulls last, url"
         )
 
+    def feed_ids(self) -> set[str]:
+        """Every registered feed, active or removed."""
+        return {r[0] for r in self.con.execute("select feed_id from feeds").fetchall()}
+
+    def run_failures(self, run_id: str) -> list[dict]:
+        """The feeds whose poll in ``run_id`` failed: url, outcome, http_status, error."""
+        return self.rows(
+            "select f.url, p.outcome, p.http_status, p.error from feed_polls p"
+            " join feeds f using (feed_id)"
+            " where p.run_id = ? and p.outcome not in ('ok', 'not_modified') order by f.url",
+            [run_id],
+        )
+
     def due_feeds(self, now: datetime, include_not_due: bool = False) -> list[DueFeed]:
         cond = "" if include_not_due else "and (next_poll_at is null or next_poll_at <= ?)"
         params = [] if include_not_due else [now]
@@ -942,6 +955,14 @@ class Store:
     def rows(self, sql: str, params: Sequence | None = None) -> list[dict]:
         cols, rows = self.query(sql, params)
         return [dict(zip(cols, r)) for r in rows]
+
+    def totals(self) -> dict[str, int]:
+        """Rows in the store: articles, entity rows, topic rows."""
+        row = self.con.execute(
+            "select (select count(*) from articles), (select count(*) from article_entities),"
+            " (select count(*) from article_topics)"
+        ).fetchone()
+        return {"articles": row[0], "entities": row[1], "topics": row[2]}
 
     def recent_runs(self, limit: int = 5) -> list[dict]:
         return self.rows(

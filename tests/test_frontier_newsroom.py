@@ -39,7 +39,8 @@ def settled(tmp_path_factory):
             "select count(*) - count(distinct article_id), count(*) - count(distinct url)"
             " from articles"
         )[1][0]
-        yield room, settings, cycles, articles, fetches, dupes, room.stats()
+        stats = room.stats()
+    return room, settings, cycles, articles, fetches, dupes, stats
 
 
 def test_every_page_is_stored_once_and_nothing_is_lost(settled):
@@ -99,12 +100,17 @@ def test_each_host_saw_its_politeness(settled):
         assert max_rate(s["starts"]) <= 2  # (two starts exactly 1 s apart share a window)
 
 
-def test_status_shows_an_empty_queue_and_the_feeds_intervals(settled):
+def test_status_shows_an_empty_queue_and_the_feeds_intervals(settled, capsys):
     _, settings, cycles, *_ = settled
     assert cycles[-1]["waiting"] == []
+    first = cycles[0]["waiting"]
+    assert first and first[0]["pending"] > 0  # the big host, after the first cycle
     from pipeline.cli import main
 
     assert main(["status", "--db", str(settings.database)]) == 0
+    out = capsys.readouterr().out
+    assert "every_min" in out and "pages waiting to be fetched (per host)" in out
+    assert "none: every page is fetched, or failed for good" in out
 
 
 def test_two_fetch_tasks_side_by_side_never_hit_one_host_at_once(tmp_path):
