@@ -4,10 +4,11 @@ The simulator (benchmarks/newsroom.py, its own process) serves enough feeds and 
 pages for ``--articles`` new articles on ``--hosts`` loopback hosts. Measured, in one run:
 
 * cold: ``run_cycle`` into an empty DuckDB (tagging on unless ``--no-tag``): articles loaded,
-  wall seconds, articles/s; wall and CPU seconds of each stage (poll, fetch+extract, tag, load,
-  search index), taken by wrapping ``pipeline.ingest``'s stage functions and ``Store.load_run``
-  in this process; CPU is that of the whole process tree (this process, its workers, their
-  reaped children; the simulator excluded), read from /proc. Core utilisation = tree CPU /
+  wall seconds, articles/s; wall and CPU seconds of each step (plan, poll, fetch+extract, tag,
+  load with the search index) as the cycle reports them (``CycleSummary.timings``, measured by
+  pipeline/steps.py over the process tree, the simulator's 0.1% included); the total CPU is
+  that of the whole process tree (this process, its workers, their reaped children; the
+  simulator excluded), read from /proc. Core utilisation = tree CPU /
   (wall x cores). Peak RSS of the tree (the sum over its processes, sampled every 50 ms) and
   peak PSS (shared pages counted once, sampled every 0.5 s). The simulator's share of all CPU.
 * warm: ``run_cycle(include_not_due=True)`` again; every feed answers 304. Its wall time against
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import json
 import math
 import os
@@ -42,6 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import pipeline.ingest as ingest  # noqa: E402
+
+STEPS = ("plan", "poll", "fetch", "tag", "load")  # as the cycle reports them
 from benchmarks.newsroom import Simulator, self_check  # noqa: E402
 from pipeline.config import Settings  # noqa: E402
 from pipeline.feedlist import FeedSpec  # noqa: E402
@@ -171,57 +173,6 @@ class MemorySampler:
         self._thread.join()
 
 
-class StageClock:
-    """Wall and tree-CPU seconds spent inside wrapped stage functions, per stage."""
-
-    def __init__(self, tree: ProcessTree) -> None:
-        self.tree = tree
-        self.wall: dict[str, float] = {}
-        self.cpu: dict[str, float] = {}
-        self.calls: dict[str, int] = {}
-
-    def reset(self) -> None:
-        self.wall.clear()
-        self.cpu.clear()
-        self.calls.clear()
-
-    def wrap(self, stage: str, fn):
-        @functools.wraps(fn)
-        def timed(*args, **kwargs):
-            cpu0, t0 = self.tree.cpu(), time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                self.wall[stage] = self.wall.get(stage, 0.0) + time.perf_counter() - t0
-                self.cpu[stage] = self.cpu.get(stage, 0.0) + self.tree.cpu() - cpu0
-                self.calls[stage] = self.calls.get(stage, 0) + 1
-
-        return timed
-
-
-def instrument(clock: StageClock) -> list[tuple[object, str, object]]:
-    """Wrap the cycle's stage functions; return what to put back."""
-    targets = [
-        (ingest, "poll_feeds", "poll"),
-        (ingest, "fetch_and_extract", "fetch_extract"),
-        (ingest, "TagPool", "tag_setup"),  # model loading, on the first tag batch
-        (ingest, "tag_batch", "tag"),
-        (Store, "load_run", "load"),
-        (Store, "refresh_search_index", "index"),
-    ]
-    saved = []
-    for owner, name, stage in targets:
-        original = getattr(owner, name)
-        saved.append((owner, name, original))
-        setattr(owner, name, clock.wrap(stage, original))
-    return saved
-
-
-def restore(saved: list[tuple[object, str, object]]) -> None:
-    for owner, name, original in saved:
-        setattr(owner, name, original)
-
-
 # -- the machine's limit ---------------------------------------------------------------------
 
 
@@ -300,9 +251,7 @@ def run(
     with Simulator(feeds=feeds, hosts=hosts, items=items, latency=latency) as sim:
         self_check(sim, n=2)
         tree = ProcessTree(os.getpid(), exclude={sim.pid})
-        clock = StageClock(tree)
-        saved = instrument(clock)
-        try:
+        with contextlib.nullcontext():
             with tempfile.TemporaryDirectory(prefix="newsflow-e2e-") as tmp:
                 settings = Settings(
                     data_dir=Path(tmp),
@@ -325,26 +274,22 @@ def run(
                     others_cpu = machine_busy() - busy0 - cold_cpu - sim_cpu
                     load1 = os.getloadavg()[0]
                     req1 = sim.requests()
-                    stages = (dict(clock.wall), dict(clock.cpu))
-
-                    clock.reset()
                     t1 = time.perf_counter()
                     with MemorySampler(tree) as warm_mem:
                         warm = ingest.run_cycle(settings, store, include_not_due=True)
                     warm_s = time.perf_counter() - t1
                     req2 = sim.requests()
-                    warm_poll_s = clock.wall.get("poll", 0.0)
+                    warm_poll_s = warm.timings.get("poll", {}).get("wall_s", 0.0)
                     stored = store.rows("select count(*) as n from articles")[0]["n"]
-        finally:
-            restore(saved)
         limit = machine_limit(sim, settings, sample, tagging)
         source = sim.source
 
-    wall, cpu = stages
+    # The cycle's own per-step figures (pipeline/steps.py, Timings). Its CPU counts the whole
+    # process tree, the simulator's process included (about 0.1% of it, printed apart).
+    wall = {name: t["wall_s"] for name, t in cold.timings.items()}
+    cpu = {name: t["cpu_s"] for name, t in cold.timings.items()}
     loaded = cold.articles_loaded
     per_s = loaded / cold_s
-    tag_cpu = cpu.get("tag", 0.0) + cpu.get("tag_setup", 0.0)
-    tag_wall = wall.get("tag", 0.0) + wall.get("tag_setup", 0.0)
     accounted = sum(wall.values())
 
     def delta(a: dict, b: dict, key) -> int:
@@ -376,22 +321,13 @@ def run(
         "cpu_ms_per_article": round(1000 * cold_cpu / max(loaded, 1), 1),
         "cpu_efficiency": round(limit["cpu_ms_per_article"] * max(loaded, 1) / 1000 / cold_cpu, 3),
         "stage_wall_s": {
-            "poll": round(wall.get("poll", 0.0), 2),
-            "fetch_extract": round(wall.get("fetch_extract", 0.0), 2),
-            "tag": round(tag_wall, 2),
-            "load": round(wall.get("load", 0.0), 2),
-            "index": round(wall.get("index", 0.0), 2),
+            **{name: round(wall.get(name, 0.0), 2) for name in STEPS},
             "other": round(cold_s - accounted, 2),
         },
         "stage_cpu_s": {
-            "poll": round(cpu.get("poll", 0.0), 1),
-            "fetch_extract": round(cpu.get("fetch_extract", 0.0), 1),
-            "tag": round(tag_cpu, 1),
-            "load": round(cpu.get("load", 0.0), 1),
-            "index": round(cpu.get("index", 0.0), 1),
-            "other": round(cold_cpu - sum(cpu.values()), 1),
+            **{name: round(cpu.get(name, 0.0), 1) for name in STEPS},
+            "other": round(max(0.0, cold_cpu - sum(cpu.values())), 1),
         },
-        "tag_setup_s": round(wall.get("tag_setup", 0.0), 2),
         "peak_rss_mb": round(cold_mem.peak_rss),
         "peak_pss_mb": round(cold_mem.peak_pss),
         "peak_rss_by_process_mb": cold_mem.split(),
@@ -423,7 +359,7 @@ def summary(f: dict) -> str:
     stage_lines = "\n".join(
         f"  {name:<14} {w[name]:>8.1f} s wall {c[name]:>8.1f} s CPU"
         f"  ({c[name] / (w[name] * f['cores']) if w[name] else 0:.0%} of the cores)"
-        for name in ("poll", "fetch_extract", "tag", "load", "index", "other")
+        for name in (*STEPS, "other")
     )
     return (
         f"cold: {f['articles']} articles ({f['extracted_ok']} extracted, {f['feed_content']} "
@@ -431,7 +367,7 @@ def summary(f: dict) -> str:
         f"{f['hosts']} hosts in {f['cold_s']} s = {f['articles_per_s']} articles/s "
         f"[target >= {rate}: {mark(f['articles_per_s'] >= rate)}]\n"
         f"{stage_lines}\n"
-        f"  (tag includes {f['tag_setup_s']} s of model loading)\n"
+        "  (tag includes model loading; load includes the search index rebuild)\n"
         f"  tree CPU {f['cpu_s']} s on {f['cores']} cores: utilisation "
         f"{f['core_utilisation']:.0%}; simulator CPU {f['simulator_cpu_s']} s = "
         f"{f['simulator_cpu_share']:.1%} of all CPU; other programs took "

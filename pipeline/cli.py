@@ -195,6 +195,13 @@ def summary_text(s: dict) -> str:
             f"  tags      {t['entities']} entities, {t['topics']} topics for {t['articles']} "
             f"articles" + (f" ({', '.join(problems)}; see article_tagging)" if problems else "")
         )
+    timings = s.get("timings") or {}
+    if any(t["wall_s"] >= 0.05 for t in timings.values()):
+        steps = ", ".join(
+            f"{n} {t['wall_s']:.1f}s" for n, t in timings.items() if t["wall_s"] >= 0.05
+        )
+        cpu = sum(t["cpu_s"] for t in timings.values())
+        lines.append(f"  time      {steps}; {cpu:.1f}s of CPU in all")
     if s["articles_loaded"] == 0 and not s["resumed_runs"] and not s.get("articles_upgraded"):
         lines.append("  nothing new since the last run")
     for failure in s["failed_feeds"]:

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import resource
 import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
@@ -41,6 +39,7 @@ from pipeline.fetch import (
     stage_queue,
 )
 from pipeline.poll import KnownIds, PollCounts, Progress, poll_batches
+from pipeline.procs import tree_cpu_seconds
 from pipeline.stage import RunDir
 from pipeline.store import DueFeed, LoadResult, Store
 from pipeline.tag import TagCounts, TagPool, tag_batch, untagged_batches
@@ -55,41 +54,6 @@ REGISTER_FILE = "register.json"
 # -- timings ----------------------------------------------------------------------------------
 
 
-def _tree_cpu() -> float:
-    """CPU seconds of this process, its live worker processes (read from /proc on Linux) and
-    the workers it has reaped."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
-    total = own.ru_utime + own.ru_stime + reaped.ru_utime + reaped.ru_stime
-    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    for pid in _live_descendants(os.getpid()):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
-    return total
-
-
-def _live_descendants(pid: int) -> list[int]:
-    found, todo = [], [pid]
-    while todo:
-        parent = todo.pop()
-        try:
-            tasks = os.listdir(f"/proc/{parent}/task")
-        except OSError:
-            continue
-        for tid in tasks:
-            try:
-                children = Path(f"/proc/{parent}/task/{tid}/children").read_text().split()
-            except OSError:
-                continue
-            for child in map(int, children):
-                found.append(child)
-                todo.append(child)
-    return found
-
-
 @dataclass
 class Timings:
     """Wall and CPU seconds per step, added up over the calls of a step."""
@@ -98,13 +62,13 @@ class Timings:
 
     @contextmanager
     def step(self, name: str):
-        wall, cpu = time.monotonic(), _tree_cpu()
+        wall, cpu = time.monotonic(), tree_cpu_seconds()
         try:
             yield
         finally:
             entry = self.steps.setdefault(name, {"wall_s": 0.0, "cpu_s": 0.0})
             entry["wall_s"] += time.monotonic() - wall
-            entry["cpu_s"] += max(0.0, _tree_cpu() - cpu)
+            entry["cpu_s"] += max(0.0, tree_cpu_seconds() - cpu)
 
     def as_dict(self) -> dict:
         return {

@@ -292,3 +292,12 @@ def test_staged_runs_belong_to_their_database(settings):
     other = with_settings(settings, db_path=settings.data_dir / "other.duckdb")
     assert settings.runs_dir != other.runs_dir
     assert settings.runs_dir.parent == other.runs_dir.parent == settings.data_dir / "runs"
+
+
+def test_the_cycle_reports_each_steps_wall_and_cpu_time(world):
+    site, settings, store, summary, _ = world
+    timings = summary.timings
+    assert list(timings) == ["plan", "poll", "fetch", "tag", "load"]
+    assert sum(t["wall_s"] for t in timings.values()) <= summary.elapsed_s + 0.1
+    assert timings["fetch"]["cpu_s"] > 0 and timings["tag"]["cpu_s"] > 0  # workers counted
+    assert summary.as_dict()["timings"] == timings
