@@ -251,36 +251,33 @@ def run(
     with Simulator(feeds=feeds, hosts=hosts, items=items, latency=latency) as sim:
         self_check(sim, n=2)
         tree = ProcessTree(os.getpid(), exclude={sim.pid})
-        with contextlib.nullcontext():
-            with tempfile.TemporaryDirectory(prefix="newsflow-e2e-") as tmp:
-                settings = Settings(
-                    data_dir=Path(tmp),
-                    allow_private=True,
-                    per_host_delay=per_host_delay,
-                    tagging=tagging,
-                )
-                with Store(settings.database) as store:
-                    store.upsert_feeds(
-                        [FeedSpec(u, f"sim {i}") for i, u in enumerate(sim.feed_urls)]
-                    )
-                    sim_cpu0, req0 = sim.cpu_seconds(), sim.requests()
-                    load0 = os.getloadavg()[0]
-                    busy0, cpu0, t0 = machine_busy(), tree.cpu(), time.perf_counter()
-                    with MemorySampler(tree) as cold_mem:
-                        cold = ingest.run_cycle(settings, store)
-                    cold_s = time.perf_counter() - t0
-                    cold_cpu = tree.cpu() - cpu0
-                    sim_cpu = sim.cpu_seconds() - sim_cpu0
-                    others_cpu = machine_busy() - busy0 - cold_cpu - sim_cpu
-                    load1 = os.getloadavg()[0]
-                    req1 = sim.requests()
-                    t1 = time.perf_counter()
-                    with MemorySampler(tree) as warm_mem:
-                        warm = ingest.run_cycle(settings, store, include_not_due=True)
-                    warm_s = time.perf_counter() - t1
-                    req2 = sim.requests()
-                    warm_poll_s = warm.timings.get("poll", {}).get("wall_s", 0.0)
-                    stored = store.rows("select count(*) as n from articles")[0]["n"]
+        with tempfile.TemporaryDirectory(prefix="newsflow-e2e-") as tmp:
+            settings = Settings(
+                data_dir=Path(tmp),
+                allow_private=True,
+                per_host_delay=per_host_delay,
+                tagging=tagging,
+            )
+            with Store(settings.database) as store:
+                store.upsert_feeds([FeedSpec(u, f"sim {i}") for i, u in enumerate(sim.feed_urls)])
+                sim_cpu0, req0 = sim.cpu_seconds(), sim.requests()
+                load0 = os.getloadavg()[0]
+                busy0, cpu0, t0 = machine_busy(), tree.cpu(), time.perf_counter()
+                with MemorySampler(tree) as cold_mem:
+                    cold = ingest.run_cycle(settings, store)
+                cold_s = time.perf_counter() - t0
+                cold_cpu = tree.cpu() - cpu0
+                sim_cpu = sim.cpu_seconds() - sim_cpu0
+                others_cpu = machine_busy() - busy0 - cold_cpu - sim_cpu
+                load1 = os.getloadavg()[0]
+                req1 = sim.requests()
+                t1 = time.perf_counter()
+                with MemorySampler(tree) as warm_mem:
+                    warm = ingest.run_cycle(settings, store, include_not_due=True)
+                warm_s = time.perf_counter() - t1
+                req2 = sim.requests()
+                warm_poll_s = warm.timings.get("poll", {}).get("wall_s", 0.0)
+                stored = store.rows("select count(*) as n from articles")[0]["n"]
         limit = machine_limit(sim, settings, sample, tagging)
         source = sim.source
 

@@ -53,6 +53,10 @@ TRANSIENT_KINDS = ("503", "503-retry-after", "reset")
 SLOW_ANSWER_S = 25.0  # past the default read timeout (20 s): the client gives up first
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # the default 5 drops SYNs (a 1 s retransmit each)
+
+
 def _address(host: int) -> str:
     return f"127.0.0.{host + 2}"
 
@@ -189,7 +193,7 @@ def _serve(conn, hosts: int, feeds: int, big_pages: int, seed: int, slow_pages: 
 
     for host in range(hosts):
         box: list = [""]
-        server = ThreadingHTTPServer((_address(host), 0), handler_for(host, box))
+        server = _Server((_address(host), 0), handler_for(host, box))
         server.daemon_threads = True
         server.handle_error = lambda *a: None  # resets and abandoned requests are the point
         box[0] = f"http://{_address(host)}:{server.server_address[1]}"
