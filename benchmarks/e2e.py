@@ -47,6 +47,7 @@ STEPS = ("plan", "poll", "fetch", "tag", "load")  # as the cycle reports them
 from benchmarks.newsroom import Simulator, self_check  # noqa: E402
 from pipeline.config import Settings  # noqa: E402
 from pipeline.feedlist import FeedSpec  # noqa: E402
+from pipeline.procs import descendants  # noqa: E402
 from pipeline.store import Store  # noqa: E402
 
 TARGETS = {"articles_per_s": 11.6, "efficiency": 0.75, "warm_s": 5.0, "warm_over_cold": 0.1}
@@ -77,21 +78,7 @@ class ProcessTree:
         self.exclude = exclude
 
     def pids(self) -> list[int]:
-        out, todo = [], [self.root]
-        while todo:
-            pid = todo.pop()
-            out.append(pid)
-            try:
-                tasks = os.listdir(f"/proc/{pid}/task")
-            except OSError:
-                continue
-            for tid in tasks:
-                try:
-                    children = Path(f"/proc/{pid}/task/{tid}/children").read_text().split()
-                except OSError:
-                    continue
-                todo += [int(c) for c in children if int(c) not in self.exclude]
-        return out
+        return [self.root, *descendants(self.root, self.exclude)]
 
     @staticmethod
     def _stat(pid: int) -> list[str] | None:

@@ -26,8 +26,8 @@ def worker_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("forkserver")
 
 
-def _descendants(pid: int) -> list[int]:
-    """Live descendants of ``pid`` (Linux /proc; none elsewhere)."""
+def descendants(pid: int, exclude: set[int] | frozenset = frozenset()) -> list[int]:
+    """Live descendants of ``pid`` but ``exclude`` and theirs (Linux /proc; none elsewhere)."""
     found, todo = [], [pid]
     while todo:
         parent = todo.pop()
@@ -41,8 +41,9 @@ def _descendants(pid: int) -> list[int]:
             except OSError:
                 continue
             for child in map(int, children):
-                found.append(child)
-                todo.append(child)
+                if child not in exclude:
+                    found.append(child)
+                    todo.append(child)
     return found
 
 
@@ -54,7 +55,7 @@ def tree_cpu_seconds() -> float:
     reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
     total = own.ru_utime + own.ru_stime + reaped.ru_utime + reaped.ru_stime
     tick = os.sysconf("SC_CLK_TCK")
-    for pid in _descendants(os.getpid()):
+    for pid in descendants(os.getpid()):
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
