@@ -338,23 +338,16 @@ def cmd_sql(args) -> int:
 
 def cmd_status(args) -> int:
     with _open(args, read_only=True) as store:
-        cols, rows = store.query(
-            "select coalesce(title, url) as feed, last_polled_at, last_outcome,"
-            " consecutive_failures as failures, next_poll_at,"
-            " round(poll_interval_s / 60, 1) as every_min, poll_interval_reason as why,"
-            " items_total as items, last_error"
-            " from feeds where active order by consecutive_failures desc, title"
-        )
+        cols, rows = store.feed_status()
         waiting = store.pending_pages()
         runs = store.recent_runs(5)
-        totals = store.query(
-            "select count(*), count(*) filter (extraction_status = 'ok'),"
-            " count(*) filter (extraction_status = 'feed_content'),"
-            " count(*) filter (extraction_status = 'failed') from articles"
-        )[1][0]
+        totals = store.articles_by_status()
     print(
-        f"database {store.path}: {totals[0]} articles "
-        f"({totals[1]} extracted, {totals[2]} feed content, {totals[3]} failed)\n"
+        f"database {store.path}: {totals['all']} articles "
+        f"({totals.get('ok', 0)} extracted, {totals.get('feed_content', 0)} feed content, "
+        f"{totals.get('failed', 0)} failed"
+        + (f", {totals['pending']} pending" if totals.get("pending") else "")
+        + ")\n"
     )
     print("feeds")
     print(render(cols, rows, args.format))
@@ -373,7 +366,7 @@ def cmd_status(args) -> int:
         "feeds_failed",
         "items_new",
         "articles_loaded",
-        "error",
+        "articles_upgraded",
     ]
     print(render(rcols, [tuple(r[c] for c in rcols) for r in runs], args.format))
     return 0

@@ -214,14 +214,14 @@ def rebuild_search(settings: Settings) -> dict:
         return {"skipped": "NEWSFLOW_SEARCH_INDEX=0"}
     with Store(settings.database, lock_wait=settings.load_lock_wait) as store:
         seconds = store.refresh_search_index()
-        articles = store.query("select count(*) from articles")[1][0][0]
+        articles = store.totals()["articles"]
     return {"articles": articles, "seconds": round(seconds, 2)}
 
 
 def checkpoint(settings: Settings) -> dict:
     """Write the WAL into the database file (DuckDB ``CHECKPOINT``) and report its size."""
     with Store(settings.database, lock_wait=settings.load_lock_wait) as store:
-        store.con.execute("checkpoint")
+        store.checkpoint()
     size = settings.database.stat().st_size
     return {"database": str(settings.database), "bytes": size}
 
@@ -236,18 +236,8 @@ def feed_health(settings: Settings, now: datetime | None = None) -> dict:
     now = now or datetime.now(UTC)
     cutoff = now - timedelta(hours=settings.feed_silence_hours)
     with Store(settings.database, read_only=True) as store:
-        rows = store.rows(
-            """
-            select coalesce(title, url) as feed, url, last_outcome, last_error,
-                   consecutive_failures, last_success_at, last_new_item_at, items_total
-            from feeds
-            where active and items_total > 0
-              and coalesce(last_new_item_at, added_at) < ?
-            order by consecutive_failures desc, last_new_item_at nulls first, url
-            """,
-            [cutoff],
-        )
-        active = store.query("select count(*) from feeds where active")[1][0][0]
+        rows = store.silent_feeds(cutoff)
+        active = store.active_feed_count()
     return {
         "active_feeds": active,
         "silent_feeds": rows,

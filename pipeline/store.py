@@ -193,10 +193,6 @@ class Store:
         self._released = False
         return con
 
-    @property
-    def released(self) -> bool:
-        return self._released
-
     def release(self) -> None:
         """Close the connection, so other processes can use the database, until ``reopen``."""
         if not self._released:
@@ -430,6 +426,47 @@ class Store:
             f" last_error, consecutive_failures, next_poll_at, items_total"
             f" from feeds {where} order by title nulls last, url"
         )
+
+    def active_feed_count(self) -> int:
+        return self.con.execute("select count(*) from feeds where active").fetchone()[0]
+
+    def silent_feeds(self, cutoff: datetime) -> list[dict]:
+        """Active feeds that used to bring items but have brought nothing new since ``cutoff``
+        (failing ones first)."""
+        return self.rows(
+            """
+            select coalesce(title, url) as feed, url, last_outcome, last_error,
+                   consecutive_failures, last_success_at, last_new_item_at, items_total
+            from feeds
+            where active and items_total > 0
+              and coalesce(last_new_item_at, added_at) < ?
+            order by consecutive_failures desc, last_new_item_at nulls first, url
+            """,
+            [cutoff],
+        )
+
+    def feed_status(self) -> tuple[list[str], list[tuple]]:
+        """``newsflow status``'s feed table: each active feed's last poll, outcome, failures in a
+        row, next poll, adaptive interval (minutes) and why, items, last error."""
+        return self.query(
+            "select coalesce(title, url) as feed, last_polled_at, last_outcome,"
+            " consecutive_failures as failures, next_poll_at,"
+            " round(poll_interval_s / 60, 1) as every_min, poll_interval_reason as why,"
+            " items_total as items, last_error"
+            " from feeds where active order by consecutive_failures desc, title"
+        )
+
+    def articles_by_status(self) -> dict[str, int]:
+        """Articles in all, and per extraction status."""
+        rows = self.con.execute(
+            "select extraction_status, count(*) from articles group by 1"
+        ).fetchall()
+        counts = {status: n for status, n in rows}
+        return {"all": sum(counts.values()), **counts}
+
+    def checkpoint(self) -> None:
+        """Write the WAL into the database file (DuckDB ``CHECKPOINT``)."""
+        self.con.execute("checkpoint")
 
     def feed_ids(self) -> set[str]:
         """Every registered feed, active or removed."""
@@ -967,6 +1004,7 @@ class Store:
     def recent_runs(self, limit: int = 5) -> list[dict]:
         return self.rows(
             "select run_id, started_at, finished_at, status, feeds_polled, feeds_failed,"
-            " items_new, articles_loaded, error from runs order by started_at desc limit ?",
+            " items_new, articles_loaded, coalesce(articles_upgraded, 0) as articles_upgraded"
+            " from runs order by started_at desc limit ?",
             [limit],
         )

@@ -16,7 +16,7 @@ from pipeline.ingest import run_cycle
 from pipeline.newsroom import Route, newsroom_feeds, newsroom_routes
 from pipeline.search import search
 from pipeline.store import Store, sql_dir
-from tests.conftest import FIXTURES, ROOT, article_page, rss
+from tests.helpers import FIXTURES, ROOT, article_page, rss
 
 SQL_README = (ROOT / "sql" / "README.md").read_text(encoding="utf-8")
 SAMPLE = (FIXTURES / "samples" / "boat-strike-article.txt").read_text(encoding="utf-8")

@@ -12,7 +12,7 @@ import pytest
 from pipeline.cli import build_parser, main
 from pipeline.newsroom import Route
 from pipeline.store import Store
-from tests.conftest import ROOT, bundled_page, rss
+from tests.helpers import ROOT, bundled_page, rss
 
 LISTS = Path(__file__).parent / "fixtures" / "feedlists"
 

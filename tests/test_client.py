@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.client import PoliteClient, address_problem, parse_retry_after
 from pipeline.newsroom import Route
-from tests.conftest import with_settings
+from tests.helpers import with_settings
 
 
 def fetch(settings, url, **kwargs):

@@ -13,7 +13,7 @@ from pipeline.newsroom import Route, SiteServer
 from pipeline.poll import poll_feeds
 from pipeline.stage import RunDir
 from pipeline.store import Store
-from tests.conftest import SHARED_CORPUS
+from tests.helpers import SHARED_CORPUS
 
 HEALTHY = {"ok", "not_modified"}
 KNOWN_OUTCOMES = HEALTHY | {"parse_error"}

@@ -27,7 +27,7 @@ from pipeline import orchestrate
 from pipeline.config import FAULT_POINTS, Settings
 from pipeline.newsroom import Newsroom
 from pipeline.store import StoreError
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 SEED = 20260217
 N_FEEDS = 3  # of the newsroom's feeds: 15 articles, enough for three article batches of five

@@ -18,7 +18,7 @@ import yaml
 
 from pipeline.newsroom import Newsroom, manifest
 from pipeline.store import Store
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 DAGS = ROOT / "dags"
 PYTHON = sys.executable

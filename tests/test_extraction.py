@@ -5,7 +5,7 @@ import pytest
 
 from benchmarks.extraction import page_counts, run, score
 from pipeline.extract import MIN_WORDS, ExtractorPool, detect_language, extract_page
-from tests.conftest import article_page, bundled_page, bundled_slugs, corpus_dir
+from tests.helpers import article_page, bundled_page, bundled_slugs, corpus_dir
 
 F1_FLOOR = 0.955  # trafilatura 2.3.1 defaults score 0.953 here; newsflow's path must beat it
 # 60,000 paragraphs: over five seconds of extraction without a bound.

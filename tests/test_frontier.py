@@ -23,7 +23,7 @@ from pipeline.fetch import (
 )
 from pipeline.newsroom import Route, SiteServer
 from pipeline.stage import ITEM_SCHEMA, RunDir
-from tests.conftest import with_settings
+from tests.helpers import with_settings
 
 DEFAULTS = Settings()
 
@@ -190,7 +190,7 @@ def test_a_page_that_arrives_later_upgrades_its_article_in_place(site, tmp_path)
     from pipeline.search import search
     from pipeline.store import Store
     from pipeline.urls import article_id, canonicalize
-    from tests.conftest import bundled_page, rss
+    from tests.helpers import bundled_page, rss
 
     page_url = f"{site.base_url}/world/boat.html"
     teaser = "A strike on a boat in the Caribbean, officials in Washington said on Tuesday."
@@ -261,7 +261,7 @@ def test_a_hosts_requests_take_their_turns_in_order(site, tmp_path):
     (one page once waited 12 s of a 12 s crawl). Each waits about one turn of the other."""
     from pipeline.extract import ExtractorPool
     from pipeline.fetch import crawl
-    from tests.conftest import bundled_page, bundled_slugs
+    from tests.helpers import bundled_page, bundled_slugs
 
     slugs = bundled_slugs()[:10]
     items = []

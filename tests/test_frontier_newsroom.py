@@ -192,7 +192,7 @@ def test_the_181_corpus_pages_on_one_host_all_extract_with_default_settings():
     """The issue's first run: 181 real pages on one host, newsflow's defaults. Before the
     frontier, 121 of them were stored as failed with a timeout they spent in the queue."""
     from benchmarks.one_host import run
-    from tests.conftest import corpus_dir
+    from tests.helpers import corpus_dir
 
     corpus_dir("article-extraction-benchmark")
     result = run()

