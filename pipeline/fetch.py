@@ -343,22 +343,27 @@ async def crawl(
 ) -> list[dict]:
     """Fetch and extract ``items`` as a frontier (see the module's notes); one article row per
     item, in no particular order. ``deadline`` (monotonic) ends the budget: no request starts
-    after it, and what is left is pending. ``on_row`` sees each row as it is done."""
+    after it, and what is left is pending. With ``on_row``, each row goes there as it is done
+    and none is kept (the list returned is empty)."""
     deadline = time.monotonic() + settings.fetch_budget if deadline is None else deadline
     queues: dict[str, deque] = {}
     for item in items:
         queues.setdefault(host_of(item["url"]), deque()).append(item)
-    rows: list[dict] = []
+    rows: list[dict] = []  # kept only without ``on_row``, which takes each row as it comes
+    finished = 0
     # Bodies waiting for an extractor are held in memory: at most this many at a time.
     extract_slots = asyncio.Semaphore(max(8, 4 * pool.workers))
     extractions: set[asyncio.Task] = set()
 
     def finish(row: dict) -> None:
-        rows.append(row)
+        nonlocal finished
+        finished += 1
         if on_row:
             on_row(row)
+        else:
+            rows.append(row)
         if progress:
-            progress("fetch", len(rows), len(items))
+            progress("fetch", finished, len(items))
 
     async def extract(item: dict, res: FetchResult) -> None:
         try:
