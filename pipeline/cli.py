@@ -226,7 +226,7 @@ def cmd_ingest(args) -> int:
             progress=ProgressLine(sys.stderr.isatty() and not args.json),
         )
     data = summary.as_dict()
-    print(json.dumps(data, indent=1) if args.json else summary_text(data))
+    print(json.dumps(data, indent=1, default=_json_default) if args.json else summary_text(data))
     return 0
 
 

@@ -588,7 +588,7 @@ class Store:
                     """,
                     [run.run_id, now],
                 ).fetchall()
-                upgraded = self._apply_requeued(now)
+                upgraded = self._apply_requeued()
                 self._record_fetches(now)
             else:
                 inserted, upgraded = [], []
@@ -650,7 +650,7 @@ class Store:
             stories_joined=stories,
         )
 
-    def _apply_requeued(self, now: datetime) -> list[str]:
+    def _apply_requeued(self) -> list[str]:
         """Inside the load: the staged rows of articles that are stored already (their pages
         came back from the fetch queue). A page that arrived upgrades its article in place,
         same ``article_id``, and loses its old tags and story bands (the load then writes the

@@ -281,3 +281,28 @@ def test_a_hosts_requests_take_their_turns_in_order(site, tmp_path):
     assert sorted(r["extraction_status"] for r in rows) == ["ok"] * len(slugs)
     waits = [r["queued_s"] for r in rows]
     assert max(waits) <= 2 * DEFAULTS.per_host_delay + 0.5, waits
+
+
+def test_ingest_json_shows_the_pages_waiting_per_host(site, tmp_path, capsys):
+    """``newsflow ingest --json`` with a page to retry: the queue per host, dates as ISO text."""
+    import json
+
+    from pipeline.cli import main
+    from tests.helpers import rss
+
+    site.routes["/feed.xml"] = Route(
+        rss("F", [{"link": f"{site.base_url}/busy.html", "title": "Busy", "description": "x y z"}]),
+        content_type="application/rss+xml",
+    )
+    site.routes["/busy.html"] = Route(b"busy", status=503, conditional=False)
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text(f"feeds:\n  - url: {site.base_url}/feed.xml\n")
+    args = ["ingest", "--data-dir", str(tmp_path / "data"), "--feeds", str(feeds)]
+    assert main([*args, "--allow-private", "--no-tag", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    (waiting,) = summary["pages_waiting"]
+    assert (waiting["host"], waiting["pending"], waiting["retrying"]) == ("127.0.0.1", 0, 1)
+    assert "HTTP 503" in waiting["last_error"]
+    datetime_text = waiting["next_retry_at"]
+    assert isinstance(datetime_text, str) and datetime_text[:2] == "20"
+    assert summary["articles"]["pages_retry"] == 1 and summary["timings"]["fetch"]["wall_s"] >= 0
