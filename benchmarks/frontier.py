@@ -117,8 +117,11 @@ def _rss(host: int, base: str, path: str, layout: dict, now: float) -> bytes:
     ).encode()
 
 
-def _serve(conn, hosts: int, feeds: int, big_pages: int, seed: int, slow_pages: int) -> None:
-    """The child process: one threaded server per host address, until told to stop."""
+def _serve(
+    conn, hosts: int, feeds: int, big_pages: int, seed: int, slow_pages: int, latency: float
+) -> None:
+    """The child process: one threaded server per host address, until told to stop. Each page
+    is answered after ``latency`` seconds."""
     layout = _layout(hosts, feeds, big_pages, seed, slow_pages)
     bodies = [gzip.decompress(p.read_bytes()) for p in sorted(BUNDLED.glob("*.html.gz"))]
     lock = threading.Lock()
@@ -161,6 +164,8 @@ def _serve(conn, hosts: int, feeds: int, big_pages: int, seed: int, slow_pages: 
                 if path not in layout["pages"][host]:
                     return self._send(404, b"not found", "text/plain")
                 kind, failures = layout["kinds"].get((host, path), ("ok", 0))
+                if latency:
+                    time.sleep(latency)
                 if kind in ("404", "410"):
                     return self._send(int(kind), b"gone", "text/plain")
                 if hit <= failures:
@@ -231,15 +236,17 @@ class FlakyNewsroom:
         big_pages: int = 400,
         seed: int = 7,
         slow_pages: int = 3,
+        latency: float = 0.0,
     ) -> None:
         self.args = (hosts, feeds, big_pages, seed, slow_pages)
         self.layout = _layout(*self.args)
+        self.latency = latency
         self.bases: list[str] = []
 
     def __enter__(self) -> FlakyNewsroom:
         ctx = multiprocessing.get_context("fork")
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(child, *self.args), daemon=True)
+        self._proc = ctx.Process(target=_serve, args=(child, *self.args, self.latency), daemon=True)
         self._proc.start()
         self.bases = self._conn.recv()
         return self
@@ -279,6 +286,14 @@ class FlakyNewsroom:
     def cpu_seconds(self) -> float:
         self._conn.send("cpu")
         return self._conn.recv()
+
+
+def fetch_task(settings, run_path: str, batches: list[str]) -> list[dict]:
+    """What one Airflow worker does: the fetch_extract task of each batch, in its own process
+    (run it in a process pool: per-host spacing is shared within a process, not across)."""
+    from pipeline import orchestrate
+
+    return [orchestrate.fetch_extract(settings, run_path, b) for b in batches]
 
 
 def max_rate(starts: list[float]) -> float:
