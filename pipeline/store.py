@@ -59,6 +59,22 @@ TAG_COLUMNS = {
 }
 
 
+# Columns of staged files added after runs could already be staged (migration 006, the crawl
+# frontier): a run staged by an older version is loaded with these defaults.
+STAGED_SINCE_006 = {
+    "polls": {"poll_interval": "double", "interval_reason": "varchar"},
+    "articles": {
+        "host": "varchar",
+        "fetch_state": "varchar default 'done'",
+        "fetch_attempts": "integer default 1",
+        "fetch_error": "varchar",
+        "next_attempt_at": "timestamptz",
+        "queued_s": "double",
+        "requeued": "boolean default false",
+    },
+}
+
+
 def sql_dir() -> Path:
     """The ``sql/`` folder: next to the package in a checkout, inside it in a wheel."""
     here = Path(__file__).resolve().parent
@@ -561,6 +577,7 @@ class Store:
                     " select * from read_parquet(?, union_by_name = true)",
                     [polls],
                 )
+                self._add_missing_columns("staged_polls", STAGED_SINCE_006["polls"])
                 self._apply_polls(poll_interval, max_backoff)
                 fault_point("load_polls")
             if articles:
@@ -571,6 +588,7 @@ class Store:
                     " (partition by article_id order by first_seen_at) = 1",
                     [articles],
                 )
+                self._add_missing_columns("staged_articles", STAGED_SINCE_006["articles"])
                 inserted = con.execute(
                     """
                     insert into articles (
@@ -649,6 +667,12 @@ class Store:
             tag_rows=tag_rows,
             stories_joined=stories,
         )
+
+    def _add_missing_columns(self, table: str, columns: dict[str, str]) -> None:
+        """A run staged by an older newsflow (a crash, then an upgrade) lacks the columns
+        added since: they load as NULL (or their default) instead of failing the load."""
+        for name, definition in columns.items():
+            self.con.execute(f"alter table {table} add column if not exists {name} {definition}")
 
     def _apply_requeued(self) -> list[str]:
         """Inside the load: the staged rows of articles that are stored already (their pages

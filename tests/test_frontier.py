@@ -306,3 +306,39 @@ def test_ingest_json_shows_the_pages_waiting_per_host(site, tmp_path, capsys):
     datetime_text = waiting["next_retry_at"]
     assert isinstance(datetime_text, str) and datetime_text[:2] == "20"
     assert summary["articles"]["pages_retry"] == 1 and summary["timings"]["fetch"]["wall_s"] >= 0
+
+
+def test_a_run_staged_by_the_previous_version_still_loads(tmp_path):
+    """A crash, then an upgrade: the staged files lack the frontier's columns. They load with
+    defaults (page done, not requeued) instead of failing every later cycle."""
+    from datetime import UTC, datetime
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.stage import ARTICLE_SCHEMA, POLL_SCHEMA
+    from pipeline.store import STAGED_SINCE_006, Store
+
+    now = datetime.now(UTC)
+    run = RunDir.create(tmp_path / "runs", "cli")
+    old_polls = pa.schema([f for f in POLL_SCHEMA if f.name not in STAGED_SINCE_006["polls"]])
+    old_articles = pa.schema(
+        [f for f in ARTICLE_SCHEMA if f.name not in STAGED_SINCE_006["articles"]]
+    )
+    poll = {"poll_id": "r:f", "run_id": run.run_id, "feed_id": "f", "url": "http://a.example/f",
+            "polled_at": now, "outcome": "ok", "malformed": False, "bytes": 10, "items_seen": 1,
+            "items_new": 1, "duration_ms": 1.0}  # fmt: skip
+    article = {"article_id": "a1", "feed_id": "f", "url": "http://a.example/1",
+               "canonical_url": "http://a.example/1", "title": "T", "authors": [],
+               "feed_categories": [], "first_seen_at": now, "text": "some text here",
+               "word_count": 3, "extraction_status": "ok"}  # fmt: skip
+    pq.write_table(
+        pa.Table.from_pylist([poll], schema=old_polls), run.path / "polls" / "0000.parquet"
+    )
+    pq.write_table(
+        pa.Table.from_pylist([article], schema=old_articles), run.path / "articles" / "0000.parquet"
+    )
+    with Store(tmp_path / "db.duckdb") as store:
+        result = store.load_run(run, poll_interval=600, max_backoff=86400)
+        assert result.articles_loaded == 1
+        assert store.rows("select count(*) as n from page_fetches")[0]["n"] == 0
