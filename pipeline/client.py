@@ -159,6 +159,11 @@ class _HostGate:
             _NEXT_START[self.host] = now + delay
             return True
 
+    def started_at(self, now: float, delay: float) -> None:
+        """A request of the host went out at ``now``: no other starts before ``now + delay``."""
+        with _NEXT_START_LOCK:
+            _NEXT_START[self.host] = max(_NEXT_START.get(self.host, 0.0), now + delay)
+
     def next_turn(self) -> float:
         return max(self.next_start, self.blocked_until)
 
@@ -338,7 +343,7 @@ class PoliteClient:
                     )
                 try:
                     async with asyncio.timeout(self.settings.request_deadline):
-                        result = await self._request(current, headers, max_bytes)
+                        result = await self._request(current, headers, max_bytes, gate)
                 except TimeoutError:
                     return FetchResult(
                         url,
@@ -406,8 +411,18 @@ class PoliteClient:
             error=f"more than {self.settings.max_redirects} redirects",
         )
 
-    async def _request(self, url: str, headers: dict, max_bytes: int) -> FetchResult:
-        request = self._http.build_request("GET", url, headers=headers)
+    async def _request(
+        self, url: str, headers: dict, max_bytes: int, gate: _HostGate
+    ) -> FetchResult:
+        delay = self.settings.per_host_delay
+
+        async def sent(event: str, info: dict) -> None:
+            # The host's spacing counts from when the request really goes out: connecting, or
+            # a busy event loop, can delay it past the moment it took its turn.
+            if event.endswith("send_request_headers.started"):
+                gate.started_at(time.monotonic(), delay)
+
+        request = self._http.build_request("GET", url, headers=headers, extensions={"trace": sent})
         response = await self._http.send(request, stream=True)
         try:
             status = response.status_code
