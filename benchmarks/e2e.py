@@ -6,7 +6,7 @@ pages for ``--articles`` new articles on ``--hosts`` loopback hosts. Measured, i
 * cold: ``run_cycle`` into an empty DuckDB (tagging on unless ``--no-tag``): articles loaded,
   wall seconds, articles/s; wall and CPU seconds of each step (plan, poll, fetch+extract, tag,
   load with the search index) as the cycle reports them (``CycleSummary.timings``, measured by
-  pipeline/steps.py over the process tree, the simulator's 0.1% included); the total CPU is
+  newsflow/run/steps.py over the process tree, the simulator's 0.1% included); the total CPU is
   that of the whole process tree (this process, its workers, their reaped children; the
   simulator excluded), read from /proc. Core utilisation = tree CPU /
   (wall x cores). Peak RSS of the tree (the sum over its processes, sampled every 50 ms) and
@@ -14,7 +14,8 @@ pages for ``--articles`` new articles on ``--hosts`` loopback hosts. Measured, i
 * warm: ``run_cycle(include_not_due=True)`` again; every feed answers 304. Its wall time against
   the cold poll stage and the cold cycle.
 * the machine's limit: in this one process, bare ``trafilatura.bare_extraction`` (the options of
-  pipeline/extract.py) and bare spaCy NER (the model and components of pipeline/entities.py)
+  newsflow/fetching/extract.py) and bare spaCy NER (the model and components of
+  newsflow/enrich/entities.py)
   over a sample of the same pages, plus feedparser over the feeds (per article: a feed's parse
   divided by its items). limit = cores / (CPU seconds per article of the three);
   efficiency = throughput / limit.
@@ -41,14 +42,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import pipeline.ingest as ingest  # noqa: E402
+import newsflow.run.cycle as ingest  # noqa: E402
 
 STEPS = ("plan", "poll", "fetch", "tag", "load")  # as the cycle reports them
+from newsflow.config import Settings  # noqa: E402
+from newsflow.db.store import Store  # noqa: E402
+from newsflow.fetching.feedlist import FeedSpec  # noqa: E402
+from newsflow.procs import descendants  # noqa: E402
+
 from benchmarks.newsroom import Simulator, self_check  # noqa: E402
-from pipeline.config import Settings  # noqa: E402
-from pipeline.feedlist import FeedSpec  # noqa: E402
-from pipeline.procs import descendants  # noqa: E402
-from pipeline.store import Store  # noqa: E402
 
 TARGETS = {"articles_per_s": 11.6, "efficiency": 0.75, "warm_s": 5.0, "warm_over_cold": 0.1}
 TARGET_RSS_MB = 1536
@@ -168,8 +170,7 @@ def machine_limit(sim: Simulator, settings: Settings, sample: int, tagging: bool
     import feedparser
     import httpx
     import trafilatura
-
-    from pipeline import entities
+    from newsflow.enrich import entities
 
     urls = sim.article_urls[:sample]
     pages = [(sim.html(u), u) for u in urls]
@@ -268,7 +269,7 @@ def run(
         limit = machine_limit(sim, settings, sample, tagging)
         source = sim.source
 
-    # The cycle's own per-step figures (pipeline/steps.py, Timings). Its CPU counts the whole
+    # The cycle's own per-step figures (newsflow/run/steps.py, Timings). Its CPU counts the whole
     # process tree, the simulator's process included (about 0.1% of it, printed apart).
     wall = {name: t["wall_s"] for name, t in cold.timings.items()}
     cpu = {name: t["cpu_s"] for name, t in cold.timings.items()}

@@ -45,10 +45,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from pipeline.feedlist import FeedSpec  # noqa: E402
-from pipeline.procs import tree_cpu_seconds  # noqa: E402
+from newsflow.fetching.feedlist import FeedSpec  # noqa: E402
+from newsflow.procs import tree_cpu_seconds  # noqa: E402
 
-BUNDLED = ROOT / "pipeline" / "newsroom_data" / "articles"
+BUNDLED = ROOT / "pipeline" / "newsflow" / "demo" / "newsroom_data" / "articles"
 TRANSIENT_KINDS = ("503", "503-retry-after", "reset")
 SLOW_ANSWER_S = 25.0  # past the default read timeout (20 s): the client gives up first
 
@@ -291,9 +291,9 @@ class FlakyNewsroom:
 def fetch_task(settings, run_path: str, batches: list[str]) -> list[dict]:
     """What one Airflow worker does: the fetch_extract task of each batch, in its own process
     (run it in a process pool: per-host spacing is shared within a process, not across)."""
-    from pipeline import orchestrate
+    from newsflow.run import tasks
 
-    return [orchestrate.fetch_extract(settings, run_path, b) for b in batches]
+    return [tasks.fetch_extract(settings, run_path, b) for b in batches]
 
 
 def max_rate(starts: list[float]) -> float:
@@ -325,7 +325,7 @@ def advance_clock(store, seconds: float) -> None:
 def settle(settings, store, feeds, *, max_cycles: int = 12, log=print) -> list[dict]:
     """Ingest cycle after cycle (feeds registered by the first) until no page waits in the
     queue; between cycles the clock moves past every retry's backoff."""
-    from pipeline.ingest import run_cycle
+    from newsflow.run.cycle import run_cycle
 
     cycles = []
     for n in range(1, max_cycles + 1):
@@ -351,8 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
-    from pipeline.config import load_settings
-    from pipeline.store import Store
+    from newsflow.config import load_settings
+    from newsflow.db.store import Store
 
     settings = load_settings().with_overrides(allow_private=True, fetch_budget=args.budget)
     with tempfile.TemporaryDirectory() as tmp, FlakyNewsroom(big_pages=args.big_pages) as room:

@@ -20,11 +20,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.config import Settings  # noqa: E402
-from pipeline.feedlist import FeedSpec  # noqa: E402
-from pipeline.ingest import run_cycle  # noqa: E402
-from pipeline.newsroom import Route, SiteServer, newsroom_routes  # noqa: E402
-from pipeline.store import Store  # noqa: E402
+from newsflow.config import Settings  # noqa: E402
+from newsflow.db.store import Store  # noqa: E402
+from newsflow.demo.newsroom import Route, SiteServer, newsroom_routes  # noqa: E402
+from newsflow.fetching.feedlist import FeedSpec  # noqa: E402
+from newsflow.run.cycle import run_cycle  # noqa: E402
 
 
 def replicated_site(replicas: int) -> tuple[SiteServer, list[FeedSpec]]:

@@ -2,7 +2,7 @@
 
 N feeds (RSS 2.0) across M hosts, K items each, every item a real article page: the pages of
 ``../shared/corpus/article-extraction-benchmark`` (with their ground-truth bodies) when present,
-else the bundled pages of ``pipeline/newsroom_data``. Pages are cycled; each copy carries its copy
+else the bundled pages of ``newsflow/demo/newsroom_data``. Pages are cycled; each copy carries its
 number in ``<title>``, in ``<h1>`` and in one sentence at the start of the page's longest
 paragraph, so that every article has its own URL, text and content hash.
 
@@ -49,7 +49,7 @@ from xml.sax.saxutils import escape
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus" / "article-extraction-benchmark"
-BUNDLED_PAGES = ROOT / "pipeline" / "newsroom_data" / "articles"
+BUNDLED_PAGES = ROOT / "pipeline" / "newsflow" / "demo" / "newsroom_data" / "articles"
 ROBOTS = b"User-agent: *\nAllow: /\n"
 START_TIMEOUT = 600.0  # seconds the server process may take to render everything
 # Copy markers go before these; the sentence goes at the start of the longest paragraph.

@@ -26,13 +26,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from newsflow.config import Settings  # noqa: E402
+from newsflow.demo.newsroom import Route, SiteServer  # noqa: E402
+from newsflow.fetching.feedlist import FeedSpec  # noqa: E402
+
 from benchmarks.extraction import score  # noqa: E402
-from pipeline.config import Settings  # noqa: E402
-from pipeline.feedlist import FeedSpec  # noqa: E402
-from pipeline.newsroom import Route, SiteServer  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus" / "article-extraction-benchmark"
-BUNDLED = ROOT / "pipeline" / "newsroom_data" / "articles"
+BUNDLED = ROOT / "pipeline" / "newsflow" / "demo" / "newsroom_data" / "articles"
 FEEDS = 3
 
 
@@ -67,8 +68,8 @@ def _feed(base: str, slugs: list[str]) -> bytes:
 def run(settings: Settings | None = None) -> dict:
     """Serve the pages on one host, ingest them once with ``settings`` (default: newsflow's
     defaults, loopback allowed), and report."""
-    from pipeline.ingest import run_cycle
-    from pipeline.store import Store
+    from newsflow.db.store import Store
+    from newsflow.run.cycle import run_cycle
 
     bodies, truth, source = pages()
     slugs = sorted(bodies)

@@ -1,4 +1,4 @@
-"""A simulated week of adaptive polling (pipeline/rhythm.py) against fixed 10-minute polling.
+"""A simulated week of adaptive polling (newsflow.fetching.rhythm) against fixed 10-min polling.
 
 Three feeds: an hourly wire (100 items an hour, a window of its newest 15 items, so an item
 stays in the feed for 9 minutes), a daily column (one item a day at 08:00 UTC, window 10) and
@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from pipeline.config import Settings  # noqa: E402
-from pipeline.rhythm import next_interval  # noqa: E402
+from newsflow.config import Settings  # noqa: E402
+from newsflow.fetching.rhythm import next_interval  # noqa: E402
 
 START = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday
 WEEK = timedelta(days=7)

@@ -30,7 +30,7 @@ whole (all rows fetched as Arrow); the others the way an analyst reads them: art
 the latest day's 200 widest stories (its whole read, once, is reported too);
 entity_mentions_daily, one entity; entity_cooccurrence, the 100 strongest pairs (millions at
 1M articles). Named queries run with the parameters an analyst would give (the second most
-named person, the last 7 or 30 days). Search: ``pipeline.search.search``, the median and best
+named person, the last 7 or 30 days). Search: ``newsflow.db.search.search``, the median and best
 of 3 after the first. A run longer than ``--timeout`` is interrupted and reported as missing.
 
 The full-text index is built by ``Store.refresh_search_index`` as the product does.
@@ -67,9 +67,8 @@ sys.path.insert(0, str(ROOT))
 
 import duckdb  # noqa: E402
 import pyarrow as pa  # noqa: E402
-
-from pipeline.search import search  # noqa: E402
-from pipeline.store import Store, sql_dir  # noqa: E402
+from newsflow.db.search import search  # noqa: E402
+from newsflow.db.store import Store, sql_dir  # noqa: E402
 
 GENERATOR_VERSION = 1
 CORPUS = ROOT.parent / "shared" / "corpus" / "article-extraction-benchmark" / "ground-truth.json"
@@ -773,7 +772,7 @@ def tree_memory(pid: int) -> tuple[int, int]:
 def ingest_peak_rss(db: Path, work: Path) -> tuple[float, dict]:
     """Peak tree RSS (MB) of one `newsflow ingest` of the sample newsroom into ``db``, with the
     seconds, articles loaded and peak tree PSS (MB) in the dict."""
-    from pipeline.newsroom import Newsroom
+    from newsflow.demo.newsroom import Newsroom
 
     data = work / f"data-{db.stem}"
     data.mkdir(parents=True, exist_ok=True)
@@ -788,7 +787,7 @@ def ingest_peak_rss(db: Path, work: Path) -> tuple[float, dict]:
         feeds = work / "feeds.yaml"
         lines = ["feeds:"] + [f"  - url: {f.url}\n    name: {f.name}" for f in server.feeds]
         feeds.write_text("\n".join(lines) + "\n", "utf-8")
-        cmd = [sys.executable, "-m", "pipeline.cli", "ingest", "--db", str(db)]
+        cmd = [sys.executable, "-m", "newsflow.cli", "ingest", "--db", str(db)]
         cmd += ["--feeds", str(feeds), "--allow-private", "--json"]
         t = time.perf_counter()
         proc = subprocess.Popen(

@@ -22,8 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.search import rebuild_index, search  # noqa: E402
-from pipeline.store import Store  # noqa: E402
+from newsflow.db.search import rebuild_index, search  # noqa: E402
+from newsflow.db.store import Store  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus" / "article-extraction-benchmark" / "ground-truth.json"
 
@@ -31,8 +31,8 @@ CORPUS = ROOT.parent / "shared" / "corpus" / "article-extraction-benchmark" / "g
 def texts() -> list[str]:
     if CORPUS.exists():
         return [v["articleBody"] for v in json.loads(CORPUS.read_text("utf-8")).values()]
-    from pipeline.extract import extract_page
-    from pipeline.newsroom import DATA
+    from newsflow.demo.newsroom import DATA
+    from newsflow.fetching.extract import extract_page
 
     out = []
     for path in sorted((DATA / "articles").glob("*.html.gz")):

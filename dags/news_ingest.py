@@ -1,6 +1,6 @@
 """news_ingest: poll due feeds, fetch, extract and tag new articles, load them into DuckDB.
 
-Wiring only: every task calls one function of ``pipeline.orchestrate``. All tasks of a DAG run
+Wiring only: every task calls one function of ``newsflow.run.tasks``. All tasks of a DAG run
 share one staged-files directory named after the run id; XCom carries batch names and counts,
 never article text. ``load`` is the only task that writes the database (pool ``duckdb_writer``,
 one slot) and emits the ``newsflow_articles`` asset with row counts.
@@ -22,9 +22,9 @@ def _label(prefix: str, batch: str) -> None:
 
 def _run(s) -> str:
     """This DAG run's staged-files directory."""
-    from pipeline import orchestrate
+    from newsflow.run import tasks
 
-    return str(orchestrate.run_path(s, get_current_context()["run_id"]))
+    return str(tasks.run_path(s, get_current_context()["run_id"]))
 
 
 @dag(
@@ -40,13 +40,13 @@ def _run(s) -> str:
 def news_ingest():
     @task
     def plan() -> list[str]:
-        from pipeline import orchestrate
+        from newsflow.run import tasks
 
         s = settings()
         run_id = get_current_context()["run_id"]
         result = run_step(
             "plan which feeds are due and split them into poll batches",
-            lambda: orchestrate.plan(s, run_id),
+            lambda: tasks.plan(s, run_id),
             lambda r: (
                 f"{r['feeds_due']} feeds due ({r['feeds_new']} new to register) in "
                 f"{len(r['poll_batches'])} batches; {r['pages_requeued']} pages from the fetch "
@@ -57,13 +57,13 @@ def news_ingest():
 
     @task(map_index_template="{{ batch_label }}")
     def poll(batch: str) -> dict:
-        from pipeline import orchestrate
+        from newsflow.run import tasks
 
         _label("feeds", batch)
         s = settings()
         return run_step(
             f"poll feed batch {batch}",
-            lambda: orchestrate.poll(s, _run(s), batch),
+            lambda: tasks.poll(s, _run(s), batch),
             lambda r: (
                 f"{r.get('feeds')} feeds: {r.get('ok')} ok, {r.get('not_modified')} not "
                 f"modified, {r.get('failed')} failed (recorded, not raised); "
@@ -73,24 +73,24 @@ def news_ingest():
 
     @task(trigger_rule="none_failed")
     def plan_articles() -> list[str]:
-        from pipeline import orchestrate
+        from newsflow.run import tasks
 
         s = settings()
         return run_step(
             "split the new items into article batches",
-            lambda: orchestrate.plan_articles(s, _run(s)),
+            lambda: tasks.plan_articles(s, _run(s)),
             lambda r: f"{len(r)} article batches",
         )
 
     @task(map_index_template="{{ batch_label }}")
     def fetch_extract(batch: str) -> dict:
-        from pipeline import orchestrate
+        from newsflow.run import tasks
 
         _label("articles", batch)
         s = settings()
         return run_step(
             f"fetch and extract article batch {batch}",
-            lambda: orchestrate.fetch_extract(s, _run(s), batch),
+            lambda: tasks.fetch_extract(s, _run(s), batch),
             lambda r: (
                 f"{r['articles']} articles: {r['ok']} extracted, {r['feed_content']} from "
                 f"feed content, {r['failed']} failed (recorded); pages: {r['pages_pending']} "
@@ -102,24 +102,24 @@ def news_ingest():
 
     @task(map_index_template="{{ batch_label }}")
     def tag(batch: str) -> dict:
-        from pipeline import orchestrate
+        from newsflow.run import tasks
 
         _label("articles", batch)
         s = settings()
         return run_step(
             f"tag entities and topics of article batch {batch}",
-            lambda: orchestrate.tag(s, _run(s), batch),
+            lambda: tasks.tag(s, _run(s), batch),
         )
 
     @task(trigger_rule="none_failed", pool=WRITER_POOL, outlets=[ARTICLES])
     def load() -> dict:
-        from pipeline import orchestrate
+        from newsflow.run import tasks
 
         context = get_current_context()
         s = settings()
         result = run_step(
             "load the run into DuckDB in one transaction",
-            lambda: orchestrate.load(s, _run(s)),
+            lambda: tasks.load(s, _run(s)),
             lambda r: (
                 f"{r['articles_loaded']} articles loaded {r.get('by_status') or {}}, "
                 f"{r.get('articles_upgraded', 0)} upgraded in place, "

@@ -2,7 +2,7 @@
 ingest load stops rebuilding it once the database is large), a DuckDB CHECKPOINT, and a
 feed-health check that fails loudly when feeds that used to work have gone silent.
 
-Wiring only: each task calls one function of ``pipeline.orchestrate``.
+Wiring only: each task calls one function of ``newsflow.run.tasks``.
 """
 
 from __future__ import annotations
@@ -26,41 +26,41 @@ from newsflow_common import DEFAULT_ARGS, WRITER_POOL, run_step, settings
 def news_maintenance():
     @task
     def retention() -> dict:
-        from pipeline import orchestrate
+        from newsflow.run import tasks
 
         return run_step(
             "remove staged run files past retention (loaded or abandoned runs only)",
-            lambda: orchestrate.remove_stale_runs(settings()),
+            lambda: tasks.remove_stale_runs(settings()),
             lambda r: f"removed {r['removed']} run dirs, kept {r['kept']} still to load",
         )
 
     @task(pool=WRITER_POOL)
     def checkpoint() -> dict:
-        from pipeline import orchestrate
+        from newsflow.run import tasks
 
         return run_step(
             "checkpoint the DuckDB file",
-            lambda: orchestrate.checkpoint(settings()),
+            lambda: tasks.checkpoint(settings()),
             lambda r: f"{r['database']} is {r['bytes']:,} bytes",
         )
 
     @task(pool=WRITER_POOL)
     def search_index() -> dict:
-        from pipeline import orchestrate
+        from newsflow.run import tasks
 
         return run_step(
             "rebuild the full-text search index",
-            lambda: orchestrate.rebuild_search(settings()),
+            lambda: tasks.rebuild_search(settings()),
             lambda r: r.get("skipped") or f"{r['articles']} articles indexed in {r['seconds']}s",
         )
 
     @task
     def feed_health() -> dict:
-        from pipeline import orchestrate
+        from newsflow.run import tasks
 
         return run_step(
             "check that feeds which used to work still bring new items",
-            lambda: orchestrate.check_feed_health(settings()),
+            lambda: tasks.check_feed_health(settings()),
             lambda r: f"all {r['active_feeds']} active feeds healthy",
         )
 

@@ -30,13 +30,13 @@ from newsflow_common import DEFAULT_ARGS, WRITER_POOL, run_step, settings
 def news_retag():
     @task(pool=WRITER_POOL)
     def retag() -> dict:
-        from pipeline import orchestrate
+        from newsflow.run import tasks
 
         params = get_current_context()["params"]
         since, tagger = params.get("since") or None, params.get("tagger") or None
         return run_step(
             f"re-tag stored articles (since {since or 'the start'}, tagger {tagger or 'all'})",
-            lambda: orchestrate.retag(settings(), since, tagger),
+            lambda: tasks.retag(settings(), since, tagger),
             lambda r: (
                 f"{r['articles']} articles in {r['batches']} batches; rows replaced "
                 f"{r['rows_replaced']}, written {r['rows_written']}"

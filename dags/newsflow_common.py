@@ -44,9 +44,8 @@ def settings():
     """newsflow settings: NEWSFLOW_* variables, overridden by the Airflow Variable
     ``newsflow_settings`` (a JSON object of NEWSFLOW_* names and values) when it exists."""
     from airflow.sdk import Variable
-
-    from pipeline.config import ConfigError
-    from pipeline.orchestrate import settings_from
+    from newsflow.config import ConfigError
+    from newsflow.run.tasks import settings_from
 
     raw = Variable.get("newsflow_settings", default=None)
     try:

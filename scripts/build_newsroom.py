@@ -1,4 +1,4 @@
-"""Rebuild the bundled sample newsroom (pipeline/newsroom_data) from ../shared/corpus.
+"""Rebuild the bundled sample newsroom (pipeline/newsflow/demo/newsroom_data) from ../shared/corpus.
 
 Real feed snapshots, trimmed to a few items each, whose item links are pointed at real article
 pages from the article-extraction benchmark (served by `newsflow newsroom`), plus the sample
@@ -21,7 +21,7 @@ from py3langid.langid import MODEL_FILE, LanguageIdentifier
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 CORPUS = SHARED / "corpus"
-OUT = ROOT / "pipeline" / "newsroom_data"
+OUT = ROOT / "pipeline" / "newsflow" / "demo" / "newsroom_data"
 ITEMS_PER_FEED = 5
 BASE = "{{BASE}}"
 

@@ -5,9 +5,8 @@ Helpers (paths, feed and page builders) live in tests/helpers.py."""
 from __future__ import annotations
 
 import pytest
-
-from pipeline.config import Settings
-from pipeline.newsroom import SiteServer
+from newsflow.config import Settings
+from newsflow.demo.newsroom import SiteServer
 
 
 @pytest.fixture

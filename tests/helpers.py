@@ -11,9 +11,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
-from pipeline.config import Settings
-from pipeline.newsroom import DATA as NEWSROOM_DATA
+from newsflow.config import Settings
+from newsflow.demo.newsroom import DATA as NEWSROOM_DATA
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -9,13 +9,13 @@ from datetime import UTC, datetime
 
 import duckdb
 import pytest
+from newsflow.cli import main
+from newsflow.db.search import search
+from newsflow.db.store import Store, sql_dir
+from newsflow.demo.newsroom import Route, newsroom_feeds, newsroom_routes
+from newsflow.fetching.feedlist import FeedSpec
+from newsflow.run.cycle import run_cycle
 
-from pipeline.cli import main
-from pipeline.feedlist import FeedSpec
-from pipeline.ingest import run_cycle
-from pipeline.newsroom import Route, newsroom_feeds, newsroom_routes
-from pipeline.search import search
-from pipeline.store import Store, sql_dir
 from tests.helpers import FIXTURES, ROOT, article_page, rss
 
 SQL_README = (ROOT / "sql" / "README.md").read_text(encoding="utf-8")
@@ -39,7 +39,7 @@ def edited_copy(text: str) -> list[str]:
 def analytics_db(tmp_path_factory):
     """The sample newsroom, plus a wire story run by two more outlets under other URLs, plus a
     feed that was registered and never polled."""
-    from pipeline.newsroom import SiteServer
+    from newsflow.demo.newsroom import SiteServer
 
     tmp = tmp_path_factory.mktemp("analytics")
     with SiteServer() as site:
@@ -59,7 +59,7 @@ def analytics_db(tmp_path_factory):
             FeedSpec(url=f"{b}/wire-a/feed.xml", name="Wire A"),
             FeedSpec(url=f"{b}/wire-b/feed.xml", name="Wire B"),
         ]
-        from pipeline.config import Settings
+        from newsflow.config import Settings
 
         settings = Settings(
             data_dir=tmp / "data", allow_private=True, per_host_delay=0.0,
@@ -164,7 +164,7 @@ def test_search_without_index_says_how_to_build_it(tmp_path, settings, site, cap
 
 
 def test_search_says_what_the_index_does_not_cover_yet(tmp_path, capsys):
-    from pipeline.search import rebuild_index, unindexed_articles
+    from newsflow.db.search import rebuild_index, unindexed_articles
 
     db = tmp_path / "big.duckdb"
     with Store(db) as store:

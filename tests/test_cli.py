@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from newsflow.cli import build_parser, main
+from newsflow.db.store import Store
+from newsflow.demo.newsroom import Route
 
-from pipeline.cli import build_parser, main
-from pipeline.newsroom import Route
-from pipeline.store import Store
 from tests.helpers import ROOT, bundled_page, rss
 
 LISTS = Path(__file__).parent / "fixtures" / "feedlists"
@@ -201,7 +201,7 @@ def test_every_command_is_documented_in_the_readme(command):
 
 
 def test_console_script_runs():
-    out = subprocess.run([sys.executable, "-m", "pipeline.cli", "--version"], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "newsflow.cli", "--version"], capture_output=True,
                          text=True, check=True)  # fmt: skip
     assert out.stdout.startswith("newsflow ")
 
@@ -219,11 +219,11 @@ def test_newsroom_serves_in_the_foreground_until_terminated(tmp_path):
     import time
     import urllib.request
 
-    from pipeline.feedlist import load_feed_file
+    from newsflow.fetching.feedlist import load_feed_file
 
     feeds_out = tmp_path / "newsroom.yaml"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "newsroom", "--port", "0", "--feeds-out", str(feeds_out)],
+        [sys.executable, "-m", "newsflow.cli", "newsroom", "--port", "0", "--feeds-out", str(feeds_out)],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

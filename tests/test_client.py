@@ -6,9 +6,9 @@ import ipaddress
 import time
 
 import pytest
+from newsflow.demo.newsroom import Route
+from newsflow.fetching.client import PoliteClient, address_problem, parse_retry_after
 
-from pipeline.client import PoliteClient, address_problem, parse_retry_after
-from pipeline.newsroom import Route
 from tests.helpers import with_settings
 
 

@@ -6,13 +6,13 @@ import re
 from datetime import UTC, datetime
 
 import pytest
+from newsflow.config import Settings
+from newsflow.db.store import Store
+from newsflow.demo.newsroom import Route, SiteServer
+from newsflow.fetching.feedlist import FeedSpec
+from newsflow.fetching.poll import poll_feeds
+from newsflow.staging import RunDir
 
-from pipeline.config import Settings
-from pipeline.feedlist import FeedSpec
-from pipeline.newsroom import Route, SiteServer
-from pipeline.poll import poll_feeds
-from pipeline.stage import RunDir
-from pipeline.store import Store
 from tests.helpers import SHARED_CORPUS
 
 HEALTHY = {"ok", "not_modified"}

@@ -1,7 +1,7 @@
 """Crash safety and concurrency of `newsflow ingest`, each run a real process.
 
 The sample newsroom (a few of its feeds) is served by this test process; every ingest is a
-``python -m pipeline.cli ingest`` subprocess on its own data folder, killed, locked out or
+``python -m newsflow.cli ingest`` subprocess on its own data folder, killed, locked out or
 starved of disk space as each case needs, then run again. The database it ends with must equal
 the one an uninterrupted reference run produced.
 """
@@ -22,11 +22,11 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from newsflow.config import FAULT_POINTS, Settings
+from newsflow.db.store import StoreError
+from newsflow.demo.newsroom import Newsroom
+from newsflow.run import tasks
 
-from pipeline import orchestrate
-from pipeline.config import FAULT_POINTS, Settings
-from pipeline.newsroom import Newsroom
-from pipeline.store import StoreError
 from tests.helpers import ROOT
 
 SEED = 20260217
@@ -80,7 +80,7 @@ class Ingest:
 
     def argv(self) -> list[str]:
         return [
-            sys.executable, "-m", "pipeline.cli", "ingest",
+            sys.executable, "-m", "newsflow.cli", "ingest",
             "--feeds", str(self.feeds_file), "--db", str(self.db), "--allow-private",
         ]  # fmt: skip
 
@@ -473,7 +473,7 @@ def test_a_reader_delays_the_load_which_lands_when_it_lets_go(newsroom, referenc
     # Between its own short uses, the ingest leaves the database to others: `newsflow sql`
     # answers while it works...
     sql = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "sql", "--db", str(ingest.db),
+        [sys.executable, "-m", "newsflow.cli", "sql", "--db", str(ingest.db),
          "select count(*) as feeds from feeds"],
         env=base_env(ingest.data_dir), cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
@@ -532,11 +532,11 @@ def test_airflow_load_fails_while_a_reader_holds_on_and_its_retry_lands(
     reader = Reader(ingest.db)
     try:
         with pytest.raises(StoreError, match=r"is locked by another process \(still after 1s\)"):
-            orchestrate.load(settings, str(run))
+            tasks.load(settings, str(run))
         assert run.is_dir()
     finally:
         reader.close()
-    result = orchestrate.load(settings, str(run))
+    result = tasks.load(settings, str(run))
     assert result["articles_loaded"] == 5 * N_FEEDS
     assert not run.exists()
     snap = snapshot(ingest.db)

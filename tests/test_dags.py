@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from newsflow.db.store import Store
+from newsflow.demo.newsroom import Newsroom, manifest
 
-from pipeline.newsroom import Newsroom, manifest
-from pipeline.store import Store
 from tests.helpers import ROOT
 
 DAGS = ROOT / "dags"
@@ -114,7 +114,7 @@ INTEGRITY = textwrap.dedent(
         dag = getattr(module, "DAG", None)
         heavy = sorted(m for m in set(sys.modules) - before
                        if m.split(".")[0] in {"duckdb", "spacy", "trafilatura", "httpx", "pyarrow"}
-                       or m.startswith("pipeline"))
+                       or m == "newsflow" or m.startswith("newsflow."))
         info = {"seconds": took, "heavy_imports": heavy}
         if dag is not None:
             info.update(
@@ -249,7 +249,7 @@ def test_a_failed_mapped_task_is_retried_and_nothing_is_lost_or_doubled(
     tries = {(t["task_id"], t["map_index"]): t["try_number"] for t in result["tis"]}
     assert tries[("fetch_extract", 0)] == 2  # failed once (after staging its file), retried
     # One host serves the whole sample newsroom, so its pages are one batch whatever the batch
-    # size: parallel fetch tasks never share a host (pipeline/fetch.py, article_batches).
+    # size: parallel fetch tasks never share a host (pipeline/newsflow/fetching/fetch.py, article_batches).
     assert ("fetch_extract", 1) not in tries
     assert "injected fault in fetch_extract batch 0000" in log
     assert "[resumed]" in log  # the retry used the staged file instead of fetching again

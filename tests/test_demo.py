@@ -3,13 +3,13 @@
 import subprocess
 import sys
 
-from pipeline.newsroom import manifest
-from pipeline.store import Store
+from newsflow.db.store import Store
+from newsflow.demo.newsroom import manifest
 
 
 def demo(data_dir):
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "demo", "--data-dir", str(data_dir)],
+        [sys.executable, "-m", "newsflow.cli", "demo", "--data-dir", str(data_dir)],
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
 
@@ -44,7 +44,7 @@ def test_demo_ingests_the_sample_newsroom_then_finds_nothing_new(tmp_path):
 def test_read_commands_find_the_demo_database_when_it_is_the_only_one(tmp_path):
     assert demo(tmp_path).returncode == 0
     out = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "sql", "--data-dir", str(tmp_path),
+        [sys.executable, "-m", "newsflow.cli", "sql", "--data-dir", str(tmp_path),
          "select extraction_status, count(*) as n from articles group by 1", "--format", "csv"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip

@@ -1,8 +1,7 @@
 from pathlib import Path
 
 import pytest
-
-from pipeline.feedlist import (
+from newsflow.fetching.feedlist import (
     FeedFileError,
     FeedSpec,
     load_feed_file,

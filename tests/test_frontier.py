@@ -9,10 +9,10 @@ import time
 from dataclasses import dataclass
 
 import pytest
-
-from pipeline.client import PoliteClient
-from pipeline.config import Settings
-from pipeline.fetch import (
+from newsflow.config import Settings
+from newsflow.demo.newsroom import Route, SiteServer
+from newsflow.fetching.client import PoliteClient
+from newsflow.fetching.fetch import (
     article_batches,
     feed_batches,
     host_of,
@@ -21,8 +21,8 @@ from pipeline.fetch import (
     retry_delay,
     stage_queue,
 )
-from pipeline.newsroom import Route, SiteServer
-from pipeline.stage import ITEM_SCHEMA, RunDir
+from newsflow.staging import ITEM_SCHEMA, RunDir
+
 from tests.helpers import with_settings
 
 DEFAULTS = Settings()
@@ -187,11 +187,12 @@ def test_a_page_that_arrives_later_upgrades_its_article_in_place(site, tmp_path)
     """A 503 on the first cycle: the article is stored from its feed text (tagged, searchable)
     and the page waits to be retried. When it comes, the same row takes the page's text, its
     tags are replaced, it gets a story, and search finds the page's words."""
-    from pipeline.feedlist import FeedSpec
-    from pipeline.ingest import run_cycle
-    from pipeline.search import search
-    from pipeline.store import Store
-    from pipeline.urls import article_id, canonicalize
+    from newsflow.db.search import search
+    from newsflow.db.store import Store
+    from newsflow.fetching.feedlist import FeedSpec
+    from newsflow.fetching.urls import article_id, canonicalize
+    from newsflow.run.cycle import run_cycle
+
     from tests.helpers import bundled_page, rss
 
     page_url = f"{site.base_url}/world/boat.html"
@@ -261,8 +262,9 @@ def test_a_page_that_arrives_later_upgrades_its_article_in_place(site, tmp_path)
 def test_a_hosts_requests_take_their_turns_in_order(site, tmp_path):
     """Two workers per host: neither may lose the race for the host's turn again and again
     (one page once waited 12 s of a 12 s crawl). Each waits about one turn of the other."""
-    from pipeline.extract import ExtractorPool
-    from pipeline.fetch import crawl
+    from newsflow.fetching.extract import ExtractorPool
+    from newsflow.fetching.fetch import crawl
+
     from tests.helpers import bundled_page, bundled_slugs
 
     slugs = bundled_slugs()[:10]
@@ -290,7 +292,8 @@ def test_ingest_json_shows_the_pages_waiting_per_host(site, tmp_path, capsys):
     """``newsflow ingest --json`` with a page to retry: the queue per host, dates as ISO text."""
     import json
 
-    from pipeline.cli import main
+    from newsflow.cli import main
+
     from tests.helpers import rss
 
     site.routes["/feed.xml"] = Route(
@@ -318,9 +321,8 @@ def test_a_run_staged_by_the_previous_version_still_loads(tmp_path):
 
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-    from pipeline.stage import ARTICLE_SCHEMA, POLL_SCHEMA
-    from pipeline.store import STAGED_SINCE_006, Store
+    from newsflow.db.store import STAGED_SINCE_006, Store
+    from newsflow.staging import ARTICLE_SCHEMA, POLL_SCHEMA
 
     now = datetime.now(UTC)
     run = RunDir.create(tmp_path / "runs", "cli")

@@ -8,6 +8,11 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 
 import pytest
+from newsflow.config import Settings
+from newsflow.db.store import Store
+from newsflow.fetching.feedlist import FeedSpec
+from newsflow.fetching.urls import article_id, canonicalize
+from newsflow.run import tasks
 
 from benchmarks.frontier import (
     FlakyNewsroom,
@@ -17,11 +22,6 @@ from benchmarks.frontier import (
     min_gap,
     settle,
 )
-from pipeline import orchestrate
-from pipeline.config import Settings
-from pipeline.feedlist import FeedSpec
-from pipeline.store import Store
-from pipeline.urls import article_id, canonicalize
 
 # Minutes of politeness by design: the settled newsroom takes about 3, the corpus run 3.5.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -118,7 +118,7 @@ def test_status_shows_an_empty_queue_and_the_feeds_intervals(settled, capsys):
     assert cycles[-1]["waiting"] == []
     first = cycles[0]["waiting"]
     assert first and first[0]["pending"] > 0  # the big host, after the first cycle
-    from pipeline.cli import main
+    from newsflow.cli import main
 
     assert main(["status", "--db", str(settings.database)]) == 0
     out = capsys.readouterr().out
@@ -142,10 +142,10 @@ def test_two_fetch_tasks_side_by_side_never_hit_one_host_at_once(tmp_path):
             "feeds:\n" + "".join(f"  - url: {f.url}\n" for f in room.feeds), encoding="utf-8"
         )
         settings = settings.with_overrides(feeds_file=feeds_file)
-        plan = orchestrate.plan(settings, "manual__two_workers")
+        plan = tasks.plan(settings, "manual__two_workers")
         for batch in plan["poll_batches"]:
-            orchestrate.poll(settings, plan["run"], batch)
-        batches = orchestrate.plan_articles(settings, plan["run"])
+            tasks.poll(settings, plan["run"], batch)
+        batches = tasks.plan_articles(settings, plan["run"])
         assert len(batches) >= 2
         # Two processes, as two Celery workers: nothing but the batches keeps them apart.
         ctx = multiprocessing.get_context("spawn")
@@ -157,7 +157,7 @@ def test_two_fetch_tasks_side_by_side_never_hit_one_host_at_once(tmp_path):
             )
         assert sum(len(d) for d in done) == len(batches)
         stats = room.stats()
-        loaded = orchestrate.load(settings, plan["run"])
+        loaded = tasks.load(settings, plan["run"])
     assert loaded["articles_loaded"] == len(room.pages)
     busiest = max(s["max_in_flight"] for s in stats.values())
     assert busiest <= settings.per_host_concurrency, stats
@@ -177,12 +177,12 @@ def test_the_fetch_queue_is_fetched_first_by_a_later_airflow_run(tmp_path):
             store.upsert_feeds(specs)
         for n in range(1, 8):
             run_id = f"scheduled__{n}"
-            plan = orchestrate.plan(settings, run_id)
+            plan = tasks.plan(settings, run_id)
             for batch in plan["poll_batches"]:
-                orchestrate.poll(settings, plan["run"], batch)
-            for batch in orchestrate.plan_articles(settings, plan["run"]):
-                orchestrate.fetch_extract(settings, plan["run"], batch)
-            orchestrate.load(settings, plan["run"])
+                tasks.poll(settings, plan["run"], batch)
+            for batch in tasks.plan_articles(settings, plan["run"]):
+                tasks.fetch_extract(settings, plan["run"], batch)
+            tasks.load(settings, plan["run"])
             with Store(settings.database) as store:
                 if not store.pending_pages():
                     break

@@ -19,10 +19,16 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-
-from pipeline.config import ConfigError, Settings, env_var, load_settings
-from pipeline.feedlist import FeedFileError, FeedSpec, parse_opml, parse_yaml, to_opml, to_yaml
-from pipeline.urls import (
+from newsflow.config import ConfigError, Settings, env_var, load_settings
+from newsflow.fetching.feedlist import (
+    FeedFileError,
+    FeedSpec,
+    parse_opml,
+    parse_yaml,
+    to_opml,
+    to_yaml,
+)
+from newsflow.fetching.urls import (
     MAX_URL_LENGTH,
     InvalidURL,
     article_id,

@@ -34,15 +34,15 @@ from collections import Counter
 from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 
+import newsflow.fetching.client
 import pytest
+from newsflow.config import Settings
+from newsflow.db.store import Store
+from newsflow.demo.newsroom import Route, SiteServer
+from newsflow.fetching.feedlist import FeedSpec
+from newsflow.fetching.urls import article_id, canonicalize
+from newsflow.run.cycle import CycleSummary, run_cycle
 
-import pipeline.client
-from pipeline.config import Settings
-from pipeline.feedlist import FeedSpec
-from pipeline.ingest import CycleSummary, run_cycle
-from pipeline.newsroom import Route, SiteServer
-from pipeline.store import Store
-from pipeline.urls import article_id, canonicalize
 from tests.helpers import article_page, bundled_page, bundled_slugs, rss, with_settings
 
 PUBLIC_IP = "127.0.0.2"  # stands in for a public address: the only loopback address allowed
@@ -421,7 +421,7 @@ class World:
 @pytest.fixture
 def world(settings, tmp_path, monkeypatch):
     real_getaddrinfo = socket.getaddrinfo
-    real_problem = pipeline.client.address_problem
+    real_problem = newsflow.fetching.client.address_problem
     public = ipaddress.ip_address(PUBLIC_IP)
 
     def getaddrinfo(host, *args, **kwargs):
@@ -431,7 +431,7 @@ def world(settings, tmp_path, monkeypatch):
         return None if ip == public else real_problem(ip)
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    monkeypatch.setattr(pipeline.client, "address_problem", address_problem)
+    monkeypatch.setattr(newsflow.fetching.client, "address_problem", address_problem)
     hostile = with_settings(
         settings,
         allow_private=False,

@@ -3,12 +3,12 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from newsflow.db.store import Store
+from newsflow.demo.newsroom import Route
+from newsflow.fetching.feedlist import FeedSpec, load_feed_file
+from newsflow.fetching.urls import article_id, canonicalize
+from newsflow.run.cycle import run_cycle
 
-from pipeline.feedlist import FeedSpec, load_feed_file
-from pipeline.ingest import run_cycle
-from pipeline.newsroom import Route
-from pipeline.store import Store
-from pipeline.urls import article_id, canonicalize
 from tests.helpers import article_page, bundled_page, bundled_slugs, rss, with_settings
 
 SLUGS = bundled_slugs()
@@ -248,8 +248,8 @@ def test_private_addresses_need_explicit_permission(site, settings, tmp_path):
 
 
 def test_a_staged_run_left_by_a_crash_is_loaded_by_the_next_cycle(site, settings, tmp_path):
-    from pipeline.poll import poll_feeds
-    from pipeline.stage import RunDir
+    from newsflow.fetching.poll import poll_feeds
+    from newsflow.staging import RunDir
 
     specs = serve_world(site)
     with Store(settings.database) as store:

@@ -4,8 +4,8 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+from newsflow.fetching.parse import html_to_text, parse_date, parse_feed
 
-from pipeline.parse import html_to_text, parse_date, parse_feed
 from tests.helpers import rss
 
 FEED = "https://news.example.com/feeds/world.xml"

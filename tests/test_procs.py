@@ -15,12 +15,12 @@ HOST = textwrap.dedent(
         raise SystemExit("host __main__ re-run in a worker")
     sys.path.insert(0, sys.argv[1])
     import asyncio
-    from pipeline.config import Settings
-    from pipeline.extract import ExtractorPool
-    from pipeline.tag import TagPool
+    from newsflow.config import Settings
+    from newsflow.fetching.extract import ExtractorPool
+    from newsflow.enrich.tag import TagPool
 
     import gzip
-    from pipeline.newsroom import DATA
+    from newsflow.demo.newsroom import DATA
     html = gzip.decompress(sorted((DATA / "articles").glob("*.html.gz"))[0].read_bytes())
     with ExtractorPool(2, 10.0) as pool:
         page = asyncio.run(pool.extract(html, "http://example.org/a"))

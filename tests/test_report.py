@@ -11,9 +11,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
-from pipeline.report import build_report, write_report
-from pipeline.store import Store
+from newsflow.analysis.report import build_report, write_report
+from newsflow.db.store import Store
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -201,7 +200,7 @@ def test_report_of_a_filled_database(filled, tmp_path):
 
 
 def test_trending_ranks_the_jump_first(filled):
-    from pipeline.report import TRENDING_SQL
+    from newsflow.analysis.report import TRENDING_SQL
 
     with open_ro(filled) as con:
         rows = con.execute(

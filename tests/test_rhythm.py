@@ -1,18 +1,18 @@
-"""Adaptive polling (pipeline/rhythm.py): a test per rule, the publisher's hints, and a
+"""Adaptive polling (pipeline/newsflow/fetching/rhythm.py): a test per rule, the publisher's hints, and a
 simulated week of three feeds against fixed 10-minute polling (benchmarks/polling_week.py)."""
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from newsflow.config import ConfigError, Settings, load_settings
+from newsflow.db.store import Store
+from newsflow.demo.newsroom import Route
+from newsflow.fetching.feedlist import FeedSpec
+from newsflow.fetching.parse import parse_feed
+from newsflow.fetching.rhythm import Hints, next_interval, parse_ttl, parse_update_period, rhythm
+from newsflow.run.cycle import run_cycle
 
 from benchmarks.polling_week import week
-from pipeline.config import ConfigError, Settings, load_settings
-from pipeline.feedlist import FeedSpec
-from pipeline.ingest import run_cycle
-from pipeline.newsroom import Route
-from pipeline.parse import parse_feed
-from pipeline.rhythm import Hints, next_interval, parse_ttl, parse_update_period, rhythm
-from pipeline.store import Store
 from tests.helpers import rss
 
 S = Settings()

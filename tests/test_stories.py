@@ -16,10 +16,10 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from newsflow.enrich import stories
+from newsflow.enrich.stories import assign_stories, band_keys, normalise, signature, similarity
 
 from benchmarks.stories import FIXTURE, evaluate, evaluate_corpus, load_fixture
-from pipeline import stories
-from pipeline.stories import assign_stories, band_keys, normalise, signature, similarity
 from tests.helpers import ROOT, corpus_dir
 
 T0 = datetime(2024, 6, 1, 8, 0, tzinfo=UTC)
@@ -57,7 +57,7 @@ BASE = sig_of(_RNG.getrandbits(32) for _ in range(128))
 
 
 class Store:
-    """Stored articles found by band key, as pipeline.store would find them."""
+    """Stored articles found by band key, as newsflow.db.store would find them."""
 
     def __init__(self, rows=()) -> None:
         self.rows = {r["article_id"]: r for r in rows}
@@ -123,7 +123,7 @@ def test_signature_is_deterministic_and_sized(real_texts):
 
 def test_signature_is_the_same_in_other_processes(real_texts):
     code = (
-        "import sys; from pipeline.stories import signature;"
+        "import sys; from newsflow.enrich.stories import signature;"
         "print(signature(sys.stdin.read()).hex())"
     )
     for seed in ("1", "2"):

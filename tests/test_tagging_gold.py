@@ -6,9 +6,9 @@ prints the full figures and every miss.
 """
 
 import pytest
+from newsflow.enrich.evaluate import evaluate, load_gold
+from newsflow.enrich.tag import Tagger
 
-from pipeline.evaluate import evaluate, load_gold
-from pipeline.tag import Tagger
 from tests.helpers import FIXTURES
 
 GOLD = FIXTURES / "tagging_gold.yaml"

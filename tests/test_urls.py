@@ -1,6 +1,5 @@
 import pytest
-
-from pipeline.urls import InvalidURL, article_id, canonicalize, feed_id, validate_http_url
+from newsflow.fetching.urls import InvalidURL, article_id, canonicalize, feed_id, validate_http_url
 
 
 @pytest.mark.parametrize(

@@ -11,13 +11,18 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
-
-from pipeline import feedlist
-from pipeline.cli import main
-from pipeline.config import ConfigError, Settings, env_var, load_settings, parse_ner_models
-from pipeline.feedlist import FeedFileError, FeedSpec, load_feed_file, parse_opml, parse_yaml
-from pipeline.orchestrate import settings_from
-from pipeline.urls import MAX_URL_LENGTH
+from newsflow.cli import main
+from newsflow.config import ConfigError, Settings, env_var, load_settings, parse_ner_models
+from newsflow.fetching import feedlist
+from newsflow.fetching.feedlist import (
+    FeedFileError,
+    FeedSpec,
+    load_feed_file,
+    parse_opml,
+    parse_yaml,
+)
+from newsflow.fetching.urls import MAX_URL_LENGTH
+from newsflow.run.tasks import settings_from
 
 LISTS = Path(__file__).parent / "fixtures" / "feedlists"
 URL = "https://a.example/rss"
@@ -603,7 +608,7 @@ def test_aliases_are_named_in_messages():
 
 
 def test_unknown_variables_are_ignored_with_a_warning(caplog):
-    with caplog.at_level(logging.WARNING, logger="pipeline.config"):
+    with caplog.at_level(logging.WARNING, logger="newsflow.config"):
         load_settings({"NEWSFLOW_CONECT_TIMEOUT": "5", "NEWSFLOW_TASK_RETRIES": "3", "OTHER": "x"})
     assert [r.getMessage() for r in caplog.records] == [
         "ignoring NEWSFLOW_CONECT_TIMEOUT: newsflow has no such setting"

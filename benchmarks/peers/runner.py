@@ -36,7 +36,7 @@ BLOCKED: list[str] = []
 PRELOAD = {
     "newspaper4k": ["newspaper"],
     "news-please": ["newsplease"],
-    "newsflow": ["pipeline.ingest", "pipeline.store", "trafilatura"],
+    "newsflow": ["newsflow.run.cycle", "newsflow.db.store", "trafilatura"],
 }
 
 
@@ -114,10 +114,10 @@ def run_news_please(job: dict) -> list[dict]:
 
 def run_newsflow(job: dict) -> tuple[list[dict], dict]:
     """One ingest cycle on the job's feeds into a fresh database; texts read back from it."""
-    from pipeline.config import Settings
-    from pipeline.feedlist import FeedSpec
-    from pipeline.ingest import run_cycle
-    from pipeline.store import Store
+    from newsflow.config import Settings
+    from newsflow.db.store import Store
+    from newsflow.fetching.feedlist import FeedSpec
+    from newsflow.run.cycle import run_cycle
 
     with tempfile.TemporaryDirectory(prefix="vs-peers-newsflow-") as tmp:
         settings = Settings(data_dir=Path(tmp), allow_private=True, per_host_delay=0.0,

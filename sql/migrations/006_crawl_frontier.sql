@@ -5,7 +5,7 @@
 --                  was upgraded in place) or final (failed for good). Written by the load only.
 --   feeds.poll_interval_s / poll_interval_reason
 --                  each feed's current interval between healthy polls, following its
---                  publishing rhythm (pipeline/rhythm.py), and why it is what it is.
+--                  publishing rhythm (pipeline/newsflow/fetching/rhythm.py), and why it is what it is.
 
 create table page_fetches (
     article_id      varchar primary key,

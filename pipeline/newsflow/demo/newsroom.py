@@ -20,9 +20,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 
-from pipeline.feedlist import FeedSpec
+from newsflow.fetching.feedlist import FeedSpec
 
-DATA = Path(str(resources.files("pipeline") / "newsroom_data"))
+DATA = Path(str(resources.files("newsflow.demo") / "newsroom_data"))
 # All bundled content claims this modification time, so If-Modified-Since works across restarts.
 PUBLISHED = email.utils.formatdate(1771372800, usegmt=True)  # 2026-02-18
 

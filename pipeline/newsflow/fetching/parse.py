@@ -17,8 +17,8 @@ import feedparser
 import lxml.html
 from lxml.etree import ParserError
 
-from pipeline.rhythm import parse_ttl, parse_update_period
-from pipeline.urls import InvalidURL, article_id, canonicalize
+from newsflow.fetching.rhythm import parse_ttl, parse_update_period
+from newsflow.fetching.urls import InvalidURL, article_id, canonicalize
 
 LOGGER = logging.getLogger(__name__)
 
@@ -360,7 +360,7 @@ def _parse_json_feed(body: bytes, feed_url: str, max_items: int) -> ParsedFeed:
 
 
 def serve_parser(conn) -> None:
-    """A parser process (``pipeline.poll.ParserPool``): parse each ``(body, feed_url,
+    """A parser process (``newsflow.fetching.poll.ParserPool``): parse each ``(body, feed_url,
     content_type, max_items)`` received on ``conn`` and send back the ``ParsedFeed``, until
     ``None`` arrives or the connection closes. The pool kills it when a parse takes too long."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop

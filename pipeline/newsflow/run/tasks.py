@@ -9,7 +9,7 @@ exists is not done again, and ``load`` skips a run that is already loaded.
     (reads)  (reads)         (reads files)      (writes files)           (files)      (the one
                                                                                        writer)
 
-Each task is one step of pipeline/steps.py, the same steps the CLI cycle runs.
+Each task is one step of pipeline/newsflow/run/steps.py, the same steps the CLI cycle runs.
 
 ``load`` is the only task that writes the database: new feeds from the feed list are
 registered there too (``plan`` records them in the run directory).
@@ -22,11 +22,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pipeline import steps
-from pipeline.config import ConfigError, Settings, load_settings
-from pipeline.feedlist import load_feed_file
-from pipeline.stage import RunDir, pending_runs
-from pipeline.store import Store, StoreError
+from newsflow.config import ConfigError, Settings, load_settings
+from newsflow.db.store import Store, StoreError
+from newsflow.fetching.feedlist import load_feed_file
+from newsflow.run import steps
+from newsflow.staging import RunDir, pending_runs
 
 
 class InjectedFault(RuntimeError):
@@ -276,7 +276,7 @@ def check_feed_health(settings: Settings, now: datetime | None = None) -> dict:
 
 def retag(settings: Settings, since: str | None = None, tagger: str | None = None) -> dict:
     """``newsflow retag`` as a task: the same function, with the DAG's params."""
-    from pipeline.tag import retag as retag_articles
+    from newsflow.enrich.tag import retag as retag_articles
 
     since_dt = None
     if since:

@@ -1,8 +1,8 @@
 """The tag stage: entities and topics for extracted articles, between extraction and load.
 
 ``Tagger`` tags a list of articles in one process: spaCy NER per language (``nlp.pipe`` over
-the batch, only the NER component), entity normalisation (``pipeline.entities``), then the
-topic classifier (``pipeline.topics``). ``TagPool`` spreads batches over worker processes that
+the batch, only the NER component), entity normalisation (``newsflow.enrich.entities``), then the
+topic classifier (``enrich.topics``). ``TagPool`` spreads batches over worker processes that
 each load the models once. Every article gets one status row per kind (``entities``,
 ``topics``): ok, skipped (with the reason, e.g. no model for its language) or failed (with the
 error); a failure is data, never an aborted run.
@@ -28,11 +28,11 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline import entities as ent
-from pipeline.config import ConfigError, Settings
-from pipeline.procs import worker_context
-from pipeline.stage import ARTICLE_SCHEMA, STRINGS, TS, RunDir
-from pipeline.topics import LexiconClassifier, TopicClassifier, TopicInput, category_topic
+from newsflow.config import ConfigError, Settings
+from newsflow.enrich import entities as ent
+from newsflow.enrich.topics import LexiconClassifier, TopicClassifier, TopicInput, category_topic
+from newsflow.procs import worker_context
+from newsflow.staging import ARTICLE_SCHEMA, STRINGS, TS, RunDir
 
 LOGGER = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
-from pipeline.store import HEALTHY_OUTCOMES
+from newsflow.db.store import HEALTHY_OUTCOMES
 
 LOGGER = logging.getLogger(__name__)
 

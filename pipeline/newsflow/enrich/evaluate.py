@@ -70,7 +70,7 @@ class Scores:
 
 
 def evaluate(tagger, gold: list[GoldArticle]) -> Scores:
-    """Tag the gold articles with ``tagger`` (a ``pipeline.tag.Tagger``) and score it."""
+    """Tag the gold articles with ``tagger`` (a ``newsflow.enrich.tag.Tagger``) and score it."""
     articles = [
         {
             "article_id": g.id,

@@ -25,8 +25,8 @@ from urllib.parse import urljoin, urlsplit
 import httpcore
 import httpx
 
-from pipeline.config import Settings
-from pipeline.urls import InvalidURL, validate_http_url
+from newsflow.config import Settings
+from newsflow.fetching.urls import InvalidURL, validate_http_url
 
 LOGGER = logging.getLogger(__name__)
 

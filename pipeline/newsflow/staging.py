@@ -101,7 +101,7 @@ ARTICLE_SCHEMA = pa.schema(
         ("extraction_error", pa.string()),
         ("http_status", pa.int32()),
         ("content_hash", pa.string()),
-        # The page's place in the crawl frontier (pipeline/fetch.py): done, retry, final or
+        # The page's place in the crawl frontier (newsflow/fetching/fetch.py): done, retry, final or
         # pending, the attempts so far, why the last one failed, when to try again.
         ("host", pa.string()),
         ("fetch_state", pa.string()),

@@ -3,11 +3,11 @@
     register ─► plan ─► poll ─► fetch ─► tag ─► load
                 (reads) (batches) (batches) (batches) (the one writer)
 
-Each step works over one run's staged files (pipeline/stage.py) and is idempotent: a step, or
+Each step works over one run's staged files (newsflow/staging.py) and is idempotent: a step, or
 a batch of one, whose output is staged already is not done again, so a retried task, a resumed
 cycle or a second call never repeats work or duplicates a row. The CLI cycle
-(pipeline/ingest.py) calls them in order in one process, every batch of a step at once; each
-Airflow task (pipeline/orchestrate.py, called by dags/) calls one step for one batch. Only
+(newsflow/run/cycle.py) calls them in order in one process, every batch of a step at once; each
+Airflow task (newsflow/run/tasks.py, called by dags/) calls one step for one batch. Only
 ``register`` and ``load`` write the database; ``plan`` reads it; the others touch files only.
 
 ``Timings`` measures what each step cost (wall time, and CPU of this process and its worker
@@ -27,10 +27,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from pipeline.config import Settings, fault_point
-from pipeline.extract import ExtractorPool
-from pipeline.feedlist import FeedSpec
-from pipeline.fetch import (
+from newsflow.config import Settings, fault_point
+from newsflow.db.store import DueFeed, LoadResult, Store
+from newsflow.enrich.tag import TagCounts, TagPool, tag_batch, untagged_batches
+from newsflow.fetching.extract import ExtractorPool
+from newsflow.fetching.feedlist import FeedSpec
+from newsflow.fetching.fetch import (
     FetchCounts,
     article_batches,
     batch_name,
@@ -38,12 +40,10 @@ from pipeline.fetch import (
     fetch_batches,
     stage_queue,
 )
-from pipeline.poll import KnownIds, PollCounts, Progress, poll_batches
-from pipeline.procs import tree_cpu_seconds
-from pipeline.stage import RunDir
-from pipeline.store import DueFeed, LoadResult, Store
-from pipeline.tag import TagCounts, TagPool, tag_batch, untagged_batches
-from pipeline.urls import feed_id as make_feed_id
+from newsflow.fetching.poll import KnownIds, PollCounts, Progress, poll_batches
+from newsflow.fetching.urls import feed_id as make_feed_id
+from newsflow.procs import tree_cpu_seconds
+from newsflow.staging import RunDir
 
 LOGGER = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import signal
 import threading
 from dataclasses import dataclass
 
-from pipeline.procs import worker_context
+from newsflow.procs import worker_context
 
 LOGGER = logging.getLogger(__name__)
 

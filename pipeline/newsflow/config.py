@@ -14,7 +14,7 @@ import signal
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from pipeline import __version__
+from newsflow import __version__
 
 LOGGER = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class Settings:
 
     poll_interval: float = 600.0  # seconds between polls of a new or healthy feed, at first
     # Each feed's interval then follows its publishing rhythm within these bounds
-    # (pipeline/rhythm.py); <ttl>, sy:updatePeriod and Cache-Control max-age are lower bounds.
+    # (fetching/rhythm.py); <ttl>, sy:updatePeriod and Cache-Control max-age are lower bounds.
     min_poll_interval: float = 300.0
     max_poll_interval: float = 24 * 3600.0
     max_backoff: float = 24 * 3600.0  # cap of the exponential backoff of a failing feed
@@ -85,7 +85,7 @@ class Settings:
     load_lock_wait: float = 300.0
     staged_retention_days: float = 7.0  # maintenance removes loaded/abandoned runs older
     feed_silence_hours: float = 48.0  # a feed that used to work and is silent longer is unhealthy
-    # Tests only. "TASK:BATCH" fails that Airflow task's first try (pipeline/orchestrate.py);
+    # Tests only. "TASK:BATCH" fails that Airflow task's first try (newsflow/run/tasks.py);
     # "kill:POINT" / "stop:POINT" SIGKILLs / SIGSTOPs an ingest at that point (fault_point).
     fault_inject: str = ""
 

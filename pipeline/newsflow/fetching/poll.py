@@ -10,13 +10,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from pipeline.client import FetchResult, PoliteClient
-from pipeline.config import Settings
-from pipeline.parse import ParsedFeed, serve_parser
-from pipeline.procs import worker_context
-from pipeline.rhythm import Hints, next_interval
-from pipeline.stage import ITEM_SCHEMA, POLL_SCHEMA, RunDir
-from pipeline.store import DueFeed
+from newsflow.config import Settings
+from newsflow.db.store import DueFeed
+from newsflow.fetching.client import FetchResult, PoliteClient
+from newsflow.fetching.parse import ParsedFeed, serve_parser
+from newsflow.fetching.rhythm import Hints, next_interval
+from newsflow.procs import worker_context
+from newsflow.staging import ITEM_SCHEMA, POLL_SCHEMA, RunDir
 
 LOGGER = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ async def _poll_one(client: PoliteClient, parser: ParserPool, feed: DueFeed, set
 
 
 def _interval(settings: Settings, feed: DueFeed, polled_at, res, parsed, outcome, seen, new):
-    """The adaptive interval after a healthy poll (pipeline/rhythm.py); None after a failure."""
+    """The adaptive interval after a healthy poll (fetching/rhythm.py); None after a failure."""
     if outcome not in ("ok", "not_modified"):
         return None, None
     hints = Hints(

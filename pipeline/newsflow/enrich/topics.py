@@ -5,7 +5,7 @@ returning ``TopicScore``s (see ``TopicClassifier``); a better model can replace 
 without touching the rest of the pipeline.
 
 The default, ``LexiconClassifier`` (tagger name ``iptc-lexicon``), reads its weighted lexicon
-from ``pipeline/data/iptc_topics.yaml``. For each subject it adds up the evidence in an article:
+from ``newsflow/data/iptc_topics.yaml``. For each subject it adds up the evidence in an article:
     term hits      weight × (1 + ln count) per distinct term, title hits counting double
     entity cues    a word of the subject's cue list inside an entity the tagger found
     feed category  a publisher category that clearly means the subject
@@ -27,7 +27,7 @@ from typing import Protocol
 
 import yaml
 
-DATA = Path(__file__).resolve().parent / "data" / "iptc_topics.yaml"
+DATA = Path(__file__).resolve().parent.parent / "data" / "iptc_topics.yaml"
 _WORD = re.compile(r"[a-z0-9][a-z0-9&'’.-]*[a-z0-9]|[a-z0-9]")
 
 
@@ -52,7 +52,7 @@ class TopicInput:
     title: str
     text: str
     language: str | None
-    entities: list  # pipeline.entities.Entity
+    entities: list  # newsflow.enrich.entities.Entity
     categories: list[str]
 
 

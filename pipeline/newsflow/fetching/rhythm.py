@@ -18,7 +18,7 @@ Then the bounds: never below ``min_poll_interval`` nor above ``max_poll_interval
 publisher's own hints, ``<ttl>``, ``sy:updatePeriod``/``sy:updateFrequency`` and ``Cache-Control:
 max-age``, are lower bounds within those. The result and its reason are stored on the feed
 (``feeds.poll_interval_s``, ``poll_interval_reason``) and shown by ``newsflow status``. Failing
-feeds do not come here: they back off exponentially from ``poll_interval`` (pipeline/store.py).
+feeds do not come here: they back off exponentially from ``poll_interval`` (newsflow/db/store.py).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from pipeline.config import Settings
+from newsflow.config import Settings
 
 RHYTHM_ITEMS = 20  # the newest item dates that make a feed's rhythm
 # sy:updatePeriod in seconds (the RSS 1.0 syndication module)

@@ -22,10 +22,10 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from pipeline.config import fault_point
-from pipeline.feedlist import FeedSpec
-from pipeline.stage import RunDir
-from pipeline.urls import feed_id as make_feed_id
+from newsflow.config import fault_point
+from newsflow.fetching.feedlist import FeedSpec
+from newsflow.fetching.urls import feed_id as make_feed_id
+from newsflow.staging import RunDir
 
 LOGGER = logging.getLogger(__name__)
 
@@ -76,9 +76,9 @@ STAGED_SINCE_006 = {
 
 
 def sql_dir() -> Path:
-    """The ``sql/`` folder: next to the package in a checkout, inside it in a wheel."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "sql", here.parent / "sql"):
+    """The ``sql/`` folder: inside the package in a wheel, at the checkout's top otherwise."""
+    package = Path(__file__).resolve().parents[1]  # pipeline/newsflow
+    for candidate in (package / "sql", package.parents[1] / "sql"):
         if (candidate / "migrations").is_dir():
             return candidate
     raise StoreError("cannot find newsflow's sql/migrations folder")
@@ -123,7 +123,9 @@ class DueFeed:
     last_modified: str | None
     language: str | None
     last_polled_at: datetime | None = None  # None: never polled
-    poll_interval_s: float | None = None  # the current adaptive interval (pipeline/rhythm.py)
+    poll_interval_s: float | None = (
+        None  # the current adaptive interval (newsflow/fetching/rhythm.py)
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.last_polled_at, str):  # from a plan's JSON
@@ -331,9 +333,9 @@ class Store:
         return applied
 
     def refresh_search_index(self, max_articles: int | None = None) -> float | None:
-        """Rebuild the full-text index (pipeline/search.py); seconds taken, or None when the
+        """Rebuild the full-text index (newsflow/db/search.py); seconds taken, or None when the
         database holds more than ``max_articles`` (rebuilding is then left to maintenance)."""
-        from pipeline.search import rebuild_index
+        from newsflow.db.search import rebuild_index
 
         if max_articles is not None:
             count = self.con.execute("select count(*) from articles").fetchone()[0]
@@ -365,7 +367,7 @@ class Store:
     def search_index_stale(self) -> bool:
         """Whether articles are missing from the search index (or there is none): e.g. a run
         loaded by a process that was killed before it rebuilt the index."""
-        from pipeline.search import index_exists, unindexed_articles
+        from newsflow.db.search import index_exists, unindexed_articles
 
         if not self.con.execute("select count(*) from articles").fetchone()[0]:
             return False
@@ -750,7 +752,7 @@ class Store:
         """Fingerprint the articles this load inserted and give each a story_id (inside the
         load's transaction): near-identical texts share the story of the earliest one, already
         stored stories only grow. Returns how many joined a story with other articles."""
-        from pipeline import stories
+        from newsflow.enrich import stories
 
         if not article_ids:
             return 0
@@ -854,7 +856,7 @@ class Store:
         """Replace the tag rows of ``kinds`` ('entities', 'topics') for these articles, in one
         transaction: only the rows of the taggers that produced ``rows`` are removed (by tagger
         name, any version), plus the status rows of those kinds. Returns rows removed per kind."""
-        from pipeline.tag import SCHEMAS, tagger_name
+        from newsflow.enrich.tag import SCHEMAS, tagger_name
 
         con = self.con
         ids = list(article_ids)
@@ -963,7 +965,7 @@ class Store:
             """
         )
         # The newest poll of each feed sets its state. A healthy feed's next poll follows its
-        # adaptive interval (staged by the poll, pipeline/rhythm.py); failing feeds back off
+        # adaptive interval (staged by the poll, fetching/rhythm.py); failing feeds back off
         # exponentially (interval * 2^failures, capped); a Retry-After pushes it further out.
         con.execute(
             f"""

@@ -5,7 +5,7 @@ The fetch is a crawl frontier, not a loop over items:
 - **Hosts are interleaved.** Each host has its own queue, worked by ``per_host_concurrency``
   workers that keep to its spacing (``per_host_delay``); a request waiting for its host's turn
   holds no global slot, so a host with 400 pages never delays a host with 4. A request's
-  ``request_deadline`` starts when it is sent (pipeline/client.py); queue time is measured
+  ``request_deadline`` starts when it is sent (newsflow/fetching/client.py); queue time is measured
   apart (``queued_s``).
 - **A cycle has a budget** (``fetch_budget``). A host whose next turn falls after it stops;
   its remaining pages stay **pending** (stored from their feed content meanwhile) and go first
@@ -35,13 +35,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
-from pipeline.client import FetchResult, PoliteClient
-from pipeline.config import Settings
-from pipeline.extract import Extracted, ExtractorPool, detect_language, word_count
-from pipeline.parse import clean_text
-from pipeline.poll import Progress
-from pipeline.stage import ARTICLE_SCHEMA, ITEM_SCHEMA, RunDir
-from pipeline.store import is_disk_full
+from newsflow.config import Settings
+from newsflow.db.store import is_disk_full
+from newsflow.fetching.client import FetchResult, PoliteClient
+from newsflow.fetching.extract import Extracted, ExtractorPool, detect_language, word_count
+from newsflow.fetching.parse import clean_text
+from newsflow.fetching.poll import Progress
+from newsflow.staging import ARTICLE_SCHEMA, ITEM_SCHEMA, RunDir
 
 LOGGER = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from xml.sax.saxutils import quoteattr
 import lxml.etree as etree
 import yaml
 
-from pipeline.urls import InvalidURL, feed_id, validate_http_url
+from newsflow.fetching.urls import InvalidURL, feed_id, validate_http_url
 
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
 _YAML_KEYS = {"url", "name", "tags", "language"}

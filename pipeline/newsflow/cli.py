@@ -24,12 +24,12 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline import __version__
-from pipeline.config import ConfigError, Settings, load_settings
-from pipeline.entities import ModelNotInstalled
-from pipeline.feedlist import FeedFileError, FeedSpec, load_feed_file, to_opml, to_yaml
-from pipeline.store import Store, StoreError
-from pipeline.urls import InvalidURL, validate_http_url
+from newsflow import __version__
+from newsflow.config import ConfigError, Settings, load_settings
+from newsflow.db.store import Store, StoreError
+from newsflow.enrich.entities import ModelNotInstalled
+from newsflow.fetching.feedlist import FeedFileError, FeedSpec, load_feed_file, to_opml, to_yaml
+from newsflow.fetching.urls import InvalidURL, validate_http_url
 
 LOGGER = logging.getLogger("newsflow")
 
@@ -210,7 +210,7 @@ def summary_text(s: dict) -> str:
 
 
 def cmd_ingest(args) -> int:
-    from pipeline.ingest import run_cycle
+    from newsflow.run.cycle import run_cycle
 
     settings = _settings(args)
     feeds_file = args.feeds or settings.feeds_file
@@ -385,7 +385,7 @@ def _parse_since(value: str | None) -> datetime | None:
 
 
 def cmd_retag(args) -> int:
-    from pipeline.tag import kinds_for, load_classifier, retag
+    from newsflow.enrich.tag import kinds_for, load_classifier, retag
 
     settings = _settings(args)
     since = _parse_since(args.since)
@@ -424,7 +424,7 @@ def cmd_retag(args) -> int:
 
 
 def _article_id(store: Store, ref: str) -> str:
-    from pipeline.urls import article_id, canonicalize
+    from newsflow.fetching.urls import article_id, canonicalize
 
     if re.fullmatch(r"[0-9a-f]{32}", ref):
         return ref
@@ -483,8 +483,8 @@ def cmd_tags(args) -> int:
     if args.explain:
         from types import SimpleNamespace
 
-        from pipeline.tag import load_classifier
-        from pipeline.topics import LexiconClassifier, TopicInput
+        from newsflow.enrich.tag import load_classifier
+        from newsflow.enrich.topics import LexiconClassifier, TopicInput
 
         settings = _settings(args)
         classifier = load_classifier(settings.topic_classifier, settings.topic_threshold)
@@ -513,7 +513,7 @@ def cmd_tags(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from pipeline.report import write_report
+    from newsflow.analysis.report import write_report
 
     if args.days < 1:
         raise UsageError(f"--days must be at least 1, got {args.days}")
@@ -538,7 +538,7 @@ def cmd_report(args) -> int:
 def cmd_maintain(args) -> int:
     from datetime import timedelta
 
-    from pipeline import orchestrate
+    from newsflow.run import tasks
 
     settings = _settings(args)
     if args.silence_hours is not None:
@@ -551,25 +551,25 @@ def cmd_maintain(args) -> int:
         if args.retention_days < 0:
             raise UsageError(f"--retention-days must not be negative, got {args.retention_days}")
         retention = timedelta(days=args.retention_days)
-    removed = orchestrate.remove_stale_runs(settings, retention)
+    removed = tasks.remove_stale_runs(settings, retention)
     print(
         f"retention  removed {removed['removed']} staged run folder(s), kept {removed['kept']}"
         " still to load"
     )
-    indexed = orchestrate.rebuild_search(settings)
+    indexed = tasks.rebuild_search(settings)
     print(f"search     {indexed.get('skipped') or str(indexed['articles']) + ' articles indexed'}")
-    size = orchestrate.checkpoint(settings)
+    size = tasks.checkpoint(settings)
     print(f"checkpoint {size['database']}: {size['bytes']:,} bytes")
-    report = orchestrate.feed_health(settings)
+    report = tasks.feed_health(settings)
     if report["silent_feeds"]:
-        print("feeds      " + orchestrate.describe_silent(report))
+        print("feeds      " + tasks.describe_silent(report))
         return 3
     print(f"feeds      all {report['active_feeds']} active feeds healthy")
     return 0
 
 
 def cmd_search(args) -> int:
-    from pipeline.search import SearchUnavailable, search, unindexed_articles
+    from newsflow.db.search import SearchUnavailable, search, unindexed_articles
 
     since = _parse_since(args.since)
     if args.limit <= 0:
@@ -610,7 +610,7 @@ def cmd_search(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from pipeline.export import export
+    from newsflow.analysis.export import export
 
     since = _parse_since(args.since)
     with _open(args, read_only=True) as store:
@@ -647,8 +647,8 @@ group by all order by articles desc, entity limit 12"""
 
 
 def cmd_demo(args) -> int:
-    from pipeline.ingest import run_cycle
-    from pipeline.newsroom import Newsroom
+    from newsflow.demo.newsroom import Newsroom
+    from newsflow.run.cycle import run_cycle
 
     base = _settings(args)
     settings = replace(
@@ -685,7 +685,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_newsroom(args) -> int:
-    from pipeline.newsroom import Newsroom
+    from newsflow.demo.newsroom import Newsroom
 
     try:
         newsroom = Newsroom(port=args.port)

@@ -1,10 +1,10 @@
-"""One ingest cycle: the steps of pipeline/steps.py in order (register, plan, poll, fetch, tag,
+"""One ingest cycle: the steps of newsflow/run/steps.py in order (register, plan, poll, fetch, tag,
 load), each over every batch at once, in one process. The Airflow DAG calls the same steps as
-separate tasks (pipeline/orchestrate.py); this module adds what one process running them all
+separate tasks (newsflow/run/tasks.py); this module adds what one process running them all
 needs: the ingest lock, the database released while the network and CPU steps run, resuming
 what a crash left staged.
 
-Crashes. Stages hand over staged files (pipeline/stage.py), and only ``Store.load_run`` writes
+Crashes. Stages hand over staged files (newsflow/staging.py), and only ``Store.load_run`` writes
 article data, in one transaction. A cycle killed at any point leaves either a run directory
 that the next cycle completes and loads, or one it discards because polling never finished (no
 feed state moved, so polling again loses nothing); a run loaded but not yet removed is removed.
@@ -31,21 +31,21 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline import steps
-from pipeline.config import Settings, fault_point
-from pipeline.extract import ExtractorPool
-from pipeline.feedlist import FeedSpec
-from pipeline.fetch import FetchCounts
-from pipeline.poll import PollCounts, Progress
-from pipeline.stage import RunDir, pending_runs
-from pipeline.store import (
+from newsflow.config import Settings, fault_point
+from newsflow.db.store import (
     DiskFullError,
     Store,
     StoreError,
     is_disk_full,
     lock_retry_delays,
 )
-from pipeline.tag import TagCounts, TagPool
+from newsflow.enrich.tag import TagCounts, TagPool
+from newsflow.fetching.extract import ExtractorPool
+from newsflow.fetching.feedlist import FeedSpec
+from newsflow.fetching.fetch import FetchCounts
+from newsflow.fetching.poll import PollCounts, Progress
+from newsflow.run import steps
+from newsflow.staging import RunDir, pending_runs
 
 try:
     import fcntl
@@ -329,7 +329,7 @@ def _cycle(
     include_not_due: bool,
     progress: Progress | None,
 ) -> CycleSummary:
-    """The steps of pipeline/steps.py in order, every batch of a step at once."""
+    """The steps of newsflow/run/steps.py in order, every batch of a step at once."""
     timings = steps.Timings()
     _reopen(store, settings)  # released while waiting for another cycle
     # Registered before polling (not by the load, as in Airflow), so that a reader sees the
