@@ -1,4 +1,4 @@
-"""docker-compose.yml: the services the README names exist, and no secret has a default.
+"""docker-compose.yml: the services docs/operations.md names exist, and no secret has a default.
 
 `make test` also runs `docker-compose --env-file .env.example -f docker-compose.yml config -q`
 (Debian's docker-compose, no engine needed)."""
@@ -10,7 +10,7 @@ import yaml
 from tests.helpers import ROOT
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+OPERATIONS = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
 SECRETS = [
     "POSTGRES_PASSWORD",
     "AIRFLOW__CORE__FERNET_KEY",
@@ -20,14 +20,14 @@ SECRETS = [
 ]
 
 
-def readme_services() -> set[str]:
-    section = README.split("## Running on several machines (docker-compose)", 1)[1]
+def documented_services() -> set[str]:
+    section = OPERATIONS.split("## Running on several machines (docker-compose)", 1)[1]
     section = section.split("\n## ", 1)[0]
     return set(re.findall(r"^\| `([a-z0-9-]+)` \|", section, flags=re.M))
 
 
-def test_every_service_the_readme_names_exists():
-    named = readme_services()
+def test_every_service_the_docs_name_exists():
+    named = documented_services()
     assert len(named) >= 8
     assert named <= set(COMPOSE["services"]), named - set(COMPOSE["services"])
 
