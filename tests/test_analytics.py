@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 import duckdb
 import pytest
 from newsflow.cli import main
+from newsflow.db.engine import sql_dir
 from newsflow.db.search import search
-from newsflow.db.store import Store, sql_dir
+from newsflow.db.store import Store
 from newsflow.demo.newsroom import Route, newsroom_feeds, newsroom_routes
 from newsflow.fetching.feedlist import FeedSpec
 from newsflow.run.cycle import run_cycle

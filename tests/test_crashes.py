@@ -23,7 +23,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from newsflow.config import FAULT_POINTS, Settings
-from newsflow.db.store import StoreError
+from newsflow.db.engine import StoreError
 from newsflow.demo.newsroom import Newsroom
 from newsflow.run import tasks
 

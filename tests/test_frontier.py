@@ -21,7 +21,8 @@ from newsflow.fetching.fetch import (
     retry_delay,
     stage_queue,
 )
-from newsflow.staging import ITEM_SCHEMA, RunDir
+from newsflow.rows import ITEM_SCHEMA
+from newsflow.staging import RunDir
 
 from tests.helpers import with_settings
 
@@ -321,8 +322,8 @@ def test_a_run_staged_by_the_previous_version_still_loads(tmp_path):
 
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from newsflow.db.store import STAGED_SINCE_006, Store
-    from newsflow.staging import ARTICLE_SCHEMA, POLL_SCHEMA
+    from newsflow.db.store import Store
+    from newsflow.rows import ARTICLE_SCHEMA, POLL_SCHEMA, STAGED_SINCE_006
 
     now = datetime.now(UTC)
     run = RunDir.create(tmp_path / "runs", "cli")

@@ -200,19 +200,10 @@ def test_report_of_a_filled_database(filled, tmp_path):
 
 
 def test_trending_ranks_the_jump_first(filled):
-    from newsflow.analysis.report import TRENDING_SQL
+    from newsflow.analysis.report import data
 
     with open_ro(filled) as con:
-        rows = con.execute(
-            TRENDING_SQL,
-            {
-                "start": NOW.date() - timedelta(days=13),
-                "end": NOW.date(),
-                "baseline_days": 7,
-                "min_articles": 3,
-                "top": 15,
-            },
-        ).fetchall()
+        rows = data.trending(con, data.period(14, NOW))
     entities = [r[0] for r in rows]
     # Acme Corp: 6 of 10 articles on the last day against 1 of 6 a day before; Jane Doe's share
     # stays at about a third and Springfield is in every article, so neither is trending.

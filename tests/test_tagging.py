@@ -12,7 +12,7 @@ from newsflow.db.store import Store
 from newsflow.demo.newsroom import Route
 from newsflow.enrich import entities as ent
 from newsflow.enrich.entities import ModelNotInstalled
-from newsflow.enrich.tag import Tagger, TagPool, kinds_for, retag, tag_batch
+from newsflow.enrich.tag import Tagger, TagPool, kinds_for, tag_batch
 from newsflow.enrich.topics import (
     LexiconClassifier,
     TopicInput,
@@ -22,6 +22,7 @@ from newsflow.enrich.topics import (
     taxonomy,
 )
 from newsflow.run.cycle import run_cycle
+from newsflow.run.retag import retag
 from newsflow.staging import RunDir
 
 from tests.helpers import FIXTURES, article_page, rss, with_settings
@@ -477,7 +478,7 @@ def test_tag_batch_stage_writes_files(settings, site, tagger):
         "articles",
         "0000",
         [dict(r) for r in rows],
-        __import__("newsflow.staging", fromlist=["ARTICLE_SCHEMA"]).ARTICLE_SCHEMA,
+        __import__("newsflow.rows", fromlist=["ARTICLE_SCHEMA"]).ARTICLE_SCHEMA,
     )
     with TagPool(settings) as pool:
         counts = tag_batch(run, "0000", pool)

@@ -1,8 +1,8 @@
 """Tagging quality on a hand-labelled gold set of 24 corpus articles (tests/fixtures/).
 
-The floors are the figures measured when the gold set was made (README, "Quality"); a change
-that makes entities or topics worse fails here. `python benchmarks/tagging.py --quality`
-prints the full figures and every miss.
+The floors are the figures measured when the gold set was made (docs/performance.md#quality);
+a change that makes entities or topics worse fails here. `python -m benchmarks.tagging
+--quality` prints the full figures and every miss.
 """
 
 import pytest

@@ -84,6 +84,7 @@ class Settings:
     # ingest cycle for another cycle on the same staged runs; then it fails, staged runs kept.
     load_lock_wait: float = 300.0
     staged_retention_days: float = 7.0  # maintenance removes loaded/abandoned runs older
+    feed_failing_after: int = 3  # failed polls in a row after which a feed is failing
     feed_silence_hours: float = 48.0  # a feed that used to work and is silent longer is unhealthy
     # Tests only. "TASK:BATCH" fails that Airflow task's first try (newsflow/run/tasks.py);
     # "kill:POINT" / "stop:POINT" SIGKILLs / SIGSTOPs an ingest at that point (fault_point).
@@ -276,6 +277,7 @@ def _validate(s: Settings) -> None:
         "feeds_per_batch",
         "staged_retention_days",
         "feed_silence_hours",
+        "feed_failing_after",
     ]
     for name in positive:
         if getattr(s, name) <= 0:

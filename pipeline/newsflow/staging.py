@@ -17,6 +17,7 @@ polling and is discarded by the next cycle; one with them is completed and loade
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -27,91 +28,6 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-TS = pa.timestamp("us", tz="UTC")
-STRINGS = pa.list_(pa.string())
-
-POLL_SCHEMA = pa.schema(
-    [
-        ("poll_id", pa.string()),
-        ("run_id", pa.string()),
-        ("feed_id", pa.string()),
-        ("url", pa.string()),
-        ("polled_at", TS),
-        ("http_status", pa.int32()),
-        ("outcome", pa.string()),
-        ("error", pa.string()),
-        ("malformed", pa.bool_()),
-        ("bytes", pa.int64()),
-        ("items_seen", pa.int32()),
-        ("items_new", pa.int32()),
-        ("duration_ms", pa.float64()),
-        ("etag", pa.string()),
-        ("last_modified", pa.string()),
-        ("retry_after", pa.float64()),
-        ("feed_title", pa.string()),
-        ("site_url", pa.string()),
-        ("feed_language", pa.string()),
-        ("poll_interval", pa.float64()),  # seconds to the next poll when healthy (adaptive)
-        ("interval_reason", pa.string()),
-    ]
-)
-
-ITEM_SCHEMA = pa.schema(
-    [
-        ("article_id", pa.string()),
-        ("feed_id", pa.string()),
-        ("url", pa.string()),
-        ("canonical_url", pa.string()),
-        ("guid", pa.string()),
-        ("title", pa.string()),
-        ("authors", STRINGS),
-        ("categories", STRINGS),
-        ("summary", pa.string()),
-        ("content", pa.string()),
-        ("published_at", TS),
-        ("first_seen_at", TS),
-        ("feed_language", pa.string()),
-        # Set on items taken back from the fetch queue (a page still pending or to retry):
-        # its state there and the attempts it has had. NULL and 0 for items new in this run.
-        ("queue_state", pa.string()),
-        ("fetch_attempts", pa.int32()),
-    ]
-)
-
-ARTICLE_SCHEMA = pa.schema(
-    [
-        ("article_id", pa.string()),
-        ("feed_id", pa.string()),
-        ("url", pa.string()),
-        ("canonical_url", pa.string()),
-        ("final_url", pa.string()),
-        ("guid", pa.string()),
-        ("title", pa.string()),
-        ("authors", STRINGS),
-        ("feed_categories", STRINGS),
-        ("summary", pa.string()),
-        ("published_at", TS),
-        ("first_seen_at", TS),
-        ("language", pa.string()),
-        ("site_name", pa.string()),
-        ("text", pa.string()),
-        ("word_count", pa.int32()),
-        ("extraction_status", pa.string()),
-        ("extraction_error", pa.string()),
-        ("http_status", pa.int32()),
-        ("content_hash", pa.string()),
-        # The page's place in the crawl frontier (newsflow/fetching/fetch.py): done, retry, final or
-        # pending, the attempts so far, why the last one failed, when to try again.
-        ("host", pa.string()),
-        ("fetch_state", pa.string()),
-        ("fetch_attempts", pa.int32()),
-        ("fetch_error", pa.string()),
-        ("next_attempt_at", TS),
-        ("queued_s", pa.float64()),  # waited for its host's turn and a slot before it was sent
-        ("requeued", pa.bool_()),  # the article is stored already: its row is upgraded in place
-    ]
-)
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -189,3 +105,14 @@ def _write_whole(path: Path, write: Callable[[Path], object]) -> None:
 
 def _write_bytes(path: Path, data: bytes) -> None:
     _write_whole(path, lambda tmp: tmp.write_bytes(data))
+
+
+_DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+_DISK_FULL_TEXT = ("no space left on device", "file too large", "disk quota exceeded")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (an OSError, a pyarrow or a DuckDB error) means the disk is full."""
+    if isinstance(exc, OSError) and exc.errno in _DISK_FULL_ERRNOS:
+        return True
+    return any(text in str(exc).lower() for text in _DISK_FULL_TEXT)

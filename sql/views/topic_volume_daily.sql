@@ -1,15 +1,13 @@
--- Per UTC day and IPTC topic: articles with the topic, their share of the day's tagged
--- articles, and the mean score.
+-- Per UTC day (see article_days) and IPTC topic: articles with the topic, their share of the
+-- day's tagged articles, and the mean score.
 create or replace view topic_volume_daily as
 with tagged as (
-    select t.article_id, t.topic_code, t.topic, t.score,
-           cast(coalesce(a.published_at, a.first_seen_at) as date) as day
-    from article_topics t join articles a using (article_id)
+    select t.article_id, t.topic_code, t.topic, t.score, a.day
+    from article_topics t join article_days a using (article_id)
 ),
 per_day as (
-    select cast(coalesce(a.published_at, a.first_seen_at) as date) as day,
-           count(*) as day_articles
-    from articles a
+    select a.day, count(*) as day_articles
+    from article_days a
     where exists (select 1 from article_tagging g
                   where g.article_id = a.article_id and g.kind = 'topics' and g.status = 'ok')
     group by all

@@ -1,34 +1,52 @@
--- Entities whose share of the latest day's coverage rose most against their trailing 7-day
--- baseline. "Latest day" is the newest UTC day with articles. share = articles mentioning the
--- entity / all articles of the period. z is a two-proportion z-score (pooled), so a jump from
--- 1 to 2 articles scores low and a jump from 5 to 40 scores high; entities in fewer than 3
--- articles on the day are left out. lift = (share today + 1/N) / (baseline share + 1/N), with
--- N the baseline's article count, so an entity new today does not divide by zero.
-create or replace view trending_entities as
-with days as (
-    select cast(coalesce(published_at, first_seen_at) as date) as day, article_id
-    from articles
+-- Entities whose share of a day's coverage rose most against the days before it: the one
+-- definition of trending, read by this view (the latest day with articles) and by the report
+-- (the latest day of its period).
+--
+-- trending_baseline_on(last_day, baseline_days := 7): the newest UTC day with articles on or
+-- before last_day, its article count (n_today), the articles of the baseline_days before it
+-- (n_base) and on how many of those days there were articles (base_days).
+--
+-- trending_entities_on(last_day, baseline_days := 7, min_articles := 3): per entity (its most
+-- common label) named in at least min_articles articles of that day, its share of the day's
+-- articles against its share of the baseline's. z is a two-proportion z-score (pooled), so a
+-- jump from 1 to 2 articles scores low and a jump from 5 to 40 scores high (NULL without a
+-- baseline). lift = (share today + 1/N) / (baseline share + 1/N), with N the baseline's article
+-- count, so an entity new today does not divide by zero.
+create or replace macro trending_baseline_on(last_day, baseline_days := 7) as table
+with latest as (select max(day) as day from article_days where day <= last_day)
+select l.day,
+       count(a.article_id) filter (where a.day = l.day) as n_today,
+       count(a.article_id) filter (where a.day < l.day) as n_base,
+       count(distinct a.day) filter (where a.day < l.day) as base_days
+from latest l
+left join article_days a
+  on a.day between l.day - cast(baseline_days as integer) and l.day
+group by l.day;
+
+create or replace macro trending_entities_on(last_day, baseline_days := 7, min_articles := 3)
+as table
+with totals as (
+    select * from trending_baseline_on(last_day, baseline_days := baseline_days)
+    where day is not null
 ),
-latest as (select max(day) as day from days),
-totals as (
-    select count(*) filter (where d.day = l.day) as n_today,
-           count(*) filter (where d.day >= l.day - 7 and d.day < l.day) as n_base
-    from days d, latest l
+scope as (
+    select a.article_id, a.day = t.day as is_today
+    from article_days a, totals t
+    where a.day between t.day - cast(baseline_days as integer) and t.day
 ),
 counts as (
-    select e.entity, e.label,
-           count(distinct e.article_id) filter (where d.day = l.day) as today,
-           count(distinct e.article_id) filter (where d.day >= l.day - 7 and d.day < l.day)
-               as base
-    from article_entities e join days d using (article_id), latest l
-    where d.day >= l.day - 7
-    group by all
+    select e.entity, mode(e.label) as label,
+           count(distinct e.article_id) filter (where s.is_today) as today,
+           count(distinct e.article_id) filter (where not s.is_today) as base
+    from article_entities e join scope s using (article_id)
+    group by e.entity
 )
-select c.entity, c.label, l.day,
-       c.today as articles_today,
+select c.entity, c.label, t.day,
+       c.today as articles_today, t.n_today,
        round(c.today / nullif(t.n_today, 0), 4) as share_today,
-       c.base as articles_baseline,
+       c.base as articles_baseline, t.n_base,
        round(c.base / nullif(t.n_base, 0), 4) as share_baseline,
+       t.base_days,
        round((c.today / nullif(t.n_today, 0) + 1.0 / greatest(t.n_base, 1))
              / (coalesce(c.base / nullif(t.n_base, 0), 0) + 1.0 / greatest(t.n_base, 1)), 3)
            as lift,
@@ -37,5 +55,8 @@ select c.entity, c.label, l.day,
            / sqrt(((c.today + c.base) / (t.n_today + t.n_base))
                   * (1 - (c.today + c.base) / (t.n_today + t.n_base))
                   * (1.0 / t.n_today + 1.0 / t.n_base) + 1e-12) end, 3) as z
-from counts c, totals t, latest l
-where c.today >= 3;
+from counts c, totals t
+where c.today >= min_articles;
+
+create or replace view trending_entities as
+select * from trending_entities_on((select max(day) from article_days));

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import duckdb
 
+from newsflow.db.engine import rollback, sql_dir
+
 INDEX_SCHEMA = "fts_main_articles"
 
 
@@ -85,9 +87,6 @@ def rebuild_index(con: duckdb.DuckDBPyConnection) -> float:
         f"create or replace table {INDEX_SCHEMA}.terms as"
         f" select * from {INDEX_SCHEMA}.terms order by termid, docid"
     )
-    con.execute(
-        "create table if not exists search_index_state (built_at timestamptz, articles bigint)"
-    )
     con.execute("delete from search_index_state")
     con.execute(
         "insert into search_index_state select ?, count(*) from articles where loaded_at <= ?",
@@ -107,6 +106,53 @@ def unindexed_articles(con: duckdb.DuckDBPyConnection) -> int:
         "select count(*) from articles where loaded_at > (select max(built_at) from"
         " search_index_state)"
     ).fetchone()[0]
+
+
+def refresh(con: duckdb.DuckDBPyConnection, max_articles: int | None = None) -> float | None:
+    """Rebuild the full-text index and the derived tables, in one transaction (a process killed
+    mid-rebuild leaves the old index, not half a new one); seconds taken, or None when the
+    database holds more than ``max_articles`` (rebuilding is then left to maintenance)."""
+    if max_articles is not None:
+        count = con.execute("select count(*) from articles").fetchone()[0]
+        if count > max_articles:
+            return None
+    con.execute("begin")
+    try:
+        seconds = rebuild_index(con)
+        started = time.perf_counter()
+        rebuild_derived(con)
+        seconds += time.perf_counter() - started
+        con.execute("commit")
+    except BaseException:
+        rollback(con)
+        raise
+    return seconds
+
+
+def refresh_after_load(
+    con: duckdb.DuckDBPyConnection, articles_loaded: int, max_articles: int | None = None
+) -> float | None:
+    """After a load: ``refresh`` when the load added articles, or when the index misses some (a
+    process killed after its load committed, before it rebuilt the index; its retry loads
+    nothing). Seconds, or None."""
+    if not articles_loaded and not stale(con):
+        return None
+    return refresh(con, max_articles)
+
+
+def stale(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether articles are missing from the search index (or there is none): e.g. a run
+    loaded by a process that was killed before it rebuilt the index."""
+    if not con.execute("select count(*) from articles").fetchone()[0]:
+        return False
+    return not index_exists(con) or unindexed_articles(con) > 0
+
+
+def rebuild_derived(con: duckdb.DuckDBPyConnection) -> None:
+    """Recompute the tables derived from all articles that are too costly to compute at query
+    time (``sql/derived/``: the entity pairs). Runs with the search index rebuild."""
+    for path in sorted((sql_dir() / "derived").glob("*.sql")):
+        con.execute(f"create or replace table {path.stem} as {path.read_text(encoding='utf-8')}")
 
 
 @dataclass

@@ -8,14 +8,10 @@ whole or not at all, and loading it twice changes nothing.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import logging
-import random
 import re
-import time
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,9 +19,29 @@ import duckdb
 import pyarrow as pa
 
 from newsflow.config import fault_point
+from newsflow.db import queries, retag, search
+from newsflow.db import stories as story_db
+from newsflow.db.engine import (
+    DiskFullError,
+    StoreError,
+    arrow,
+    connect,
+    drop_temp,
+    migrations,
+    rollback,
+    sql_dir,
+)
 from newsflow.fetching.feedlist import FeedSpec
 from newsflow.fetching.urls import feed_id as make_feed_id
-from newsflow.staging import RunDir
+from newsflow.rows import (
+    STAGED_SINCE_006,
+    STORED_ARTICLE_COLUMNS,
+    TAG_SCHEMAS,
+    TAG_TABLES,
+    DueFeed,
+    columns,
+)
+from newsflow.staging import RunDir, is_disk_full
 
 LOGGER = logging.getLogger(__name__)
 
@@ -35,107 +51,6 @@ HEALTHY_OUTCOMES_SQL = str(HEALTHY_OUTCOMES)  # ('ok', 'not_modified')
 VIEWS_MARKER = "-- @views"
 # A migration with this marker fills the derived tables (rebuild_derived) once it is applied.
 DERIVED_MARKER = "-- @derived"
-# Staged tag kinds and the tables they load into, with the columns staged files carry.
-TAG_TABLES = {
-    "entities": "article_entities",
-    "topics": "article_topics",
-    "categories": "article_categories",
-    "tagging": "article_tagging",
-}
-TAG_COLUMNS = {
-    "entities": [
-        "article_id",
-        "entity",
-        "label",
-        "mentions",
-        "salience",
-        "in_title",
-        "first_offset",
-        "tagger",
-    ],
-    "topics": ["article_id", "topic_code", "topic", "score", "evidence", "tagger"],
-    "categories": ["article_id", "category", "topic_code", "topic"],
-    "tagging": ["article_id", "kind", "tagger", "status", "reason", "items", "tagged_at"],
-}
-
-
-# Columns of staged files added after runs could already be staged (migration 006, the crawl
-# frontier): a run staged by an older version is loaded with these defaults.
-STAGED_SINCE_006 = {
-    "polls": {"poll_interval": "double", "interval_reason": "varchar"},
-    "articles": {
-        "host": "varchar",
-        "fetch_state": "varchar default 'done'",
-        "fetch_attempts": "integer default 1",
-        "fetch_error": "varchar",
-        "next_attempt_at": "timestamptz",
-        "queued_s": "double",
-        "requeued": "boolean default false",
-    },
-}
-
-
-def sql_dir() -> Path:
-    """The ``sql/`` folder: inside the package in a wheel, at the checkout's top otherwise."""
-    package = Path(__file__).resolve().parents[1]  # pipeline/newsflow
-    for candidate in (package / "sql", package.parents[1] / "sql"):
-        if (candidate / "migrations").is_dir():
-            return candidate
-    raise StoreError("cannot find newsflow's sql/migrations folder")
-
-
-class StoreError(RuntimeError):
-    """The database cannot be used (missing, locked, too new, ...); the message says why."""
-
-
-class DiskFullError(StoreError):
-    """A write failed for want of space (no space left, file size limit, quota)."""
-
-
-_DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
-_DISK_FULL_TEXT = ("no space left on device", "file too large", "disk quota exceeded")
-
-
-def lock_retry_delays(wait: float) -> Iterator[None]:
-    """Wait for a lock another process holds, for up to ``wait`` seconds: each step sleeps,
-    then yields for one more attempt. Exponential from 0.1 s to 2 s, with jitter so that
-    waiting processes do not retry in step; exhausted once the time is up."""
-    deadline = time.monotonic() + wait
-    delay = 0.1
-    while (left := deadline - time.monotonic()) > 0:
-        time.sleep(min(delay * random.uniform(0.5, 1.5), left))
-        delay = min(delay * 2, 2.0)
-        yield
-
-
-def is_disk_full(exc: BaseException) -> bool:
-    """Whether ``exc`` (an OSError, a pyarrow or a DuckDB error) means the disk is full."""
-    if isinstance(exc, OSError) and exc.errno in _DISK_FULL_ERRNOS:
-        return True
-    return any(text in str(exc).lower() for text in _DISK_FULL_TEXT)
-
-
-@dataclass
-class DueFeed:
-    feed_id: str
-    url: str
-    etag: str | None
-    last_modified: str | None
-    language: str | None
-    last_polled_at: datetime | None = None  # None: never polled
-    poll_interval_s: float | None = (
-        None  # the current adaptive interval (newsflow/fetching/rhythm.py)
-    )
-
-    def __post_init__(self) -> None:
-        if isinstance(self.last_polled_at, str):  # from a plan's JSON
-            self.last_polled_at = datetime.fromisoformat(self.last_polled_at)
-
-    def as_json(self) -> dict:
-        d = asdict(self)
-        if self.last_polled_at is not None:
-            d["last_polled_at"] = self.last_polled_at.isoformat()
-        return d
 
 
 @dataclass
@@ -148,32 +63,6 @@ class LoadResult:
     tag_rows: dict | None = None  # rows inserted per tag kind
     stories_joined: int = 0  # articles of this load that share a story with another article
     articles_upgraded: int = 0  # stored articles whose page arrived at a later attempt
-
-
-def migrations() -> list[tuple[int, str, Path]]:
-    found = []
-    for path in sorted((sql_dir() / "migrations").glob("*.sql")):
-        m = _MIGRATION_NAME.match(path.name)
-        if m:
-            found.append((int(m.group(1)), m.group(2), path))
-    return found
-
-
-@contextlib.contextmanager
-def _arrow(con: duckdb.DuckDBPyConnection, name: str, **columns):
-    """Columns (Python lists, or (list, pyarrow type)) as a registered Arrow table ``name``
-    for the statement(s) in the block. A Python list bound as a parameter costs DuckDB's
-    binding about 60 µs per element (it tries to import pandas for each one), an Arrow table
-    next to nothing: 20,000 ids, 1.2 s against 0.07 s."""
-    arrays = {
-        k: pa.array(v[0], type=v[1]) if isinstance(v, tuple) else pa.array(v, type=pa.string())
-        for k, v in columns.items()
-    }
-    con.register(name, pa.table(arrays))
-    try:
-        yield name
-    finally:
-        con.unregister(name)
 
 
 class Store:
@@ -190,7 +79,7 @@ class Store:
         self.con = self._open(lock_wait)
 
     def _open(self, lock_wait: float) -> duckdb.DuckDBPyConnection:
-        con = self._connect(lock_wait)
+        con = connect(self.path, read_only=self.read_only, lock_wait=lock_wait)
         self.con = con
         try:
             con.execute("set TimeZone = 'UTC'")
@@ -223,56 +112,15 @@ class Store:
         if self._released:
             self._open(self.lock_wait if lock_wait is None else lock_wait)
 
-    def _connect(self, lock_wait: float) -> duckdb.DuckDBPyConnection:
-        if self.read_only and not self.path.exists():
-            raise StoreError(f"no database at {self.path}; run `newsflow ingest` to create it")
-        if not self.read_only:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        config = {"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"}
-        retries = lock_retry_delays(lock_wait)
-        waiting = False
-        while True:
-            try:
-                return duckdb.connect(str(self.path), read_only=self.read_only, config=config)
-            except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower():
-                    if is_disk_full(exc):
-                        raise DiskFullError(f"cannot open database {self.path}: {exc}") from None
-                    raise StoreError(f"cannot open database {self.path}: {exc}") from None
-                if not waiting and lock_wait >= 1:
-                    LOGGER.warning(
-                        "database %s is locked by another process; waiting up to %gs",
-                        self.path,
-                        lock_wait,
-                    )
-                    waiting = True
-                if next(retries, StopIteration) is StopIteration:
-                    raise StoreError(
-                        f"database {self.path} is locked by another process (still after "
-                        f"{lock_wait:g}s): {exc}"
-                    ) from None
-            except duckdb.Error as exc:
-                raise StoreError(f"cannot open database {self.path}: {exc}") from None
-
     def close(self) -> None:
         self.con.close()
         self._released = True
 
     def _rollback(self) -> None:
-        """Roll back after a failed statement. A failed COMMIT (e.g. on a full disk) has already
-        ended the transaction and a fatal error invalidates the connection: either way ROLLBACK
-        fails too, and that error must not hide the one that caused it."""
-        try:
-            self.con.execute("rollback")
-        except duckdb.Error as exc:
-            LOGGER.debug("rollback: %s", exc)
+        rollback(self.con)
 
     def _drop_temp(self, *tables: str) -> None:
-        for table in tables:
-            try:
-                self.con.execute(f"drop table if exists {table}")
-            except duckdb.Error as exc:  # an invalidated connection: the error is raised already
-                LOGGER.debug("drop %s: %s", table, exc)
+        drop_temp(self.con, *tables)
 
     def __enter__(self) -> Store:
         return self
@@ -312,14 +160,19 @@ class Store:
         # The views are those of sql/views/ now, which may read tables of later migrations: they
         # are created with the last pending migration that asks for them.
         views_at = max((v for v, _, text in pending if VIEWS_MARKER in text), default=None)
+        # The derived tables are computed by the views' macros: a migration that asks for them
+        # before the views are (re)created leaves them to the migration that creates the views.
+        derive = False
         for version, name, text in pending:
             self.con.execute("begin")
             try:
                 self.con.execute(text)
+                derive = derive or DERIVED_MARKER in text
                 if version == views_at:
                     self.create_views()
-                if DERIVED_MARKER in text:
+                if derive and (views_at is None or version >= views_at):
                     self.rebuild_derived()
+                    derive = False
                 self.con.execute(
                     "insert into schema_migrations values (?, ?, ?)",
                     [version, name, datetime.now(UTC)],
@@ -333,52 +186,37 @@ class Store:
         return applied
 
     def refresh_search_index(self, max_articles: int | None = None) -> float | None:
-        """Rebuild the full-text index (newsflow/db/search.py); seconds taken, or None when the
-        database holds more than ``max_articles`` (rebuilding is then left to maintenance)."""
-        from newsflow.db.search import rebuild_index
-
-        if max_articles is not None:
-            count = self.con.execute("select count(*) from articles").fetchone()[0]
-            if count > max_articles:
-                return None
-        # One transaction: a process killed mid-rebuild leaves the old index, not half a new one.
-        self.con.execute("begin")
-        try:
-            seconds = rebuild_index(self.con)
-            started = time.perf_counter()
-            self.rebuild_derived()
-            seconds += time.perf_counter() - started
-            self.con.execute("commit")
-        except BaseException:
-            self._rollback()
-            raise
-        return seconds
+        """Rebuild the full-text index and the derived tables (db/search.py); seconds taken,
+        or None when the database holds more than ``max_articles``."""
+        return search.refresh(self.con, max_articles)
 
     def refresh_search_after_load(
         self, articles_loaded: int, max_articles: int | None = None
     ) -> float | None:
-        """After a load: rebuild the search index (``refresh_search_index``) when the load
-        added articles, or when the index misses some (a process killed after its load
-        committed, before it rebuilt the index; its retry loads nothing). Seconds, or None."""
-        if not articles_loaded and not self.search_index_stale():
-            return None
-        return self.refresh_search_index(max_articles)
+        """After a load: the rebuild when the load added articles or the index misses some."""
+        return search.refresh_after_load(self.con, articles_loaded, max_articles)
 
     def search_index_stale(self) -> bool:
-        """Whether articles are missing from the search index (or there is none): e.g. a run
-        loaded by a process that was killed before it rebuilt the index."""
-        from newsflow.db.search import index_exists, unindexed_articles
-
-        if not self.con.execute("select count(*) from articles").fetchone()[0]:
-            return False
-        return not index_exists(self.con) or unindexed_articles(self.con) > 0
+        return search.stale(self.con)
 
     def rebuild_derived(self) -> None:
-        """Recompute the tables derived from all articles that are too costly to compute at
-        query time (``sql/derived/``: the entity pairs). Runs with the search index rebuild."""
-        for path in sorted((sql_dir() / "derived").glob("*.sql")):
+        search.rebuild_derived(self.con)
+
+    def record_settings(self, settings) -> None:
+        """Write the thresholds the views share with the rest of newsflow (table ``settings``:
+        feed health's failures in a row and silence window) from ``settings``."""
+        values = {
+            "feed_failing_after": settings.feed_failing_after,
+            "feed_silence_hours": settings.feed_silence_hours,
+        }
+        with arrow(
+            self.con,
+            "new_settings",
+            setting=list(values),
+            value=([float(v) for v in values.values()], pa.float64()),
+        ):
             self.con.execute(
-                f"create or replace table {path.stem} as {path.read_text(encoding='utf-8')}"
+                "insert or replace into settings select setting, value, now() from new_settings"
             )
 
     def create_views(self) -> list[str]:
@@ -448,19 +286,14 @@ class Store:
     def active_feed_count(self) -> int:
         return self.con.execute("select count(*) from feeds where active").fetchone()[0]
 
-    def silent_feeds(self, cutoff: datetime) -> list[dict]:
-        """Active feeds that used to bring items but have brought nothing new since ``cutoff``
-        (failing ones first)."""
-        return self.rows(
-            """
-            select coalesce(title, url) as feed, url, last_outcome, last_error,
-                   consecutive_failures, last_success_at, last_new_item_at, items_total
-            from feeds
-            where active and items_total > 0
-              and coalesce(last_new_item_at, added_at) < ?
-            order by consecutive_failures desc, last_new_item_at nulls first, url
-            """,
-            [cutoff],
+    def silent_feeds(self, now: datetime, failing_after: int, silence_hours: float) -> list[dict]:
+        """Active feeds that used to bring items but have brought nothing new for
+        ``silence_hours`` before ``now`` (failing ones first), by the one definition of feed
+        health (``sql/views/feed_health.sql``)."""
+        return queries.dicts(
+            self.con,
+            "ops/silent_feeds",
+            {"as_of": now, "failing_after": failing_after, "silence_hours": silence_hours},
         )
 
     def feed_status(self) -> tuple[list[str], list[tuple]]:
@@ -545,7 +378,7 @@ class Store:
         ids = list(set(ids))
         if not ids:
             return set()
-        with _arrow(self.con, "candidate_ids", article_id=ids):
+        with arrow(self.con, "candidate_ids", article_id=ids):
             rows = self.con.execute(
                 "select article_id from articles"
                 " where article_id in (select article_id from candidate_ids)"
@@ -591,21 +424,11 @@ class Store:
                     [articles],
                 )
                 self._add_missing_columns("staged_articles", STAGED_SINCE_006["articles"])
+                stored = ", ".join(STORED_ARTICLE_COLUMNS)
                 inserted = con.execute(
-                    """
-                    insert into articles (
-                        article_id, feed_id, run_id, url, canonical_url, final_url, guid, title,
-                        authors, feed_categories, summary, published_at, first_seen_at, loaded_at,
-                        language, site_name, text, word_count, extraction_status,
-                        extraction_error, http_status, content_hash)
-                    select article_id, feed_id, ?, url, canonical_url, final_url, guid, title,
-                        authors, feed_categories, summary, published_at, first_seen_at, ?,
-                        language, site_name, text, word_count, extraction_status,
-                        extraction_error, http_status, content_hash
-                    from staged_articles
-                    on conflict do nothing
-                    returning article_id, extraction_status
-                    """,
+                    f"insert into articles (run_id, loaded_at, {stored})"
+                    f" select ?, ?, {stored} from staged_articles"
+                    " on conflict do nothing returning article_id, extraction_status",
                     [run.run_id, now],
                 ).fetchall()
                 upgraded = self._apply_requeued()
@@ -616,7 +439,7 @@ class Store:
             new_ids = [aid for aid, _ in inserted]
             tag_rows = self._load_tags(run, new_ids + upgraded)
             fault_point("load_tags")
-            stories = self._assign_stories(new_ids + upgraded)
+            stories = story_db.assign(self.con, new_ids + upgraded)
             by_status: dict[str, int] = {}
             for _, status in inserted:
                 by_status[status] = by_status.get(status, 0) + 1
@@ -632,8 +455,8 @@ class Store:
                 """
                 insert or replace into runs (run_id, started_at, finished_at, status, trigger,
                     feeds_polled, feeds_ok, feeds_failed, items_new, articles_loaded,
-                    articles_ok, articles_feed_content, articles_failed, error, articles_upgraded)
-                values (?, ?, ?, 'loaded', ?, ?, ?, ?, ?, ?, ?, ?, ?, null, ?)
+                    articles_ok, articles_feed_content, articles_failed, articles_upgraded)
+                values (?, ?, ?, 'loaded', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
                 [
                     run.run_id,
@@ -715,7 +538,7 @@ class Store:
             """
         )
         if upgraded:
-            with _arrow(con, "upgraded_ids", article_id=upgraded):
+            with arrow(con, "upgraded_ids", article_id=upgraded):
                 for table in (*TAG_TABLES.values(), "article_bands"):
                     con.execute(
                         f"delete from {table}"
@@ -748,77 +571,6 @@ class Store:
             [now, now, now],
         )
 
-    def _assign_stories(self, article_ids: list[str]) -> int:
-        """Fingerprint the articles this load inserted and give each a story_id (inside the
-        load's transaction): near-identical texts share the story of the earliest one, already
-        stored stories only grow. Returns how many joined a story with other articles."""
-        from newsflow.enrich import stories
-
-        if not article_ids:
-            return 0
-        with _arrow(self.con, "story_ids", article_id=article_ids):
-            rows = self.con.execute(
-                "select article_id, text, coalesce(published_at, first_seen_at)"
-                " from staged_articles where article_id in (select article_id from story_ids)"
-            ).fetchall()
-        new = [
-            {"article_id": aid, "signature": stories.signature(text), "seen_at": seen}
-            for aid, text, seen in rows
-        ]
-
-        def lookup(keys: list[int]) -> list[dict]:
-            if not keys:
-                return []
-            # Two steps: the band lookup names the few candidates, then only their rows are
-            # read. (Joined in one statement, DuckDB hashed every article's 512-byte
-            # fingerprint: a load into a 1M-article store took 1.1 GB more memory.)
-            with _arrow(self.con, "wanted_bands", band_key=(keys, pa.int64())):
-                candidates = [
-                    r[0]
-                    for r in self.con.execute(
-                        "select distinct article_id from article_bands"
-                        " where band_key in (select band_key from wanted_bands)"
-                    ).fetchall()
-                ]
-            if not candidates:
-                return []
-            with _arrow(self.con, "candidate_stories", article_id=candidates):
-                found = self.con.execute(
-                    "select article_id, story_id, fingerprint,"
-                    " coalesce(published_at, first_seen_at) from articles"
-                    " where article_id in (select article_id from candidate_stories)"
-                    " and story_id is not null"
-                ).fetchall()
-            return [
-                {"article_id": r[0], "story_id": r[1], "signature": r[2], "seen_at": r[3]}
-                for r in found
-            ]
-
-        assigned = stories.assign_stories(new, lookup)
-        with _arrow(
-            self.con,
-            "story_updates",
-            article_id=[item["article_id"] for item in new],
-            story_id=[assigned[item["article_id"]] for item in new],
-            fingerprint=([item["signature"] for item in new], pa.binary()),
-        ):
-            self.con.execute(
-                "update articles set story_id = u.story_id, fingerprint = u.fingerprint"
-                " from story_updates u where articles.article_id = u.article_id"
-            )
-        keys, owners = [], []
-        for item in new:
-            if item["signature"] is not None:
-                for key in stories.band_keys(item["signature"]):
-                    keys.append(key)
-                    owners.append(item["article_id"])
-        if keys:
-            with _arrow(self.con, "new_bands", band_key=(keys, pa.int64()), article_id=owners):
-                self.con.execute(
-                    "insert into article_bands select band_key, article_id from new_bands"
-                )
-        return sum(1 for aid, story in assigned.items() if story != aid)
-
     def _load_tags(self, run: RunDir, article_ids: list[str]) -> dict[str, int]:
         """Insert the staged tag rows of the articles this load inserted (inside its transaction).
 
@@ -826,7 +578,7 @@ class Store:
         counts = {}
         if not article_ids:
             return counts
-        with _arrow(self.con, "inserted_ids", article_id=article_ids):
+        with arrow(self.con, "inserted_ids", article_id=article_ids):
             self.con.execute(
                 "create or replace temp table loaded_ids as select article_id from inserted_ids"
             )
@@ -835,9 +587,9 @@ class Store:
                 files = [str(p) for p in run.files(kind)]
                 if not files:
                     continue
-                columns = ", ".join(TAG_COLUMNS[kind])
+                cols = columns(TAG_SCHEMAS[kind])
                 inserted_rows = self.con.execute(
-                    f"insert into {table} ({columns}) select {columns}"
+                    f"insert into {table} ({cols}) select {cols}"
                     f" from read_parquet(?, union_by_name = true)"
                     f" where article_id in (select article_id from loaded_ids)"
                     f" returning 1",
@@ -853,88 +605,13 @@ class Store:
     def replace_tags(
         self, article_ids: Sequence[str], rows: dict[str, list[dict]], kinds: Sequence[str]
     ) -> dict[str, int]:
-        """Replace the tag rows of ``kinds`` ('entities', 'topics') for these articles, in one
-        transaction: only the rows of the taggers that produced ``rows`` are removed (by tagger
-        name, any version), plus the status rows of those kinds. Returns rows removed per kind."""
-        from newsflow.enrich.tag import SCHEMAS, tagger_name
-
-        con = self.con
-        ids = list(article_ids)
-        removed: dict[str, int] = {}
-        con.execute("begin")
-        try:
-            with _arrow(con, "retag_batch", article_id=ids):
-                con.execute(
-                    "create or replace temp table retag_ids as select article_id from retag_batch"
-                )
-            in_batch = "article_id in (select article_id from retag_ids)"
-            for kind in kinds:
-                names = sorted(
-                    {
-                        tagger_name(r["tagger"])
-                        for r in rows.get("tagging", [])
-                        if r["kind"] == kind and r["tagger"]
-                    }
-                )
-                table = TAG_TABLES[kind]
-                removed[kind] = len(
-                    con.execute(
-                        f"delete from {table} where {in_batch}"
-                        f" and split_part(tagger, '/', 1) in (select unnest(?::varchar[]))"
-                        f" returning 1",
-                        [names],
-                    ).fetchall()
-                )
-                con.execute(f"delete from article_tagging where {in_batch} and kind = ?", [kind])
-            if "topics" in kinds:
-                con.execute(f"delete from article_categories where {in_batch}")
-            write = list(kinds) + ["tagging"] + (["categories"] if "topics" in kinds else [])
-            for kind in write:
-                kind_rows = rows.get(kind, [])
-                if kind == "tagging":
-                    kind_rows = [r for r in kind_rows if r["kind"] in kinds]
-                if not kind_rows:
-                    continue
-                arrow = pa.Table.from_pylist(kind_rows, schema=SCHEMAS[kind])
-                con.register("new_tag_rows", arrow)
-                try:
-                    columns = ", ".join(TAG_COLUMNS[kind])
-                    con.execute(
-                        f"insert into {TAG_TABLES[kind]} ({columns})"
-                        f" select {columns} from new_tag_rows"
-                    )
-                finally:
-                    con.unregister("new_tag_rows")
-            con.execute("commit")
-        except BaseException:
-            self._rollback()
-            raise
-        finally:
-            self._drop_temp("retag_ids")
-        return removed
-
-    def _taggable_where(
-        self, since: datetime | None, untagged: Sequence[str] | None
-    ) -> tuple[str, list]:
-        conds, params = [], []
-        if since is not None:
-            conds.append("coalesce(a.published_at, a.first_seen_at) >= ?")
-            params.append(since)
-        if untagged:
-            conds.append(
-                "(select count(distinct t.kind) from article_tagging t"
-                " where t.article_id = a.article_id and t.kind in (select unnest(?::varchar[])))"
-                " < ?"
-            )
-            params += [list(untagged), len(untagged)]
-        return (" and ".join(conds) or "true"), params
+        """Replace these articles' rows of ``kinds`` in one transaction (db/retag.py)."""
+        return retag.replace_tags(self.con, article_ids, rows, kinds)
 
     def count_taggable(
         self, since: datetime | None = None, untagged: Sequence[str] | None = None
     ) -> int:
-        where, params = self._taggable_where(since, untagged)
-        sql = f"select count(*) from articles a where {where}"
-        return self.con.execute(sql, params).fetchone()[0]
+        return retag.count_taggable(self.con, since, untagged)
 
     def taggable_articles(
         self,
@@ -944,13 +621,7 @@ class Store:
         untagged: Sequence[str] | None = None,
     ) -> list[dict]:
         """The next ``limit`` articles (by article_id, after ``after``) to tag."""
-        where, params = self._taggable_where(since, untagged)
-        return self.rows(
-            f"select a.article_id, a.title, a.text, a.language, a.feed_categories"
-            f" from articles a where a.article_id > ? and {where}"
-            f" order by a.article_id limit ?",
-            [after, *params, limit],
-        )
+        return retag.taggable_articles(self.con, since, after, limit, untagged)
 
     def _apply_polls(self, poll_interval: float, max_backoff: float) -> None:
         con = self.con
@@ -1018,6 +689,29 @@ class Store:
     def rows(self, sql: str, params: Sequence | None = None) -> list[dict]:
         cols, rows = self.query(sql, params)
         return [dict(zip(cols, r)) for r in rows]
+
+    def named(
+        self, name: str, params: Sequence | dict | None = None
+    ) -> tuple[list[str], list[tuple]]:
+        """Columns and rows of the query ``sql/<name>.sql`` (db.queries)."""
+        return self.query(queries.text(name), params)
+
+    def article(self, article_id: str) -> dict | None:
+        """The stored article (id, title, text, language, feed_categories, url), or None."""
+        cols, rows = self.named("article/article", [article_id])
+        return dict(zip(cols, rows[0])) if rows else None
+
+    def article_tags(self, article_id: str) -> dict[str, tuple[list[str], list[tuple]]]:
+        """An article's tags as stored: columns and rows of its entities, topics, publisher
+        categories and tagging outcomes."""
+        return {
+            kind: self.named(f"article/{kind}", [article_id])
+            for kind in ("entities", "topics", "categories", "tagging")
+        }
+
+    def newest_article_time(self) -> datetime | None:
+        """When the newest article not dated in the future was published (else first seen)."""
+        return self.named("article/newest")[1][0][0]
 
     def totals(self) -> dict[str, int]:
         """Rows in the store: articles, entity rows, topic rows."""

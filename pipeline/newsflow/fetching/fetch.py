@@ -36,12 +36,12 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from newsflow.config import Settings
-from newsflow.db.store import is_disk_full
 from newsflow.fetching.client import FetchResult, PoliteClient
 from newsflow.fetching.extract import Extracted, ExtractorPool, detect_language, word_count
 from newsflow.fetching.parse import clean_text
 from newsflow.fetching.poll import Progress
-from newsflow.staging import ARTICLE_SCHEMA, ITEM_SCHEMA, RunDir
+from newsflow.rows import ARTICLE_SCHEMA, ITEM_SCHEMA
+from newsflow.staging import RunDir, is_disk_full
 
 LOGGER = logging.getLogger(__name__)
 

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from newsflow.config import Settings
-from newsflow.db.store import DueFeed
 from newsflow.fetching.client import FetchResult, PoliteClient
 from newsflow.fetching.parse import ParsedFeed, serve_parser
 from newsflow.fetching.rhythm import Hints, next_interval
 from newsflow.procs import worker_context
-from newsflow.staging import ITEM_SCHEMA, POLL_SCHEMA, RunDir
+from newsflow.rows import ITEM_SCHEMA, POLL_SCHEMA, DueFeed
+from newsflow.staging import RunDir
 
 LOGGER = logging.getLogger(__name__)
 

@@ -32,20 +32,15 @@ from pathlib import Path
 import duckdb
 
 from newsflow.config import Settings, fault_point
-from newsflow.db.store import (
-    DiskFullError,
-    Store,
-    StoreError,
-    is_disk_full,
-    lock_retry_delays,
-)
+from newsflow.db.engine import DiskFullError, StoreError, lock_retry_delays
+from newsflow.db.store import Store
 from newsflow.enrich.tag import TagCounts, TagPool
 from newsflow.fetching.extract import ExtractorPool
 from newsflow.fetching.feedlist import FeedSpec
 from newsflow.fetching.fetch import FetchCounts
 from newsflow.fetching.poll import PollCounts, Progress
 from newsflow.run import steps
-from newsflow.staging import RunDir, pending_runs
+from newsflow.staging import RunDir, is_disk_full, pending_runs
 
 try:
     import fcntl

@@ -28,7 +28,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from newsflow.config import Settings, fault_point
-from newsflow.db.store import DueFeed, LoadResult, Store
+from newsflow.db.store import LoadResult, Store
 from newsflow.enrich.tag import TagCounts, TagPool, tag_batch, untagged_batches
 from newsflow.fetching.extract import ExtractorPool
 from newsflow.fetching.feedlist import FeedSpec
@@ -43,6 +43,7 @@ from newsflow.fetching.fetch import (
 from newsflow.fetching.poll import KnownIds, PollCounts, Progress, poll_batches
 from newsflow.fetching.urls import feed_id as make_feed_id
 from newsflow.procs import tree_cpu_seconds
+from newsflow.rows import DueFeed
 from newsflow.staging import RunDir
 
 LOGGER = logging.getLogger(__name__)
@@ -276,6 +277,7 @@ def load(settings: Settings, store: Store, run: RunDir, trigger: str) -> Loaded:
     result = store.load_run(
         run, poll_interval=settings.poll_interval, max_backoff=settings.max_backoff, trigger=trigger
     )
+    store.record_settings(settings)
     search_s = None
     if settings.search_index:
         # An upgraded article has a new text: the index must see it as it sees a new one.

@@ -23,7 +23,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from newsflow.config import ConfigError, Settings, load_settings
-from newsflow.db.store import Store, StoreError
+from newsflow.db.engine import StoreError
+from newsflow.db.store import Store
 from newsflow.fetching.feedlist import load_feed_file
 from newsflow.run import steps
 from newsflow.staging import RunDir, pending_runs
@@ -213,6 +214,7 @@ def rebuild_search(settings: Settings) -> dict:
     if not settings.search_index:
         return {"skipped": "NEWSFLOW_SEARCH_INDEX=0"}
     with Store(settings.database, lock_wait=settings.load_lock_wait) as store:
+        store.record_settings(settings)
         seconds = store.refresh_search_index()
         articles = store.totals()["articles"]
     return {"articles": articles, "seconds": round(seconds, 2)}
@@ -234,9 +236,8 @@ def feed_health(settings: Settings, now: datetime | None = None) -> dict:
     """Feeds that used to bring items but have brought nothing new for
     ``feed_silence_hours``: failing ones (with their last error) and silent ones."""
     now = now or datetime.now(UTC)
-    cutoff = now - timedelta(hours=settings.feed_silence_hours)
     with Store(settings.database, read_only=True) as store:
-        rows = store.silent_feeds(cutoff)
+        rows = store.silent_feeds(now, settings.feed_failing_after, settings.feed_silence_hours)
         active = store.active_feed_count()
     return {
         "active_feeds": active,
@@ -276,7 +277,7 @@ def check_feed_health(settings: Settings, now: datetime | None = None) -> dict:
 
 def retag(settings: Settings, since: str | None = None, tagger: str | None = None) -> dict:
     """``newsflow retag`` as a task: the same function, with the DAG's params."""
-    from newsflow.enrich.tag import retag as retag_articles
+    from newsflow.run.retag import retag as retag_articles
 
     since_dt = None
     if since:

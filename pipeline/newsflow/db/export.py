@@ -19,17 +19,16 @@ from pathlib import Path
 
 import duckdb
 
-ARTICLE_DAY = "cast(coalesce(a.published_at, a.first_seen_at) as date)"
-
+# Every article's rows fall on its day as view article_days defines it (the UTC date of its
+# publication, else of its first sight); a poll on the UTC date it ran.
+_BY_ARTICLE = "select x.*, d.day from {} x join article_days d using (article_id)"
 TABLES = {
-    "articles": f"select a.* exclude (fingerprint), {ARTICLE_DAY} as day from articles a",
-    "article_entities": f"select x.*, {ARTICLE_DAY} as day"
-    " from article_entities x join articles a using (article_id)",
-    "article_topics": f"select x.*, {ARTICLE_DAY} as day"
-    " from article_topics x join articles a using (article_id)",
-    "article_categories": f"select x.*, {ARTICLE_DAY} as day"
-    " from article_categories x join articles a using (article_id)",
-    "feed_polls": "select p.*, cast(p.polled_at as date) as day from feed_polls p",
+    "articles": "select a.* exclude (fingerprint), d.day"
+    " from articles a join article_days d using (article_id)",
+    "article_entities": _BY_ARTICLE.format("article_entities"),
+    "article_topics": _BY_ARTICLE.format("article_topics"),
+    "article_categories": _BY_ARTICLE.format("article_categories"),
+    "feed_polls": "select p.*, cast(timezone('UTC', p.polled_at) as date) as day from feed_polls p",
 }
 FORMATS = {"parquet": "format parquet, compression zstd", "csv": "format csv, header true"}
 
