@@ -57,16 +57,16 @@ format: setup
 	$(VENV)/bin/ruff check --fix .
 
 ## bench: the performance and quality benchmarks (benchmarks/README.md), ~25 minutes; each
-## prints its figures (stories.py, search.py and ingest.py run on their own)
+## prints its figures (benchmarks.stories, .search and .ingest run on their own)
 bench: setup
-	$(VENV)/bin/python benchmarks/extraction.py
-	$(VENV)/bin/python benchmarks/tagging.py --quality
-	$(VENV)/bin/python benchmarks/e2e.py --articles 5000
-	$(VENV)/bin/python benchmarks/vs_peers.py
-	$(VENV)/bin/python benchmarks/scale.py
-	$(VENV)/bin/python benchmarks/polling_week.py
-	$(VENV)/bin/python benchmarks/one_host.py
-	$(VENV)/bin/python benchmarks/frontier.py
+	$(VENV)/bin/python -m benchmarks.extraction
+	$(VENV)/bin/python -m benchmarks.tagging --quality
+	$(VENV)/bin/python -m benchmarks.e2e --articles 5000
+	$(VENV)/bin/python -m benchmarks.vs_peers
+	$(VENV)/bin/python -m benchmarks.scale
+	$(VENV)/bin/python -m benchmarks.polling_week
+	$(VENV)/bin/python -m benchmarks.one_host
+	$(VENV)/bin/python -m benchmarks.frontier
 
 ## airflow: Airflow standalone on 127.0.0.1:8080 with the DAGs, against the sample newsroom
 ## unless NEWSFLOW_FEEDS is set (Ctrl-C stops everything)

@@ -8,9 +8,10 @@ pages for ``--articles`` new articles on ``--hosts`` loopback hosts. Measured, i
   load with the search index) as the cycle reports them (``CycleSummary.timings``, measured by
   newsflow/run/steps.py over the process tree, the simulator's 0.1% included); the total CPU is
   that of the whole process tree (this process, its workers, their reaped children; the
-  simulator excluded), read from /proc. Core utilisation = tree CPU /
-  (wall x cores). Peak RSS of the tree (the sum over its processes, sampled every 50 ms) and
-  peak PSS (shared pages counted once, sampled every 0.5 s). The simulator's share of all CPU.
+  simulator excluded), read from /proc. Core utilisation = tree CPU / (wall x cores). Peak RSS
+  of the tree (the sum over its processes, sampled every 50 ms) and peak PSS (shared pages
+  counted once, every 40th sample), as benchmarks/common.py samples them. The simulator's
+  share of all CPU.
 * warm: ``run_cycle(include_not_due=True)`` again; every feed answers 304. Its wall time against
   the cold poll stage and the cold cycle.
 * the machine's limit: in this one process, bare ``trafilatura.bare_extraction`` (the options of
@@ -23,39 +24,32 @@ pages for ``--articles`` new articles on ``--hosts`` loopback hosts. Measured, i
 Settings: ``per_host_delay`` is 0 by default (``--per-host-delay`` to change it; with the default
 1 s, 20 feeds a host take 20 s to poll whatever the machine), otherwise newsflow's defaults.
 
-    python benchmarks/e2e.py [--articles 5000] [--feeds N] [--hosts 50] [--no-tag] [--json]
+    .venv/bin/python -m benchmarks.e2e [--articles 5000] [--feeds N] [--hosts 50] [--no-tag]
+                                       [--json]
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
-import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from newsflow.config import Settings
+from newsflow.db.store import Store
+from newsflow.fetching.feedlist import FeedSpec
+from newsflow.run.cycle import run_cycle
 
-import newsflow.run.cycle as ingest  # noqa: E402
+from benchmarks.common import MB, TreeMemory, run_main, tree_cpu_seconds
+from benchmarks.newsroom import Simulator, self_check
 
 STEPS = ("plan", "poll", "fetch", "tag", "load")  # as the cycle reports them
-from newsflow.config import Settings  # noqa: E402
-from newsflow.db.store import Store  # noqa: E402
-from newsflow.fetching.feedlist import FeedSpec  # noqa: E402
-from newsflow.procs import descendants  # noqa: E402
-
-from benchmarks.newsroom import Simulator, self_check  # noqa: E402
-
 TARGETS = {"articles_per_s": 11.6, "efficiency": 0.75, "warm_s": 5.0, "warm_over_cold": 0.1}
 TARGET_RSS_MB = 1536
 CLK = os.sysconf("SC_CLK_TCK")
-PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def cores() -> int:
@@ -67,99 +61,6 @@ def machine_busy() -> float:
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
     return (sum(fields[:8]) - idle) / CLK
-
-
-# -- the process tree ------------------------------------------------------------------------
-
-
-class ProcessTree:
-    """This process and its descendants (but ``exclude`` and theirs), read from /proc."""
-
-    def __init__(self, root: int, exclude: set[int]) -> None:
-        self.root = root
-        self.exclude = exclude
-
-    def pids(self) -> list[int]:
-        return [self.root, *descendants(self.root, self.exclude)]
-
-    @staticmethod
-    def _stat(pid: int) -> list[str] | None:
-        try:
-            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return None
-
-    def cpu(self) -> float:
-        """CPU seconds of the tree: every live process and the children each has reaped."""
-        ticks = 0
-        for pid in self.pids():
-            f = self._stat(pid)
-            if f:
-                ticks += int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
-        return ticks / CLK
-
-    def rss_mb(self, pids: list[int] | None = None) -> float:
-        total = 0
-        for pid in pids or self.pids():
-            with contextlib.suppress(OSError):
-                total += int(Path(f"/proc/{pid}/statm").read_text().split()[1])
-        return total * PAGE / 2**20
-
-    def pss_mb(self, pids: list[int] | None = None) -> float:
-        total = 0
-        for pid in pids or self.pids():
-            try:
-                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1])
-                        break
-            except OSError:
-                pass
-        return total / 1024
-
-
-class MemorySampler:
-    """Peak RSS of a tree (every ``interval`` s), with its split by process at the peak, and
-    peak PSS (every 40th sample: reading smaps_rollup costs this process CPU), in a thread."""
-
-    def __init__(self, tree: ProcessTree, interval: float = 0.05) -> None:
-        self.tree = tree
-        self.interval = interval
-        self.peak_rss = self.peak_pss = 0.0
-        self.peak_split: list[tuple[int, float]] = []
-        self.processes = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        n = 0
-        while not self._stop.is_set():
-            pids = self.tree.pids()
-            self.processes = max(self.processes, len(pids))
-            split = [(pid, self.tree.rss_mb([pid])) for pid in pids]
-            rss = sum(mb for _, mb in split)
-            if rss > self.peak_rss:
-                self.peak_rss, self.peak_split = rss, split
-            if n % 40 == 0:
-                self.peak_pss = max(self.peak_pss, self.tree.pss_mb(pids))
-            n += 1
-            self._stop.wait(self.interval)
-
-    def split(self) -> dict[str, int]:
-        """RSS by process at the peak: this one, then the others, largest first."""
-        root = self.tree.root
-        out = {"main": round(sum(mb for pid, mb in self.peak_split if pid == root))}
-        others = sorted((mb for pid, mb in self.peak_split if pid != root), reverse=True)
-        out.update({f"child{i}": round(mb) for i, mb in enumerate(others, 1)})
-        return out
-
-    def __enter__(self) -> MemorySampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 # -- the machine's limit ---------------------------------------------------------------------
@@ -238,7 +139,7 @@ def run(
     n_cores = cores()
     with Simulator(feeds=feeds, hosts=hosts, items=items, latency=latency) as sim:
         self_check(sim, n=2)
-        tree = ProcessTree(os.getpid(), exclude={sim.pid})
+        exclude = {sim.pid}  # this process and its workers, not the simulator
         with tempfile.TemporaryDirectory(prefix="newsflow-e2e-") as tmp:
             settings = Settings(
                 data_dir=Path(tmp),
@@ -250,18 +151,18 @@ def run(
                 store.upsert_feeds([FeedSpec(u, f"sim {i}") for i, u in enumerate(sim.feed_urls)])
                 sim_cpu0, req0 = sim.cpu_seconds(), sim.requests()
                 load0 = os.getloadavg()[0]
-                busy0, cpu0, t0 = machine_busy(), tree.cpu(), time.perf_counter()
-                with MemorySampler(tree) as cold_mem:
-                    cold = ingest.run_cycle(settings, store)
+                busy0, cpu0, t0 = machine_busy(), tree_cpu_seconds(exclude), time.perf_counter()
+                with TreeMemory(exclude=exclude) as cold_mem:
+                    cold = run_cycle(settings, store)
                 cold_s = time.perf_counter() - t0
-                cold_cpu = tree.cpu() - cpu0
+                cold_cpu = tree_cpu_seconds(exclude) - cpu0
                 sim_cpu = sim.cpu_seconds() - sim_cpu0
                 others_cpu = machine_busy() - busy0 - cold_cpu - sim_cpu
                 load1 = os.getloadavg()[0]
                 req1 = sim.requests()
                 t1 = time.perf_counter()
-                with MemorySampler(tree) as warm_mem:
-                    warm = ingest.run_cycle(settings, store, include_not_due=True)
+                with TreeMemory(exclude=exclude) as warm_mem:
+                    warm = run_cycle(settings, store, include_not_due=True)
                 warm_s = time.perf_counter() - t1
                 req2 = sim.requests()
                 warm_poll_s = warm.timings.get("poll", {}).get("wall_s", 0.0)
@@ -313,9 +214,9 @@ def run(
             **{name: round(cpu.get(name, 0.0), 1) for name in STEPS},
             "other": round(max(0.0, cold_cpu - sum(cpu.values())), 1),
         },
-        "peak_rss_mb": round(cold_mem.peak_rss),
-        "peak_pss_mb": round(cold_mem.peak_pss),
-        "peak_rss_by_process_mb": cold_mem.split(),
+        "peak_rss_mb": round(cold_mem.peak_rss / MB),
+        "peak_pss_mb": round(cold_mem.peak_pss / MB),
+        "peak_rss_by_process_mb": cold_mem.split_mb(),
         "processes": cold_mem.processes,
         "simulator_cpu_s": round(sim_cpu, 1),
         "simulator_cpu_share": round(sim_cpu / (sim_cpu + cold_cpu), 3),
@@ -328,7 +229,7 @@ def run(
         "warm_poll_s": round(warm_poll_s, 2),
         "warm_not_modified": warm.polls.not_modified,
         "warm_new_items": warm.polls.items_new,
-        "warm_peak_rss_mb": round(warm_mem.peak_rss),
+        "warm_peak_rss_mb": round(warm_mem.peak_rss / MB),
         "requests_warm": {s: delta(req1, req2, s) for s in ("total", 200, 304, 404)},
         "warm_over_cold": round(warm_s / cold_s, 4),
         "warm_over_cold_poll": round(warm_s / max(wall.get("poll", 0.0), 1e-9), 3),
@@ -405,4 +306,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main("benchmarks.e2e")

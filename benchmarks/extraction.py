@@ -5,7 +5,7 @@ predicted and true bodies are compared as multisets of 4-token shingles, giving 
 are normalised to sum to 1 per page; precision and recall are averaged over pages, and F1 is
 computed from those two averages.
 
-    python benchmarks/extraction.py [--corpus DIR] [--json]
+    .venv/bin/python -m benchmarks.extraction [--corpus DIR] [--workers 2] [--json]
 """
 
 from __future__ import annotations
@@ -21,12 +21,10 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from newsflow.fetching.extract import extract_page
 
-from newsflow.fetching.extract import extract_page  # noqa: E402
+from benchmarks.common import CORPUS, run_main
 
-DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus" / "article-extraction-benchmark"
 _TOKEN = re.compile(r"\w+")
 
 
@@ -85,7 +83,7 @@ def run(corpus: Path, workers: int = 2) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--corpus", type=Path, default=CORPUS)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
@@ -105,4 +103,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main("benchmarks.extraction")

@@ -17,7 +17,7 @@ Run as a benchmark (newsflow's default settings, politeness on), it ingests cycl
 until every page is settled and prints the cycles and wall time that took, the highest request
 rate any host saw, the most requests any host had in flight, and the CPU per page:
 
-    .venv/bin/python benchmarks/frontier.py [--big-pages 400] [--budget 480] [--json]
+    .venv/bin/python -m benchmarks.frontier [--big-pages 400] [--budget 480] [--json]
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ import itertools
 import json
 import multiprocessing
 import random
-import resource
 import socket
 import struct
 import sys
@@ -41,14 +40,10 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from newsflow.fetching.feedlist import FeedSpec
 
-from newsflow.fetching.feedlist import FeedSpec  # noqa: E402
-from newsflow.procs import tree_cpu_seconds  # noqa: E402
+from benchmarks.common import BUNDLED_PAGES, process_cpu_seconds, run_main, tree_cpu_seconds
 
-BUNDLED = ROOT / "pipeline" / "newsflow" / "demo" / "newsroom_data" / "articles"
 TRANSIENT_KINDS = ("503", "503-retry-after", "reset")
 SLOW_ANSWER_S = 25.0  # past the default read timeout (20 s): the client gives up first
 
@@ -123,7 +118,7 @@ def _serve(
     """The child process: one threaded server per host address, until told to stop. Each page
     is answered after ``latency`` seconds."""
     layout = _layout(hosts, feeds, big_pages, seed, slow_pages)
-    bodies = [gzip.decompress(p.read_bytes()) for p in sorted(BUNDLED.glob("*.html.gz"))]
+    bodies = [gzip.decompress(p.read_bytes()) for p in sorted(BUNDLED_PAGES.glob("*.html.gz"))]
     lock = threading.Lock()
     in_flight = [0] * hosts
     max_in_flight = [0] * hosts
@@ -215,9 +210,6 @@ def _serve(
                         for h in range(hosts)
                     }
                 )
-        elif msg == "cpu":
-            usage = resource.getrusage(resource.RUSAGE_SELF)
-            conn.send(usage.ru_utime + usage.ru_stime)
         else:
             break
     for server, _ in servers:
@@ -283,9 +275,13 @@ class FlakyNewsroom:
         self._conn.send("stats")
         return self._conn.recv()
 
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
     def cpu_seconds(self) -> float:
-        self._conn.send("cpu")
-        return self._conn.recv()
+        """CPU seconds the server process has used so far."""
+        return process_cpu_seconds(self.pid)
 
 
 def fetch_task(settings, run_path: str, batches: list[str]) -> list[dict]:
@@ -358,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp, FlakyNewsroom(big_pages=args.big_pages) as room:
         settings = settings.with_overrides(data_dir=Path(tmp))
         server_before = room.cpu_seconds()
-        before = tree_cpu_seconds()
+        before = tree_cpu_seconds(exclude={room.pid})  # newsflow's processes, not the server
         started = time.monotonic()
         with Store(settings.database) as store:
             cycles = settle(settings, store, room.feeds, log=lambda m: print(m, file=sys.stderr))
@@ -370,12 +366,10 @@ def main(argv: list[str] | None = None) -> int:
                 "select state, count(*) as n, max(attempts) as max_attempts"
                 " from page_fetches group by 1 order by 1"
             )
-        after = tree_cpu_seconds()
+        cpu = tree_cpu_seconds(exclude={room.pid}) - before
         stats = room.stats()
         server_cpu = room.cpu_seconds() - server_before
         pages = room.pages
-    # The process tree includes the server's child process: its CPU is taken out.
-    cpu = after - before - server_cpu
     big = _address(0)
     result = {
         "hosts": len(stats),
@@ -428,4 +422,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main("benchmarks.frontier")

@@ -4,7 +4,7 @@ Each replica serves the ten feeds and fifty pages under its own path prefix, so 
 articles are new URLs. Measures a cold cycle (everything new: poll, fetch, extract, tag, load)
 and a warm one (every feed answers 304), in one run.
 
-    python benchmarks/ingest.py [--replicas K] [--no-tag] [--json]
+    .venv/bin/python -m benchmarks.ingest [--replicas K] [--no-tag] [--json]
 """
 
 from __future__ import annotations
@@ -12,19 +12,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from newsflow.config import Settings
+from newsflow.db.store import Store
+from newsflow.demo.newsroom import Route, SiteServer, newsroom_routes
+from newsflow.fetching.feedlist import FeedSpec
+from newsflow.run.cycle import run_cycle
 
-from newsflow.config import Settings  # noqa: E402
-from newsflow.db.store import Store  # noqa: E402
-from newsflow.demo.newsroom import Route, SiteServer, newsroom_routes  # noqa: E402
-from newsflow.fetching.feedlist import FeedSpec  # noqa: E402
-from newsflow.run.cycle import run_cycle  # noqa: E402
+from benchmarks.common import run_main
 
 
 def replicated_site(replicas: int) -> tuple[SiteServer, list[FeedSpec]]:
@@ -97,4 +95,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main("benchmarks.ingest")

@@ -20,8 +20,8 @@ server on asyncio in its own process, so that its CPU is measured apart from new
 
 Run it in the foreground to point newsflow at it (writes a feeds.yaml and prints its path):
 
-    python benchmarks/newsroom.py [--feeds 1000] [--hosts 50] [--items 5] [--latency 0.05]
-    python benchmarks/newsroom.py --check      # serve, fetch a few URLs (200, then 304), stop
+    .venv/bin/python -m benchmarks.newsroom [--feeds 1000] [--hosts 50] [--items 5] [--latency 0.05]
+    .venv/bin/python -m benchmarks.newsroom --check    # serve, fetch a few URLs (200, 304), stop
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ import html as htmllib
 import importlib.machinery
 import json
 import multiprocessing
-import os
 import re
 import sys
 import tempfile
@@ -47,9 +46,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus" / "article-extraction-benchmark"
-BUNDLED_PAGES = ROOT / "pipeline" / "newsflow" / "demo" / "newsroom_data" / "articles"
+from benchmarks.common import BUNDLED_PAGES, CORPUS, process_cpu_seconds, run_main
+
 ROBOTS = b"User-agent: *\nAllow: /\n"
 START_TIMEOUT = 600.0  # seconds the server process may take to render everything
 # Copy markers go before these; the sentence goes at the start of the longest paragraph.
@@ -66,7 +64,7 @@ _WS = re.compile(r"\s+")
 Page = tuple[bytes, str | None]  # (html, ground-truth body or None)
 
 
-def load_pages(corpus: Path = DEFAULT_CORPUS) -> tuple[list[Page], str]:
+def load_pages(corpus: Path = CORPUS) -> tuple[list[Page], str]:
     """The source pages, and where they came from."""
     truth_file = corpus / "ground-truth.json"
     if truth_file.exists():
@@ -412,7 +410,7 @@ def _serve_process(conn, config: dict) -> None:
                 except (EOFError, OSError):
                     msg = ("stop",)
                 if msg[0] == "stats":
-                    conn.send({"counts": dict(site.counts), "times": os.times()[:2]})
+                    conn.send({"counts": dict(site.counts)})
                 elif msg[0] == "advance":
                     site.advance(msg[1])
                     conn.send("ok")
@@ -474,16 +472,16 @@ class Simulator:
         }
         self._proc = ctx.Process(target=_serve_process, args=(child, config), daemon=True)
         # The server needs nothing from __main__: do not make the child run the caller's script
-        # again (a __spec__ named __main__ is the case multiprocessing skips).
+        # or module again (a __spec__ named __main__ is the case multiprocessing skips).
         main = sys.modules.get("__main__")
         saved = getattr(main, "__spec__", None)
-        if main is not None and saved is None:
+        if main is not None:
             main.__spec__ = importlib.machinery.ModuleSpec("__main__", None)
         try:
             self._proc.start()
         finally:
-            if main is not None and saved is None:
-                main.__spec__ = None
+            if main is not None:
+                main.__spec__ = saved
         child.close()
         if not self._conn.poll(START_TIMEOUT):
             self.stop()
@@ -552,11 +550,7 @@ class Simulator:
 
     def cpu_seconds(self) -> float:
         """CPU seconds (user + system) the server process has used so far, rendering included."""
-        try:
-            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except OSError:
-            return sum(self._ask(("stats",))["times"])
+        return process_cpu_seconds(self.pid)
 
     def requests(self) -> dict:
         """Requests answered so far: ``total`` and one count per status (200, 304, 404, ...)."""
@@ -648,8 +642,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    # Run as the importable module, so the server process finds its code by name.
-    sys.path.insert(0, str(ROOT))
-    from benchmarks.newsroom import main as _main
-
-    raise SystemExit(_main())
+    run_main("benchmarks.newsroom")  # the server process finds its code by the module's name

@@ -8,7 +8,7 @@ deadline. Before the crawl frontier, every page past the 60th timed out while it
 turn (121 of 181 stored as ``failed``). Prints the statuses, how many pages failed on a timeout,
 the longest wait for the host's turn, and the extraction F1 through the whole pipeline.
 
-    .venv/bin/python benchmarks/one_host.py [--json]
+    .venv/bin/python -m benchmarks.one_host [--json]
 """
 
 from __future__ import annotations
@@ -17,23 +17,17 @@ import argparse
 import gzip
 import html
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from newsflow.config import Settings
+from newsflow.demo.newsroom import Route, SiteServer
+from newsflow.fetching.feedlist import FeedSpec
 
-from newsflow.config import Settings  # noqa: E402
-from newsflow.demo.newsroom import Route, SiteServer  # noqa: E402
-from newsflow.fetching.feedlist import FeedSpec  # noqa: E402
+from benchmarks.common import BUNDLED_PAGES, CORPUS, run_main
+from benchmarks.extraction import score
 
-from benchmarks.extraction import score  # noqa: E402
-
-CORPUS = ROOT.parent / "shared" / "corpus" / "article-extraction-benchmark"
-BUNDLED = ROOT / "pipeline" / "newsflow" / "demo" / "newsroom_data" / "articles"
 FEEDS = 3
 
 
@@ -48,9 +42,9 @@ def pages() -> tuple[dict[str, bytes], dict[str, str | None], str]:
         return bodies, {k: t["articleBody"] for k, t in truth.items()}, str(CORPUS)
     bodies = {
         p.name.removesuffix(".html.gz"): gzip.decompress(p.read_bytes())
-        for p in BUNDLED.glob("*.html.gz")
+        for p in BUNDLED_PAGES.glob("*.html.gz")
     }
-    return bodies, dict.fromkeys(bodies), str(BUNDLED)
+    return bodies, dict.fromkeys(bodies), str(BUNDLED_PAGES)
 
 
 def _feed(base: str, slugs: list[str]) -> bytes:
@@ -130,4 +124,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main("benchmarks.one_host")

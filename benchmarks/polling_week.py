@@ -6,22 +6,19 @@ a dead feed (its 10 items are months old; it answers 304). Each poll sees the fe
 that moment; an item that left the window before any poll saw it is missed. Prints polls per
 feed, items missed and the mean delay from publication to the poll that saw the item.
 
-    .venv/bin/python benchmarks/polling_week.py
+    .venv/bin/python -m benchmarks.polling_week
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from newsflow.config import Settings
+from newsflow.fetching.rhythm import next_interval
 
-from newsflow.config import Settings  # noqa: E402
-from newsflow.fetching.rhythm import next_interval  # noqa: E402
+from benchmarks.common import run_main
 
 START = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday
 WEEK = timedelta(days=7)
@@ -107,6 +104,7 @@ def _delay(value: float | None) -> str:
 
 
 def main() -> int:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()  # --help
     rows = week()
     print("a simulated week: fixed 10-minute polling against adaptive polling (defaults)")
     print(f"{'feed':<14} {'items':>5}   {'polls':>13} {'missed':>13} {'mean delay':>19}")
@@ -125,4 +123,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main("benchmarks.polling_week")

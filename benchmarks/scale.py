@@ -1,6 +1,6 @@
 """Query speed and database size at scale: views, named queries and search over N articles.
 
-    .venv/bin/python benchmarks/scale.py [--articles 1000000] [--db PATH] [--keep] [--json]
+    .venv/bin/python -m benchmarks.scale [--articles 1000000] [--db PATH] [--keep] [--json]
                                          [--texts short|long] [--no-rss] [--timeout 60]
 
 The store is generated in newsflow's own schema (``Store(path)`` migrates it), filled with
@@ -48,7 +48,6 @@ and generator version (recorded in the table ``bench_scale_meta``).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import re
@@ -62,16 +61,15 @@ import time
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import duckdb
+import pyarrow as pa
+from newsflow.db.engine import sql_dir
+from newsflow.db.search import search
+from newsflow.db.store import Store
 
-import duckdb  # noqa: E402
-import pyarrow as pa  # noqa: E402
-from newsflow.db.search import search  # noqa: E402
-from newsflow.db.store import Store, sql_dir  # noqa: E402
+from benchmarks.common import GROUND_TRUTH, MB, ROOT, TreeMemory, run_main
 
 GENERATOR_VERSION = 1
-CORPUS = ROOT.parent / "shared" / "corpus" / "article-extraction-benchmark" / "ground-truth.json"
 FEEDS = 2_000
 DAYS = 365
 POLL_DAYS = 60
@@ -180,8 +178,8 @@ def made_up_words(count: int, capitalise: bool = False, skip: int = 0) -> list[s
 def vocabulary() -> list[str]:
     """Real words by their frequency in the corpus, then made-up ones: rank order."""
     counts: Counter[str] = Counter()
-    if CORPUS.exists():
-        for doc in json.loads(CORPUS.read_text("utf-8")).values():
+    if GROUND_TRUTH.exists():
+        for doc in json.loads(GROUND_TRUTH.read_text("utf-8")).values():
             counts.update(re.findall(r"[a-z][a-z']*", doc["articleBody"].lower()))
     words = [w for w, _ in counts.most_common()]
     seen = set(words)
@@ -329,7 +327,8 @@ def generate(store: Store, n: int, texts: str, log) -> dict[str, float]:
                case when kind > 0.07 then (select now from frame) - interval 20 minute
                     when kind between 0.03 and 0.07 then (select now from frame) - interval 2 day
                     end,
-               null, 0
+               null, 0,
+               null, null  -- poll_interval_s, poll_interval_reason: not adapted yet
         from feedgen
         """,
     )
@@ -567,10 +566,10 @@ def generate(store: Store, n: int, texts: str, log) -> dict[str, float]:
         )
         select run_id(started_at), started_at,
                started_at + to_seconds(40 + h % 200),
-               case when h % 997 = 5 then 'failed' else 'loaded' end,
+               'loaded',  -- a run's row is written by its load (migration 007)
                'airflow', {FEEDS}, {FEEDS} - 60 - h % 40, 60 + h % 40, coalesce(l.n, 0),
                coalesce(l.n, 0), coalesce(l.ok, 0), coalesce(l.fc, 0), coalesce(l.failed, 0),
-               case when h % 997 = 5 then 'load: database is locked' end
+               0  -- articles_upgraded
         from hours left join loaded l on l.run_id = run_id(started_at)
         """,
     )
@@ -750,25 +749,6 @@ def table_rows(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return {t: con.execute(f'select count(*) from "{t}"').fetchone()[0] for t in names}
 
 
-def tree_memory(pid: int) -> tuple[int, int]:
-    """(RSS, PSS) bytes of a process and all its descendants. RSS counts the pages forked
-    workers share with their parent once per process; PSS divides them among the sharers."""
-    import psutil
-
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return 0, 0
-    rss = pss = 0
-    for p in procs:
-        with contextlib.suppress(psutil.Error):
-            full = p.memory_full_info()
-            rss += full.rss
-            pss += full.pss
-    return rss, pss
-
-
 def ingest_peak_rss(db: Path, work: Path) -> tuple[float, dict]:
     """Peak tree RSS (MB) of one `newsflow ingest` of the sample newsroom into ``db``, with the
     seconds, articles loaded and peak tree PSS (MB) in the dict."""
@@ -793,25 +773,19 @@ def ingest_peak_rss(db: Path, work: Path) -> tuple[float, dict]:
         proc = subprocess.Popen(
             cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
-        peak = peak_pss = 0
-        reader = threading.Thread(target=lambda: setattr(proc, "_out", proc.communicate()))
-        reader.start()
-        while proc.poll() is None:
-            rss, pss = tree_memory(proc.pid)
-            peak, peak_pss = max(peak, rss), max(peak_pss, pss)
-            time.sleep(0.05)
-        reader.join()
+        # Its tree's RSS and PSS every 50 ms until it ends (its output read meanwhile).
+        with TreeMemory(proc.pid, pss_every=1) as memory:
+            stdout, stderr = proc.communicate()
         seconds = time.perf_counter() - t
-    stdout, stderr = proc._out  # type: ignore[attr-defined]
     if proc.returncode != 0:
         raise RuntimeError(f"ingest into {db} failed: {stderr.decode()[-2000:]}")
     summary = json.loads(stdout)
     info = {
         "seconds": round(seconds, 1),
         "loaded": summary["articles_loaded"],
-        "peak_pss_mb": round(peak_pss / 2**20),
+        "peak_pss_mb": round(memory.peak_pss / MB),
     }
-    return peak / 2**20, info
+    return memory.peak_rss / MB, info
 
 
 # -- main --------------------------------------------------------------------------------------
@@ -987,4 +961,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main("benchmarks.scale")

