@@ -33,7 +33,8 @@ variable. Every command also takes `-h` / `--help`.
 Exit codes: `0` done (feeds or pages that failed are recorded in the database, not fatal);
 `2` bad input (the message names the file, entry or setting); `1` a systemic fault (the
 database is missing, locked or unusable; anything unexpected; `-v` shows the traceback); `3`
-from `maintain` when feeds that used to bring items have gone silent; `130` interrupted.
+from `maintain` when a feed needs attention (dead, failing, never worked, silent) or none is
+registered; `130` interrupted.
 """
 
 # Where the narrative docs say more about a command (relative to docs/). tests/test_docs.py

@@ -178,6 +178,24 @@ def test_maintain_checkpoints_and_reports_silent_feeds(env, capsys, small_site, 
     assert code == 2 and "--silence-hours" in err
 
 
+def test_maintain_names_a_dead_feed_and_an_empty_registry(env, capsys, small_site, monkeypatch):
+    site, feeds = small_site
+    gone = f"{site.base_url}/gone.xml"  # the server answers 404
+    feeds.write_text(feeds.read_text() + f"  - url: {gone}\n    name: Gone\n")
+    monkeypatch.setenv("NEWSFLOW_ALLOW_PRIVATE", "1")
+    run(capsys, "ingest", "--feeds", str(feeds))
+    code, out, _ = run(capsys, "maintain")
+    assert code == 3, out
+    assert "1 of 2 active feeds need attention" in out
+    line = next(x for x in out.splitlines() if gone in x)
+    assert line.lstrip().startswith("! Gone") and "dead" in line and "http_error 404" in line
+    assert "Small <" in out  # a healthy feed is in the table too
+    run(capsys, "feeds", "remove", gone)
+    run(capsys, "feeds", "remove", f"{site.base_url}/feed.xml")
+    code, out, _ = run(capsys, "maintain")
+    assert code == 3 and "no active feeds: register some with `newsflow feeds import FILE`" in out
+
+
 def test_bad_setting_in_environment_exits_2(env, capsys, monkeypatch):
     monkeypatch.setenv("NEWSFLOW_READ_TIMEOUT", "soon")
     code, _, err = run(capsys, "status")

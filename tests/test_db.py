@@ -136,7 +136,7 @@ def test_a_query_that_does_not_exist_names_its_file():
 
 def test_every_named_folder_lists_its_queries():
     assert "totals" in queries.names("report")
-    assert "silent_feeds" in queries.names("ops")
+    assert "feed_check" in queries.names("ops")
     assert {"latest_articles", "top_entities"} <= set(queries.names("demo"))
 
 
@@ -218,8 +218,42 @@ def test_feed_health_reads_its_thresholds_from_the_settings(store):
     ]
     assert view()["twice"] == "failing"
     # maintenance asks the same definition, with its own thresholds
-    silent = store.silent_feeds(NOW, 3, 24)
-    assert [r["url"] for r in silent] == ["https://quiet.example/feed"]
+    check = store.feed_check(NOW, 3, 24)
+    assert [(r["url"], r["needs_attention"]) for r in check] == [
+        ("https://quiet.example/feed", True),
+        ("https://twice.example/feed", False),  # erroring: not yet a problem
+        ("https://ok.example/feed", False),
+    ]
+
+
+def test_feed_health_catches_every_kind_of_death(store):
+    def polls(fid, url, n, outcome="ok", status=200):
+        for i in range(n):
+            store.con.execute(
+                "insert into feed_polls (poll_id, run_id, feed_id, url, polled_at, http_status,"
+                " outcome, malformed, bytes, items_seen, items_new) values"
+                " (?, 'run', ?, ?, ?, ?, ?, false, 0, 0, 0)",
+                [f"{fid}-{i}", fid, url, NOW - timedelta(hours=i + 1), status, outcome],
+            )
+
+    gone = add_feed(
+        store.con, "https://gone.example/feed", failures=1, outcome="http_error", items=0
+    )
+    store.con.execute("update feeds set last_status = 404 where feed_id = ?", [gone])
+    polls(gone, "https://gone.example/feed", 1, "http_error", 404)
+    page = add_feed(store.con, "https://page.example/", failures=1, outcome="parse_error", items=0)
+    polls(page, "https://page.example/", 1, "parse_error")
+    empty = add_feed(store.con, "https://empty.example/feed", items=0)
+    polls(empty, "https://empty.example/feed", 3)
+    young = add_feed(store.con, "https://young.example/feed", items=0)
+    polls(young, "https://young.example/feed", 2)
+    rows = {r["url"]: (r["status"], r["needs_attention"]) for r in store.feed_check(NOW, 3, 48)}
+    assert rows == {
+        "https://gone.example/feed": ("dead", True),  # 404 on its only poll
+        "https://page.example/": ("dead", True),  # not a feed at all
+        "https://empty.example/feed": ("never_worked", True),  # 3 polls, never an item
+        "https://young.example/feed": ("ok", False),  # 2 polls: too early to say
+    }
 
 
 def test_trending_counts_an_entity_once_whatever_its_labels(store):

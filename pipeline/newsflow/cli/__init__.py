@@ -3,7 +3,8 @@
 ``parser`` declares the commands and options, ``commands`` runs them, ``output`` prints.
 Exit codes: 0 done (feeds that failed are recorded, not fatal), 2 bad input (the message names
 the file, entry or setting), 1 a systemic fault (database unusable, unexpected error), 3 from
-``maintain`` when feeds that used to work have gone silent.
+``maintain`` when a feed needs attention (dead, failing, never worked, silent) or none is
+registered.
 """
 
 from __future__ import annotations

@@ -383,11 +383,8 @@ def cmd_maintain(args) -> int:
     size = tasks.checkpoint(settings)
     print(f"checkpoint {size['database']}: {size['bytes']:,} bytes")
     report = tasks.feed_health(settings)
-    if report["silent_feeds"]:
-        print("feeds      " + tasks.describe_silent(report))
-        return 3
-    print(f"feeds      all {report['active_feeds']} active feeds healthy")
-    return 0
+    print("feeds      " + tasks.describe_health(report))
+    return 3 if report["problems"] or not report["active_feeds"] else 0
 
 
 def cmd_search(args) -> int:

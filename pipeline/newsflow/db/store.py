@@ -286,13 +286,13 @@ class Store:
     def active_feed_count(self) -> int:
         return self.con.execute("select count(*) from feeds where active").fetchone()[0]
 
-    def silent_feeds(self, now: datetime, failing_after: int, silence_hours: float) -> list[dict]:
-        """Active feeds that used to bring items but have brought nothing new for
-        ``silence_hours`` before ``now`` (failing ones first), by the one definition of feed
-        health (``sql/views/feed_health.sql``)."""
+    def feed_check(self, now: datetime, failing_after: int, silence_hours: float) -> list[dict]:
+        """Every active feed with its health at ``now`` (status, needs_attention, last outcome
+        and error, polls, items), those that need attention first: the one definition of feed
+        health (``sql/views/feed_health.sql``) with these thresholds."""
         return queries.dicts(
             self.con,
-            "ops/silent_feeds",
+            "ops/feed_check",
             {"as_of": now, "failing_after": failing_after, "silence_hours": silence_hours},
         )
 

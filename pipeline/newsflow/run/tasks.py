@@ -17,6 +17,7 @@ registered there too (``plan`` records them in the run directory).
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,8 @@ from newsflow.db.store import Store
 from newsflow.fetching.feedlist import load_feed_file
 from newsflow.run import steps
 from newsflow.staging import RunDir, pending_runs
+
+LOGGER = logging.getLogger(__name__)
 
 
 class InjectedFault(RuntimeError):
@@ -229,47 +232,86 @@ def checkpoint(settings: Settings) -> dict:
 
 
 class FeedHealthError(RuntimeError):
-    """Feeds that used to work have gone silent; the message lists them."""
+    """Feeds are dead, failing, never worked or went silent (or none is registered); the
+    message names each with its URL, last outcome and last error."""
+
+
+# How each status reads in the health check's table.
+_WHY = {
+    "dead": "dead: the last poll was a permanent error",
+    "failing": "failing {consecutive_failures} polls in a row",
+    "never_worked": "never brought an item in {polls_total} polls",
+    "silent": "nothing new since {since}",
+    "erroring": "the last poll failed",
+    "never_polled": "not polled yet",
+    "ok": "ok",
+}
 
 
 def feed_health(settings: Settings, now: datetime | None = None) -> dict:
-    """Feeds that used to bring items but have brought nothing new for
-    ``feed_silence_hours``: failing ones (with their last error) and silent ones."""
+    """Every active feed's health by the one definition (view feed_health) with the settings'
+    thresholds: ``feeds`` (all of them), ``problems`` (those that need attention)."""
     now = now or datetime.now(UTC)
     with Store(settings.database, read_only=True) as store:
-        rows = store.silent_feeds(now, settings.feed_failing_after, settings.feed_silence_hours)
-        active = store.active_feed_count()
+        feeds = store.feed_check(now, settings.feed_failing_after, settings.feed_silence_hours)
     return {
-        "active_feeds": active,
-        "silent_feeds": rows,
+        "active_feeds": len(feeds),
+        "feeds": feeds,
+        "problems": [f for f in feeds if f["needs_attention"]],
+        "failing_after": settings.feed_failing_after,
         "silence_hours": settings.feed_silence_hours,
     }
 
 
-def describe_silent(report: dict) -> str:
-    lines = [
-        f"{len(report['silent_feeds'])} of {report['active_feeds']} feeds that used to bring "
-        f"items have brought nothing new for {report['silence_hours']:g} hours:"
-    ]
-    for f in report["silent_feeds"]:
-        last = (
-            f["last_new_item_at"].strftime("%Y-%m-%d %H:%M") if f["last_new_item_at"] else "never"
+def _why(feed: dict) -> str:
+    since = feed["last_new_item_at"]
+    why = _WHY.get(feed["status"], feed["status"]).format(
+        consecutive_failures=feed["consecutive_failures"],
+        polls_total=feed["polls_total"],
+        since=since.strftime("%Y-%m-%d %H:%M UTC") if since else "it was added",
+    )
+    if feed["silent"] and feed["status"] != "silent":
+        why += ", and silent"
+    if feed["status"] != "ok" and feed["last_outcome"] not in (None, "ok", "not_modified"):
+        status = f" {feed['last_status']}" if feed["last_status"] else ""
+        error = f": {feed['last_error']}" if feed["last_error"] else ""
+        why += f" (last poll: {feed['last_outcome']}{status}{error})"
+    return why
+
+
+def describe_health(report: dict) -> str:
+    """The health check's verdict and the whole feed table, problems first."""
+    if not report["active_feeds"]:
+        return (
+            "no active feeds: register some with `newsflow feeds import FILE`, or set"
+            " NEWSFLOW_FEEDS to a feed list the next ingest registers"
         )
-        if f["consecutive_failures"]:
-            error = f" {f['last_error']}" if f["last_error"] else ""
-            why = f"failing {f['consecutive_failures']}x: {f['last_outcome']}{error}"
-        else:
-            why = f"polls fine ({f['last_outcome']}) but nothing new"
-        lines.append(f"  {f['feed']} <{f['url']}>: last new item {last}; {why}")
+    problems = report["problems"]
+    head = (
+        f"{len(problems)} of {report['active_feeds']} active feeds need attention"
+        if problems
+        else f"all {report['active_feeds']} active feeds healthy"
+    )
+    head += (
+        f" (failing: {report['failing_after']}+ failed polls in a row; silent: nothing new for"
+        f" {report['silence_hours']:g} hours):"
+    )
+    lines = [head]
+    for f in report["feeds"]:
+        mark = "!" if f["needs_attention"] else " "
+        lines.append(f" {mark} {f['feed']} <{f['url']}>: {_why(f)}")
     return "\n".join(lines)
 
 
 def check_feed_health(settings: Settings, now: datetime | None = None) -> dict:
-    """``feed_health``, raising ``FeedHealthError`` (a failed task) when any feed went silent."""
+    """``feed_health``, logging the whole table, and raising ``FeedHealthError`` (a failed
+    task) when a feed needs attention or none is registered."""
     report = feed_health(settings, now)
-    if report["silent_feeds"]:
-        raise FeedHealthError(describe_silent(report))
-    return {"active_feeds": report["active_feeds"], "silent_feeds": 0}
+    text = describe_health(report)
+    if report["problems"] or not report["active_feeds"]:
+        raise FeedHealthError(text)
+    LOGGER.info("%s", text)
+    return {"active_feeds": report["active_feeds"], "problems": 0}
 
 
 # -- retag ------------------------------------------------------------------------------------

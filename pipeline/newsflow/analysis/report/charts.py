@@ -71,8 +71,10 @@ LABEL_COLOURS = {
     "PRODUCT": "#17becf",
 }
 HEALTH_COLOURS = {
+    "dead": "#e88080",
     "failing": "#f4a6a6",
     "erroring": "#fcd59b",
+    "never worked": "#f7c6a3",
     "silent": "#fff3a8",
     "never polled": "#e3e3e3",
     "ok": "#bfe6bf",
@@ -426,9 +428,11 @@ def feeds_chart(con: duckdb.DuckDBPyConnection, period: Period) -> Chart:
     title = "Feed health"
     text = (
         f"Each feed's state as of {fmt_time(as_of)}: the outcome of its last poll, failed polls "
-        f"in a row, items it brought in all, and how long since its last new item. Failing: "
-        f"{period.failing_after}+ failures in a row; erroring: the last poll failed; silent: "
-        f"nothing new for {period.silence_hours:g} hours; worst first."
+        f"in a row, items it brought in all, and how long since its last new item. Dead: the "
+        f"last poll was a permanent error (404, 410, not a feed); failing: "
+        f"{period.failing_after}+ failures in a row; erroring: the last poll failed; never "
+        f"worked: {period.failing_after}+ polls and no item; silent: nothing new for "
+        f"{period.silence_hours:g} hours; worst first."
     )
     if not rows:
         return Chart(
