@@ -1,6 +1,7 @@
 """Story clustering quality and speed on pairs generated from real articles.
 
     .venv/bin/python -m benchmarks.stories [--threshold 0.8] [--sweep] [--write-fixture]
+                                           [--repeat 3]
 
 Texts: the 181 ground-truth article texts of ../shared/corpus/article-extraction-benchmark
 (MIT, Scrapinghub). From each article the generator (fixed seed) makes copies that are the
