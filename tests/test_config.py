@@ -31,6 +31,7 @@ POSITIVE = [
     "feed_failing_after",
 ]  # fmt: skip
 NON_NEGATIVE = [
+    "poll_grace",
     "per_host_delay", "max_redirects", "extract_workers", "max_retry_after", "tag_workers",
     "search_rebuild_max_articles",
 ]  # fmt: skip

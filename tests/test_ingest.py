@@ -234,6 +234,26 @@ def test_feeds_not_due_are_not_polled(world):
     assert site.hits["/feeds/good.xml"] == hits
 
 
+def test_a_feed_due_seconds_after_the_run_starts_is_polled_now(world):
+    # A 10-minute schedule against a 10-minute interval: the next run starts a few seconds
+    # before the feed is due. Within NEWSFLOW_POLL_GRACE (60 s) it is polled now, not in 20 min.
+    site, settings, store, summary, feeds_file = world
+    soon = datetime.now(UTC) + timedelta(seconds=20)
+    store.con.execute("update feeds set next_poll_at = ? where url like '%good.xml'", [soon])
+    store.con.execute(
+        "update feeds set next_poll_at = ? where url not like '%good.xml'",
+        [soon + timedelta(minutes=10)],
+    )
+    hits = site.hits["/feeds/good.xml"]
+    strict = run_cycle(
+        with_settings(settings, poll_grace=0), store, feeds=load_feed_file(feeds_file)
+    )
+    assert strict.feeds_due == 0 and site.hits["/feeds/good.xml"] == hits
+    again = run_cycle(settings, store, feeds=load_feed_file(feeds_file))
+    assert settings.poll_grace == 60  # the default
+    assert again.feeds_due == 1 and site.hits["/feeds/good.xml"] == hits + 1
+
+
 def test_private_addresses_need_explicit_permission(site, settings, tmp_path):
     specs = serve_world(site)
     strict = with_settings(settings, allow_private=False)

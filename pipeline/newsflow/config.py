@@ -53,6 +53,9 @@ class Settings:
     min_poll_interval: float = 300.0
     max_poll_interval: float = 24 * 3600.0
     max_backoff: float = 24 * 3600.0  # cap of the exponential backoff of a failing feed
+    # A feed due within this many seconds is polled now: a schedule as long as a feed's interval
+    # would otherwise miss it by the seconds a run takes to start, and poll it every other run.
+    poll_grace: float = 60.0
     max_items_per_feed: int = 500
 
     respect_robots: bool = True
@@ -293,6 +296,7 @@ def _validate(s: Settings) -> None:
         "extract_workers",
         "max_retry_after",
         "fetch_retry_delay",
+        "poll_grace",
         "tag_workers",
         "search_rebuild_max_articles",
     ]:

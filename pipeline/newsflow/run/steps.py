@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -112,7 +112,9 @@ def plan(
     registered: set[str] = set()
     requeued = 0
     if store is not None:
-        due = store.due_feeds(now, include_not_due=include_not_due)
+        # Due by now, or within the grace: a run starting seconds before a feed is due polls it.
+        grace = timedelta(seconds=settings.poll_grace)
+        due = store.due_feeds(now + grace, include_not_due=include_not_due)
         registered = store.feed_ids()
         requeued = stage_queue(run, store.due_pages(now))
     new = [s for s in specs if make_feed_id(s.url) not in registered]
