@@ -16,8 +16,10 @@ from newsflow_common import ARTICLES, DEFAULT_ARGS, WRITER_POOL, env_number, run
 EVERY = timedelta(minutes=env_number("NEWSFLOW_INGEST_EVERY_MINUTES", 10) or 10)
 
 
-def _label(prefix: str, batch: str) -> None:
-    get_current_context()["batch_label"] = f"{prefix} {batch}"
+def _label(prefix: str, batch: str, outcome: str = "") -> None:
+    """The map index label in the grid: the batch, then (once it ran) what it did."""
+    label = f"{prefix} {batch}" + (f" · {outcome}" if outcome else "")
+    get_current_context()["batch_label"] = label
 
 
 def _run(s) -> str:
@@ -61,7 +63,7 @@ def news_ingest():
 
         _label("feeds", batch)
         s = settings()
-        return run_step(
+        result = run_step(
             f"poll feed batch {batch}",
             lambda: tasks.poll(s, _run(s), batch),
             lambda r: (
@@ -70,6 +72,14 @@ def news_ingest():
                 f"{r.get('items_new')} new items" + (" [resumed]" if r.get("resumed") else "")
             ),
         )
+        if not result.get("resumed"):
+            _label(
+                "feeds",
+                batch,
+                f"{result.get('feeds')} polled · {result.get('failed')} failed · "
+                f"{result.get('items_new')} new",
+            )
+        return result
 
     @task(trigger_rule="none_failed")
     def plan_articles() -> list[str]:
@@ -86,9 +96,9 @@ def news_ingest():
     def fetch_extract(batch: str) -> dict:
         from newsflow.run import tasks
 
-        _label("articles", batch)
+        _label("pages", batch)
         s = settings()
-        return run_step(
+        result = run_step(
             f"fetch and extract article batch {batch}",
             lambda: tasks.fetch_extract(s, _run(s), batch),
             lambda r: (
@@ -99,17 +109,36 @@ def news_ingest():
                 + (" [resumed]" if r.get("resumed") else "")
             ),
         )
+        if not result.get("resumed"):
+            _label(
+                "pages",
+                batch,
+                f"{result['articles']} articles · {result['ok']} extracted · "
+                f"{result['failed']} failed",
+            )
+        return result
 
     @task(map_index_template="{{ batch_label }}")
     def tag(batch: str) -> dict:
         from newsflow.run import tasks
 
-        _label("articles", batch)
+        _label("tag", batch)
         s = settings()
-        return run_step(
+        result = run_step(
             f"tag entities and topics of article batch {batch}",
             lambda: tasks.tag(s, _run(s), batch),
+            lambda r: (
+                r.get("skipped")
+                or ("already tagged [resumed]" if r.get("resumed") else "")
+                or (
+                    f"{r['articles']} articles: {r['entities']:,} entities, "
+                    f"{r['topics']:,} topics; {r['skipped']} skipped, {r['failed']} failed"
+                )
+            ),
         )
+        if "entities" in result:
+            _label("tag", batch, f"{result['articles']} articles · {result['entities']:,} entities")
+        return result
 
     @task(trigger_rule="none_failed", pool=WRITER_POOL, outlets=[ARTICLES])
     def load() -> dict:
@@ -123,14 +152,20 @@ def news_ingest():
             lambda r: (
                 f"{r['articles_loaded']} articles loaded {r.get('by_status') or {}}, "
                 f"{r.get('articles_upgraded', 0)} upgraded in place, "
-                f"tag rows {r.get('tag_rows') or {}}; the database holds "
+                f"tag rows {r.get('tag_rows') or {}}; {r.get('feeds_failed', 0)} feeds failed "
+                f"{r.get('failed_feeds') or ''}, {r.get('pages_failed', 0)} pages failed, "
+                f"{r.get('pages_pending', 0)} pages waiting; the database holds "
                 f"{r.get('articles_total')} articles"
                 + (" [run was already loaded]" if r.get("already_loaded") else "")
             ),
         )
         context["outlet_events"][ARTICLES].extra = {
             "run_id": result["run_id"],
+            "airflow_run_id": context["run_id"],
             "articles_loaded": result["articles_loaded"],
+            "feeds_failed": result.get("feeds_failed", 0),
+            "pages_failed": result.get("pages_failed", 0),
+            "pages_pending": result.get("pages_pending", 0),
             "articles_total": result.get("articles_total"),
             "entities_total": result.get("entities_total"),
             "topics_total": result.get("topics_total"),

@@ -1,8 +1,9 @@
 """news_retag: re-tag stored articles (manual, with params), the same function as
 ``newsflow retag``: each batch replaces one tagger's rows in one transaction.
 
-Params: ``since`` (YYYY-MM-DD, empty for all) and ``tagger`` (``spacy``, ``iptc-lexicon``, or
-empty for both).
+Params, both optional (the form triggers with its defaults, which re-tag everything with both
+taggers): ``since`` (a date; articles published, else first seen, since then) and ``tagger``
+(``spacy`` for entities, ``iptc-lexicon`` or a plugin classifier's name for topics).
 """
 
 from __future__ import annotations
@@ -22,8 +23,18 @@ from newsflow_common import DEFAULT_ARGS, WRITER_POOL, run_step, settings
     default_args=DEFAULT_ARGS,
     tags=["newsflow", "tagging"],
     params={
-        "since": Param("", type="string", description="YYYY-MM-DD; empty re-tags everything"),
-        "tagger": Param("", type="string", description="spacy, iptc-lexicon, or empty for both"),
+        "since": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="only articles published (else first seen) since this day; empty: all",
+        ),
+        "tagger": Param(
+            None,
+            type=["null", "string"],
+            examples=["spacy", "iptc-lexicon"],
+            description="spacy (entities) or the topic classifier's name; empty: both",
+        ),
     },
     doc_md=__doc__,
 )

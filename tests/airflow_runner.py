@@ -35,6 +35,7 @@ def main() -> int:
             "map_index": ti.map_index,
             "state": str(ti.state),
             "try_number": ti.try_number,
+            "label": getattr(ti, "rendered_map_index", None),
         }
         for ti in run.get_task_instances()
     ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -305,6 +306,12 @@ def test_news_maintenance_and_news_retag(airflow_env, newsroom, tmp_path):
     after = counts(db)
     assert after["entities"] == before["entities"] and after["dup_entities"] == 0
 
+    # Triggered with the form's defaults (no conf): everything, both taggers.
+    defaults, log = run_dag(env, "news_retag")
+    assert defaults["state"] == "success", log[-5000:]
+    assert "re-tag stored articles (since the start, tagger all)" in log
+    assert counts(db)["entities"] == before["entities"]
+
 
 def test_feed_health_fails_at_once_naming_a_dead_feed(airflow_env, newsroom, tmp_path):
     room, feeds = newsroom
@@ -313,7 +320,21 @@ def test_feed_health_fails_at_once_naming_a_dead_feed(airflow_env, newsroom, tmp
     listed["feeds"].append({"url": dead, "name": "Dead"})
     feeds.write_text(yaml.safe_dump(listed), encoding="utf-8")
     env = newsflow_env(airflow_env, tmp_path / "data", feeds)
-    assert run_dag(env, "news_ingest")[0]["state"] == "success"  # a failed feed is data
+    ingest, log = run_dag(env, "news_ingest")
+    assert ingest["state"] == "success"  # a failed feed is data
+    # The grid tells which batch failed what, the load says it, and so does the asset event.
+    labels = [t["label"] for t in ingest["tis"] if t["task_id"] == "poll"]
+    assert any(re.fullmatch(r"feeds \d{4} · \d+ polled · 1 failed · \d+ new", x) for x in labels)
+    tagged = [t["label"] for t in ingest["tis"] if t["task_id"] == "tag"]
+    assert tagged and all(
+        re.fullmatch(r"tag \d{4} · \d+ articles · [\d,]+ entities", x) for x in tagged
+    )
+    warned = [x for x in log.splitlines() if "failed: http_error 404" in x]
+    assert any(dead in x and "warn" in x.lower() for x in warned), warned
+    assert f"1 feeds failed ['{dead}']" in log
+    [event] = ingest["asset_events"]
+    assert event["extra"]["feeds_failed"] == 1
+    assert event["extra"]["airflow_run_id"] == ingest["run_id"]
 
     run, log = run_dag(env, "news_maintenance")
     assert run["state"] == "failed"

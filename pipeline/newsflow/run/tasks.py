@@ -159,10 +159,18 @@ def load(settings: Settings, run_path: str, trigger: str = "airflow") -> dict:
             for w in store.pending_pages()[:20]
         }
         totals = store.totals()
+        failures = store.run_failures(run_id)
     run.remove()
     result = loaded.result
+    for f in failures:
+        status = f" {f['http_status']}" if f["http_status"] else ""
+        LOGGER.warning("feed %s failed: %s%s: %s", f["url"], f["outcome"], status, f["error"])
     return {
         "run_id": run_id,
+        "feeds_failed": len(failures),
+        "failed_feeds": [f["url"] for f in failures[:20]],
+        "pages_failed": (result.by_status or {}).get("failed", 0),
+        "pages_pending": sum(w["pending"] + w["retrying"] for w in waiting.values()),
         "already_loaded": result.already_loaded,
         "feeds_registered": loaded.feeds_registered,
         "polls": result.polls,
