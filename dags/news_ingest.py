@@ -29,6 +29,24 @@ def _run(s) -> str:
     return str(tasks.run_path(s, get_current_context()["run_id"]))
 
 
+# The mapped tasks' docs in the UI (a mapped task does not take its function's docstring).
+POLL_DOC = (
+    "Polls one batch of feeds (conditional GET, politeness per host) and stages their polls and "
+    "new items. A feed that fails is recorded, not raised: the label counts the failed feeds "
+    "and the log names each at WARNING. A failure of the task itself is systemic (disk, "
+    "settings)."
+)
+FETCH_EXTRACT_DOC = (
+    "Fetches one batch of article pages and extracts their text (trafilatura). A page that "
+    "fails keeps the feed's own text and goes to the fetch queue for a retry; the label counts "
+    "extracted and failed pages."
+)
+TAG_DOC = (
+    "Tags one batch's entities (spaCy) and topics (IPTC lexicon). An article that cannot be "
+    "tagged gets a status row saying why, never a failed task."
+)
+
+
 @dag(
     dag_id="news_ingest",
     schedule=EVERY,
@@ -37,11 +55,15 @@ def _run(s) -> str:
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     tags=["newsflow", "ingest"],
+    description="Poll due feeds, fetch and extract new articles, tag them, load them into DuckDB",
     doc_md=__doc__,
 )
 def news_ingest():
     @task
     def plan() -> list[str]:
+        """Reads the feed registry (and NEWSFLOW_FEEDS, whose new feeds are due now) and the
+        fetch queue; writes the run's plan files. Returns the poll batches. A failure here means
+        the database or the feed list cannot be read: the log names which."""
         from newsflow.run import tasks
 
         s = settings()
@@ -57,7 +79,7 @@ def news_ingest():
         )
         return result["poll_batches"]
 
-    @task(map_index_template="{{ batch_label }}")
+    @task(map_index_template="{{ batch_label }}", doc_md=POLL_DOC)
     def poll(batch: str) -> dict:
         from newsflow.run import tasks
 
@@ -83,6 +105,7 @@ def news_ingest():
 
     @task(trigger_rule="none_failed")
     def plan_articles() -> list[str]:
+        """Splits the staged new items into article batches (reads staged files only)."""
         from newsflow.run import tasks
 
         s = settings()
@@ -92,7 +115,7 @@ def news_ingest():
             lambda r: f"{len(r)} article batches",
         )
 
-    @task(map_index_template="{{ batch_label }}")
+    @task(map_index_template="{{ batch_label }}", doc_md=FETCH_EXTRACT_DOC)
     def fetch_extract(batch: str) -> dict:
         from newsflow.run import tasks
 
@@ -118,7 +141,7 @@ def news_ingest():
             )
         return result
 
-    @task(map_index_template="{{ batch_label }}")
+    @task(map_index_template="{{ batch_label }}", doc_md=TAG_DOC)
     def tag(batch: str) -> dict:
         from newsflow.run import tasks
 
@@ -142,6 +165,9 @@ def news_ingest():
 
     @task(trigger_rule="none_failed", pool=WRITER_POOL, outlets=[ARTICLES])
     def load() -> dict:
+        """Loads the whole run into DuckDB in one transaction (the only writer, pool
+        duckdb_writer): a run lands whole or not at all, and a retry loads nothing twice. A
+        failure means the database is locked, full or unusable; the staged files wait."""
         from newsflow.run import tasks
 
         context = get_current_context()

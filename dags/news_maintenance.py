@@ -23,11 +23,14 @@ from newsflow_common import DEFAULT_ARGS, WRITER_POOL, run_step, settings
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     tags=["newsflow", "maintenance"],
+    description="Daily: staged-file retention, search index, CHECKPOINT, feed health check",
     doc_md=__doc__,
 )
 def news_maintenance():
     @task
     def retention() -> dict:
+        """Removes staged run folders older than NEWSFLOW_STAGED_RETENTION_DAYS that are loaded
+        or were abandoned; keeps any run still to load."""
         from newsflow.run import tasks
 
         return run_step(
@@ -38,6 +41,7 @@ def news_maintenance():
 
     @task(pool=WRITER_POOL)
     def checkpoint() -> dict:
+        """Runs DuckDB's CHECKPOINT, folding the write-ahead log into the database file."""
         from newsflow.run import tasks
 
         return run_step(
@@ -48,6 +52,7 @@ def news_maintenance():
 
     @task(pool=WRITER_POOL)
     def search_index() -> dict:
+        """Rebuilds the full-text index and the derived tables (entity pairs)."""
         from newsflow.run import tasks
 
         return run_step(
@@ -58,6 +63,9 @@ def news_maintenance():
 
     @task(retries=0)
     def feed_health() -> dict:
+        """Judges every active feed (view feed_health): fails, without retries, naming each feed
+        that is dead, failing, never worked or silent, or when no feed is registered; logs the
+        whole feed table either way."""
         from newsflow.run import tasks
 
         return run_step(

@@ -22,6 +22,7 @@ from newsflow_common import DEFAULT_ARGS, WRITER_POOL, run_step, settings
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     tags=["newsflow", "tagging"],
+    description="On demand: re-tag stored articles, replacing one tagger's rows batch by batch",
     params={
         "since": Param(
             None,
@@ -41,6 +42,8 @@ from newsflow_common import DEFAULT_ARGS, WRITER_POOL, run_step, settings
 def news_retag():
     @task(pool=WRITER_POOL)
     def retag() -> dict:
+        """Re-tags the stored articles the params choose; each batch replaces the tagger's rows
+        in one transaction, so a failure leaves every article with its old or its new tags."""
         from newsflow.run import tasks
 
         params = get_current_context()["params"]

@@ -120,9 +120,9 @@ INTEGRITY = textwrap.dedent(
         if dag is not None:
             info.update(
                 dag_id=dag.dag_id, tags=sorted(dag.tags), catchup=dag.catchup,
-                max_active_runs=dag.max_active_runs,
+                max_active_runs=dag.max_active_runs, description=dag.description,
                 tasks={t.task_id: {"owner": t.owner, "retries": t.retries,
-                                   "pool": t.pool} for t in dag.tasks},
+                                   "pool": t.pool, "doc_md": t.doc_md} for t in dag.tasks},
             )
         out[path.name] = info
     out["_data_dir_created"] = data.exists()
@@ -168,8 +168,10 @@ def test_dag_conventions(integrity, name):
     assert info["dag_id"] == name.removesuffix(".py")
     assert "newsflow" in info["tags"]
     assert info["catchup"] is False and info["max_active_runs"] == 1
+    assert info["description"]  # shown beside the DAG in the UI
     for task_id, task in info["tasks"].items():
         assert task["owner"] == "newsflow", task_id
+        assert len(task["doc_md"] or "") > 40, f"{task_id} has no doc_md for the UI"
         if (name, task_id) == ("news_maintenance.py", "feed_health"):
             assert task["retries"] == 0  # a deterministic verdict: retrying only delays the red
         else:
