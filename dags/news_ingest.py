@@ -11,7 +11,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import dag, get_current_context, task
-from newsflow_common import ARTICLES, DEFAULT_ARGS, WRITER_POOL, env_number, run_step, settings
+from newsflow_common import (
+    ALERT,
+    ARTICLES,
+    DEFAULT_ARGS,
+    WRITER_POOL,
+    env_number,
+    run_step,
+    settings,
+)
 
 EVERY = timedelta(minutes=env_number("NEWSFLOW_INGEST_EVERY_MINUTES", 10) or 10)
 
@@ -163,7 +171,12 @@ def news_ingest():
             _label("tag", batch, f"{result['articles']} articles · {result['entities']:,} entities")
         return result
 
-    @task(trigger_rule="none_failed", pool=WRITER_POOL, outlets=[ARTICLES])
+    @task(
+        trigger_rule="none_failed",
+        pool=WRITER_POOL,
+        outlets=[ARTICLES],
+        on_failure_callback=[ALERT],
+    )
     def load() -> dict:
         """Loads the whole run into DuckDB in one transaction (the only writer, pool
         duckdb_writer): a run lands whole or not at all, and a retry loads nothing twice. A

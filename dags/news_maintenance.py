@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from airflow.sdk import dag, task
-from newsflow_common import DEFAULT_ARGS, WRITER_POOL, run_step, settings
+from newsflow_common import ALERT, DEFAULT_ARGS, WRITER_POOL, run_step, settings
 
 
 @dag(
@@ -61,7 +61,7 @@ def news_maintenance():
             lambda r: r.get("skipped") or f"{r['articles']} articles indexed in {r['seconds']}s",
         )
 
-    @task(retries=0)
+    @task(retries=0, on_failure_callback=[ALERT])
     def feed_health() -> dict:
         """Judges every active feed (view feed_health): fails, without retries, naming each feed
         that is dead, failing, never worked or silent, or when no feed is registered; logs the

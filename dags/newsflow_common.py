@@ -14,6 +14,7 @@ import time
 from datetime import timedelta
 
 from airflow.sdk import Asset
+from airflow.sdk.bases.notifier import BaseNotifier
 
 LOG = logging.getLogger("newsflow.dag")
 
@@ -76,3 +77,51 @@ def run_step(what: str, fn, summary=None):
     text = summary(result) if summary else json.dumps(result, default=str)
     LOG.info("newsflow: did %s in %.1fs: %s", what, time.monotonic() - started, text)
     return result
+
+
+class WebhookNotifier(BaseNotifier):
+    """Posts a task failure as JSON to the webhook ``NEWSFLOW_ALERT_WEBHOOK`` names (read when
+    it fires, so setting it needs no DAG change); nothing is sent when it is unset. The body is
+    ``{"text": ..., "dag_id", "task_id", "run_id", "try_number", "error", "log_url"}``: the
+    ``text`` field is what Slack, Mattermost and most chat incoming webhooks display."""
+
+    def __init__(self, url: str | None = None):
+        super().__init__()
+        self.url = url
+
+    def notify(self, context) -> None:
+        import urllib.request
+
+        url = self.url or os.environ.get("NEWSFLOW_ALERT_WEBHOOK")
+        if not url:
+            return
+        ti = context.get("ti") or context.get("task_instance")
+        error = str(context.get("exception") or "")
+        run_id = context.get("run_id")
+        dag_id = getattr(ti, "dag_id", None)
+        task_id = getattr(ti, "task_id", None)
+        body = {
+            "text": f"newsflow: {dag_id}.{task_id} failed in run {run_id}: {error[:1500]}",
+            "dag_id": dag_id,
+            "task_id": task_id,
+            "run_id": run_id,
+            "try_number": getattr(ti, "try_number", None),
+            "error": error[:8000],
+            "log_url": getattr(ti, "log_url", None),
+        }
+        request = urllib.request.Request(
+            url,
+            data=json.dumps(body, default=str).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10):
+                pass
+        except Exception as exc:  # an alert that cannot be sent must not hide the failure
+            LOG.warning("newsflow: could not post the failure alert to %s: %s", url, exc)
+
+
+# On the tasks whose failure needs a person: load (nothing lands until it works) and
+# feed_health (a feed died).
+ALERT = WebhookNotifier()

@@ -6,12 +6,14 @@ a metadata database migrated once per session, DAGS_FOLDER pointing at dags/, an
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import re
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -338,8 +340,31 @@ def test_feed_health_fails_at_once_naming_a_dead_feed(airflow_env, newsroom, tmp
     assert event["extra"]["feeds_failed"] == 1
     assert event["extra"]["airflow_run_id"] == ingest["run_id"]
 
-    run, log = run_dag(env, "news_maintenance")
+    received = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    try:
+        alerting = {**env, "NEWSFLOW_ALERT_WEBHOOK": f"http://127.0.0.1:{hook.server_port}/hook"}
+        run, log = run_dag(alerting, "news_maintenance")
+    finally:
+        hook.shutdown()
     assert run["state"] == "failed"
+    # the failure callback posted the alert, naming the dead feed
+    [alert] = received
+    assert (alert["dag_id"], alert["task_id"]) == ("news_maintenance", "feed_health")
+    assert dead in alert["error"] and alert["text"].startswith(
+        "newsflow: news_maintenance.feed_health failed"
+    )
     health = next(t for t in run["tis"] if t["task_id"] == "feed_health")
     assert health["state"] == "failed"
     assert (
