@@ -3,7 +3,8 @@
 Wiring only: every task calls one function of ``newsflow.run.tasks``. All tasks of a DAG run
 share one staged-files directory named after the run id; XCom carries batch names and counts,
 never article text. ``load`` is the only task that writes the database (pool ``duckdb_writer``,
-one slot) and emits the ``newsflow_articles`` asset with row counts.
+one slot); ``announce`` then emits the ``newsflow_articles`` asset with row counts, unless the
+run loaded nothing.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowSkipException
 from newsflow_common import (
     ALERT,
     ARTICLES,
@@ -174,7 +176,6 @@ def news_ingest():
     @task(
         trigger_rule="none_failed",
         pool=WRITER_POOL,
-        outlets=[ARTICLES],
         on_failure_callback=[ALERT],
     )
     def load() -> dict:
@@ -183,7 +184,6 @@ def news_ingest():
         failure means the database is locked, full or unusable; the staged files wait."""
         from newsflow.run import tasks
 
-        context = get_current_context()
         s = settings()
         result = run_step(
             "load the run into DuckDB in one transaction",
@@ -198,6 +198,16 @@ def news_ingest():
                 + (" [run was already loaded]" if r.get("already_loaded") else "")
             ),
         )
+        return result
+
+    @task(outlets=[ARTICLES])
+    def announce(result: dict) -> dict:
+        """Emits the newsflow_articles asset event for a run that loaded or upgraded articles,
+        its extra carrying the counts, failed feeds and pages, and the Airflow run id; a run
+        that loaded nothing is skipped, so consumers of the asset are not woken for nothing."""
+        context = get_current_context()
+        if not (result.get("articles_loaded") or result.get("articles_upgraded")):
+            raise AirflowSkipException("the run loaded no article: no asset event")
         context["outlet_events"][ARTICLES].extra = {
             "run_id": result["run_id"],
             "airflow_run_id": context["run_id"],
@@ -209,7 +219,7 @@ def news_ingest():
             "entities_total": result.get("entities_total"),
             "topics_total": result.get("topics_total"),
         }
-        return result
+        return {"articles_loaded": result["articles_loaded"]}
 
     polled = poll.expand(batch=plan())
     batches = plan_articles()
@@ -217,7 +227,9 @@ def news_ingest():
     fetched = fetch_extract.expand(batch=batches)
     tagged = tag.expand(batch=batches)
     fetched >> tagged
-    tagged >> load()
+    loaded = load()
+    tagged >> loaded
+    announce(loaded)
 
 
 DAG = news_ingest()

@@ -217,13 +217,13 @@ def test_news_ingest_end_to_end_then_again_without_duplicates(airflow_env, newsr
     states = {(t["task_id"], t["map_index"]): t["state"] for t in first["tis"]}
     assert set(states.values()) == {"success"}
     assert {t for t, _ in states} == {
-        "plan", "poll", "plan_articles", "fetch_extract", "tag", "load"
+        "plan", "poll", "plan_articles", "fetch_extract", "tag", "load", "announce"
     }  # fmt: skip
     after_first = counts(db)
     assert after_first["articles"] == after_first["distinct"] == ARTICLES_IN_NEWSROOM
     assert after_first["feeds"] == len(room.feeds) and after_first["polls"] == len(room.feeds)
     assert after_first["entities"] > 500 and after_first["dup_entities"] == 0
-    # load emitted the articles asset with row counts
+    # announce emitted the articles asset with row counts
     [event] = first["asset_events"]
     assert event["asset"] == "newsflow_articles"
     assert event["extra"]["articles_loaded"] == ARTICLES_IN_NEWSROOM
@@ -242,6 +242,9 @@ def test_news_ingest_end_to_end_then_again_without_duplicates(airflow_env, newsr
     assert after_second["entities"] == after_first["entities"]
     assert after_second["dup_entities"] == 0
     assert after_second["runs"] == 2
+    # A run that loaded nothing wakes no consumer of the asset.
+    assert second["asset_events"] == []
+    assert {t["task_id"]: t["state"] for t in second["tis"]}["announce"] == "skipped"
 
 
 def test_a_failed_mapped_task_is_retried_and_nothing_is_lost_or_doubled(
