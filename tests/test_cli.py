@@ -196,6 +196,16 @@ def test_maintain_names_a_dead_feed_and_an_empty_registry(env, capsys, small_sit
     assert code == 3 and "no active feeds: register some with `newsflow feeds import FILE`" in out
 
 
+def test_verbose_is_accepted_after_the_command_and_errors_name_their_option(env, capsys):
+    parser = build_parser()
+    assert parser.parse_args(["status", "-v"]).verbose == 1
+    assert parser.parse_args(["-v", "status"]).verbose == 1
+    assert parser.parse_args(["feeds", "list", "-vv"]).verbose == 2
+    assert parser.parse_args(["status"]).verbose == 0
+    code, _, err = run(capsys, "report", "--as-of", "soon")
+    assert code == 2 and "--as-of 'soon' is not a date" in err
+
+
 def test_bad_setting_in_environment_exits_2(env, capsys, monkeypatch):
     monkeypatch.setenv("NEWSFLOW_READ_TIMEOUT", "soon")
     code, _, err = run(capsys, "status")

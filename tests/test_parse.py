@@ -107,6 +107,19 @@ def test_html_to_text():
     assert html_to_text("  ") is None and html_to_text(None) is None
 
 
+def test_character_references_are_decoded_without_any_tag():
+    assert html_to_text("It&#8217;s here &amp; now") == "It\u2019s here & now"
+    assert html_to_text("AT&T and R&D") == "AT&T and R&D"  # a bare ampersand stays
+    # A feed that escapes its titles twice (kottke.org does): feedparser undoes one level.
+    body = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>K</title>'
+        b"<item><title>Kottke&amp;#8217;s &amp;#8220;list&amp;#8221;</title>"
+        b"<link>https://k.example/a</link></item></channel></rss>"
+    )
+    [item] = parse_feed(body, FEED).items
+    assert item.title == "Kottke\u2019s \u201clist\u201d"
+
+
 def test_json_feed():
     body = b"""{"version": "https://jsonfeed.org/version/1.1", "title": "JSON News",
       "home_page_url": "https://news.example.com/", "language": "en",

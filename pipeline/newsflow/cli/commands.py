@@ -230,14 +230,15 @@ def cmd_status(args) -> int:
     return 0
 
 
-def _parse_since(value: str | None) -> datetime | None:
+def _parse_since(value: str | None, option: str = "--since") -> datetime | None:
+    """The date or time an option gives (UTC unless it says otherwise); the error names it."""
     if value is None:
         return None
     try:
         since = datetime.fromisoformat(value)
     except ValueError:
         raise UsageError(
-            f"--since {value!r} is not a date or time (use YYYY-MM-DD or YYYY-MM-DDTHH:MM)"
+            f"{option} {value!r} is not a date or time (use YYYY-MM-DD or YYYY-MM-DDTHH:MM)"
         ) from None
     return since if since.tzinfo else since.replace(tzinfo=UTC)
 
@@ -342,7 +343,7 @@ def cmd_report(args) -> int:
 
     if args.days < 1:
         raise UsageError(f"--days must be at least 1, got {args.days}")
-    as_of = _parse_since(args.as_of)
+    as_of = _parse_since(args.as_of, "--as-of")
     with _open(args, read_only=True) as store:
         if as_of is None:
             # The period ends with the newest article, so a store that stopped ingesting

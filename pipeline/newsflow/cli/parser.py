@@ -187,4 +187,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (8765)")
     p.add_argument("--feeds-out", metavar="FILE", help="also write its feed list (YAML) here")
     p.set_defaults(func=cmd_newsroom)
+    _verbose_everywhere(parser)
     return parser
+
+
+def _verbose_everywhere(parser: argparse.ArgumentParser) -> None:
+    """``-v`` after the command too (``newsflow ingest -v``), as the errors' "run with -v"
+    invites; unset there, it leaves the count given before the command."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                sub.add_argument(
+                    "-v",
+                    "--verbose",
+                    action="count",
+                    default=argparse.SUPPRESS,
+                    help="log more (-vv: debug)",
+                )
+                _verbose_everywhere(sub)

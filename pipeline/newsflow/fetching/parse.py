@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import contextlib
+import html as htmllib
 import json
 import logging
 import re
@@ -69,12 +70,15 @@ class ParsedFeed:
 
 
 def html_to_text(html: str | None) -> str | None:
-    """Plain text of an HTML fragment from a feed, whitespace collapsed; None when empty."""
+    """Plain text of an HTML fragment from a feed, whitespace collapsed, character references
+    decoded (``&#8217;`` in a title with no tag at all, too); None when empty."""
     if not html or not html.strip():
         return None
     if "<" in html:
         with contextlib.suppress(ParserError, ValueError):
             html = lxml.html.fromstring(html).text_content()
+    elif "&" in html:
+        html = htmllib.unescape(html)
     text = _WS.sub(" ", html).strip()
     return text or None
 
