@@ -206,6 +206,15 @@ def test_verbose_is_accepted_after_the_command_and_errors_name_their_option(env,
     assert code == 2 and "--as-of 'soon' is not a date" in err
 
 
+def test_ingest_with_no_feeds_anywhere_says_how_to_get_some(env, capsys, monkeypatch):
+    monkeypatch.delenv("NEWSFLOW_FEEDS", raising=False)
+    db = env / "fresh.duckdb"
+    code, _, err = run(capsys, "ingest", "--db", str(db))
+    assert code == 2 and "nothing to ingest: there is no database at" in err
+    assert "--feeds FILE" in err and "newsflow feeds add URL" in err
+    assert not db.exists()  # nothing created
+
+
 def test_bad_setting_in_environment_exits_2(env, capsys, monkeypatch):
     monkeypatch.setenv("NEWSFLOW_READ_TIMEOUT", "soon")
     code, _, err = run(capsys, "status")

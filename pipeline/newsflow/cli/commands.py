@@ -74,6 +74,8 @@ def cmd_ingest(args) -> int:
     feeds_file = args.feeds or settings.feeds_file
     # Validate the feed list before the database is even opened.
     feeds = load_feed_file(feeds_file) if feeds_file else None
+    if feeds is None:
+        _require_registered_feeds(settings)
     with Store(settings.database) as store:
         summary = run_cycle(
             settings,
@@ -86,6 +88,23 @@ def cmd_ingest(args) -> int:
     data = summary.as_dict()
     print(json.dumps(data, indent=1, default=json_default) if args.json else summary_text(data))
     return 0
+
+
+def _require_registered_feeds(settings: Settings) -> None:
+    """An ingest with no feed list must have feeds in the registry: else say how to get some
+    (and create no database)."""
+    if settings.database.exists():
+        with Store(settings.database, read_only=True, lock_wait=settings.load_lock_wait) as store:
+            if store.active_feed_count():
+                return
+        where = f"{settings.database} has no active feed"
+    else:
+        where = f"there is no database at {settings.database} yet"
+    raise UsageError(
+        f"nothing to ingest: {where} and no feed list was given; pass --feeds FILE (YAML or"
+        " OPML), set NEWSFLOW_FEEDS, or add one with `newsflow feeds add URL`"
+        " (`newsflow demo` ingests a bundled sample newsroom)"
+    )
 
 
 def cmd_feeds(args) -> int:
