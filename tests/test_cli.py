@@ -158,6 +158,17 @@ def test_status(env, capsys, small_site, monkeypatch):
     assert "http_error" in dead and "HTTP 500" in dead
     # the run: loaded, 2 feeds polled, 1 failed, 1 new item, 1 article loaded
     assert re.search(r"loaded\s+2\s+1\s+1\s+1", out)
+    # --format json is one document that json.load reads, with the same facts
+    code, out, _ = run(capsys, "status", "--format", "json")
+    doc = json.loads(out)
+    assert code == 0 and doc["articles"]["all"] == 1
+    assert next(f for f in doc["feeds"] if f["feed"] == "Dead")["last_outcome"] == "http_error"
+    assert doc["runs"][0]["feeds_failed"] == 1 and doc["runs"][0]["articles_loaded"] == 1
+    code, out, _ = run(capsys, "tags", f"{site.base_url}/a.html", "--format", "json")
+    tags = json.loads(out)
+    assert code == 0 and tags["url"] == f"{site.base_url}/a.html"
+    assert tags["entities"] and {"entity", "label", "salience"} <= set(tags["entities"][0])
+    assert {t["kind"] for t in tags["tagging"]} == {"entities", "topics"}
 
 
 def test_maintain_checkpoints_and_reports_silent_feeds(env, capsys, small_site, monkeypatch):

@@ -219,6 +219,26 @@ def cmd_status(args) -> int:
         waiting = store.pending_pages()
         runs = store.recent_runs(5)
         totals = store.articles_by_status()
+    rcols = [
+        "run_id",
+        "started_at",
+        "status",
+        "feeds_polled",
+        "feeds_failed",
+        "items_new",
+        "articles_loaded",
+        "articles_upgraded",
+    ]
+    if args.format == "json":  # one document, for jq and json.load
+        document = {
+            "database": str(store.path),
+            "articles": totals,
+            "feeds": [dict(zip(cols, r)) for r in rows],
+            "pages_waiting": waiting,
+            "runs": [{c: r[c] for c in rcols} for r in runs],
+        }
+        print(json.dumps(document, indent=1, default=json_default))
+        return 0
     print(
         f"database {store.path}: {totals['all']} articles "
         f"({totals.get('ok', 0)} extracted, {totals.get('feed_content', 0)} feed content, "
@@ -235,16 +255,6 @@ def cmd_status(args) -> int:
     else:
         print("none: every page is fetched, or failed for good")
     print("\nlast runs")
-    rcols = [
-        "run_id",
-        "started_at",
-        "status",
-        "feeds_polled",
-        "feeds_failed",
-        "items_new",
-        "articles_loaded",
-        "articles_upgraded",
-    ]
     print(render(rcols, [tuple(r[c] for c in rcols) for r in runs], args.format))
     return 0
 
@@ -323,6 +333,16 @@ def cmd_tags(args) -> int:
         if art is None:
             raise UsageError(f"no stored article has the article_id {aid}")
         tags = store.article_tags(aid)
+    if args.format == "json" and not args.explain:  # one document, for jq and json.load
+        document = {
+            "article_id": aid,
+            "url": art["url"],
+            "title": art["title"],
+            "language": art["language"],
+            **{kind: [dict(zip(c, r)) for r in rows] for kind, (c, rows) in tags.items()},
+        }
+        print(json.dumps(document, indent=1, default=json_default))
+        return 0
     print(f"{art['title'] or '(no title)'}\n{art['url']}  [{aid}, language {art['language']}]")
     for heading, kind in (
         ("entities", "entities"),
