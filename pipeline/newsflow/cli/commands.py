@@ -94,7 +94,9 @@ def _require_registered_feeds(settings: Settings) -> None:
     """An ingest with no feed list must have feeds in the registry: else say how to get some
     (and create no database)."""
     if settings.database.exists():
-        with Store(settings.database, read_only=True, lock_wait=settings.load_lock_wait) as store:
+        # Opened for writing like the ingest itself: a database of an older schema is migrated
+        # here, as the ingest would, instead of refused as a read-only open refuses it.
+        with Store(settings.database, lock_wait=settings.load_lock_wait) as store:
             if store.active_feed_count():
                 return
         where = f"{settings.database} has no active feed"
