@@ -10,7 +10,7 @@ UV := $(PYTHON) -m uv
 endif
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup demo test lint format bench newsroom airflow compose-check chromium clean
+.PHONY: setup demo test lint format bench newsroom airflow compose-check chromium postgres clean
 
 ## setup: create .venv from uv.lock (a fast no-op when nothing changed)
 setup: $(STAMP)
@@ -20,13 +20,13 @@ $(STAMP): pyproject.toml uv.lock
 	$(UV) sync --frozen
 	@touch $(STAMP)
 
-## demo: serve the bundled sample newsroom on 127.0.0.1 and ingest it into data/demo.duckdb
+## demo: serve the bundled sample newsroom on 127.0.0.1 and ingest it into data/demo.sqlite
 demo: setup
 	$(VENV)/bin/newsflow demo
 
 ## test: the whole test suite (tests using ../shared/corpus skip when it is absent), and the
 ## docker-compose file validated
-test: setup compose-check chromium
+test: setup compose-check chromium postgres
 	$(VENV)/bin/pytest
 
 ## chromium: Debian's headless Chromium and its driver, for the report's rendering test
@@ -35,6 +35,14 @@ chromium:
 	  echo "installing Debian's chromium and chromium-driver for the report test"; \
 	  $(SUDO) apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null 2>&1 \
 	  || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; }; }
+
+## postgres: Debian's PostgreSQL server binaries, for the tests of the lake on a Postgres
+## catalog (each test session starts its own cluster in a temp dir on 127.0.0.1; no service)
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "installing Debian's postgresql for the Postgres-catalog tests"; \
+	  $(SUDO) apt-get install -y -qq --no-install-recommends postgresql >/dev/null 2>&1 \
+	  || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends postgresql >/dev/null; }; }
 
 ## compose-check: validate docker-compose.yml with the example secrets (installs Debian's
 ## docker-compose when missing; no Docker engine needed)

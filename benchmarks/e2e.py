@@ -147,7 +147,7 @@ def run(
                 per_host_delay=per_host_delay,
                 tagging=tagging,
             )
-            with Store(settings.database) as store:
+            with Store(settings.lake) as store:
                 store.upsert_feeds([FeedSpec(u, f"sim {i}") for i, u in enumerate(sim.feed_urls)])
                 sim_cpu0, req0 = sim.cpu_seconds(), sim.requests()
                 load0 = os.getloadavg()[0]

@@ -356,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         server_before = room.cpu_seconds()
         before = tree_cpu_seconds(exclude={room.pid})  # newsflow's processes, not the server
         started = time.monotonic()
-        with Store(settings.database) as store:
+        with Store(settings.lake) as store:
             cycles = settle(settings, store, room.feeds, log=lambda m: print(m, file=sys.stderr))
             wall = time.monotonic() - started
             rows = store.rows(

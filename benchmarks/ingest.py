@@ -46,7 +46,7 @@ def run(replicas: int, tagging: bool = True) -> dict:
     with tempfile.TemporaryDirectory() as tmp, site:
         settings = Settings(data_dir=Path(tmp), allow_private=True, per_host_delay=0.0,
                             per_host_concurrency=8, tagging=tagging)  # fmt: skip
-        with Store(settings.database) as store:
+        with Store(settings.lake) as store:
             store.upsert_feeds(feeds)
             cpu0, t0 = time.process_time(), time.perf_counter()
             cold = run_cycle(settings, store)

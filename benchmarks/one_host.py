@@ -80,7 +80,7 @@ def run(settings: Settings | None = None) -> dict:
             )
             feeds.append(FeedSpec(f"{site.base_url}/feed{i}.xml"))
         started = time.monotonic()
-        with Store(settings.database) as store:
+        with Store(settings.lake) as store:
             summary = run_cycle(settings, store, feeds=feeds)
             rows = store.rows("select url, extraction_status, extraction_error, text from articles")
     wall = time.monotonic() - started

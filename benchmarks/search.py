@@ -61,7 +61,7 @@ def main() -> int:
     print(f"texts: {len(bodies)} distinct bodies, cycled")
     print(f"{'articles':>9} {'rebuild s':>10} {'ms/article':>11} {'search ms':>10}")
     for n in (int(x) for x in args.sizes.split(",")):
-        with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "s.duckdb") as store:
+        with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "s.sqlite") as store:
             fill(store, n, bodies)
             seconds = rebuild_index(store.con)
             t = time.perf_counter()

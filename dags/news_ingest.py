@@ -1,4 +1,4 @@
-"""news_ingest: poll due feeds, fetch, extract and tag new articles, load them into DuckDB.
+"""news_ingest: poll due feeds, fetch, extract and tag new articles, load them into the lake.
 
 Wiring only: every task calls one function of ``newsflow.run.tasks``. All tasks of a DAG run
 share one staged-files directory named after the run id; XCom carries batch names and counts,
@@ -65,7 +65,7 @@ TAG_DOC = (
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     tags=["newsflow", "ingest"],
-    description="Poll due feeds, fetch and extract new articles, tag them, load them into DuckDB",
+    description="Poll due feeds, fetch and extract new articles, tag them, load them into the lake",
     doc_md=__doc__,
 )
 def news_ingest():
@@ -179,14 +179,14 @@ def news_ingest():
         on_failure_callback=[ALERT],
     )
     def load() -> dict:
-        """Loads the whole run into DuckDB in one transaction (the only writer, pool
+        """Loads the whole run into the lake in one transaction (the only writer, pool
         duckdb_writer): a run lands whole or not at all, and a retry loads nothing twice. A
         failure means the database is locked, full or unusable; the staged files wait."""
         from newsflow.run import tasks
 
         s = settings()
         result = run_step(
-            "load the run into DuckDB in one transaction",
+            "load the run into the lake in one transaction",
             lambda: tasks.load(s, _run(s)),
             lambda r: (
                 f"{r['articles_loaded']} articles loaded {r.get('by_status') or {}}, "
@@ -211,6 +211,7 @@ def news_ingest():
         context["outlet_events"][ARTICLES].extra = {
             "run_id": result["run_id"],
             "airflow_run_id": context["run_id"],
+            "snapshot_id": result.get("snapshot_id"),  # read it: ATTACH ... (SNAPSHOT_VERSION n)
             "articles_loaded": result["articles_loaded"],
             "feeds_failed": result.get("feeds_failed", 0),
             "pages_failed": result.get("pages_failed", 0),

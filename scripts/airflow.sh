@@ -3,7 +3,7 @@
 #
 # With no NEWSFLOW_FEEDS set, it also serves the bundled sample newsroom on 127.0.0.1 (port
 # $NEWSROOM_PORT, default 8765) and points newsflow at it, so news_ingest runs green against real
-# pages on a machine with no internet; the database is data/airflow-demo.duckdb. With
+# pages on a machine with no internet; the database is data/airflow-demo.sqlite. With
 # NEWSFLOW_FEEDS (and any other NEWSFLOW_* settings) set, it runs against those instead.
 # Ctrl-C stops everything this script started.
 set -euo pipefail
@@ -54,7 +54,7 @@ if [ -z "${NEWSFLOW_FEEDS:-}" ]; then
     fi
     export NEWSFLOW_FEEDS="$feeds"
     export NEWSFLOW_ALLOW_PRIVATE=1 NEWSFLOW_PER_HOST_DELAY=0
-    export NEWSFLOW_DB="${NEWSFLOW_DB:-$ROOT/data/airflow-demo.duckdb}"
+    export NEWSFLOW_CATALOG="${NEWSFLOW_CATALOG:-$ROOT/data/airflow-demo.sqlite}"
     echo "sample newsroom on http://127.0.0.1:$NEWSROOM_PORT (feeds: $feeds)"
 fi
 export NEWSFLOW_DATA_DIR="${NEWSFLOW_DATA_DIR:-$ROOT/data}"
@@ -76,7 +76,7 @@ cat <<INFO
 
 Airflow UI:  $url   (DAGs: news_ingest every ${NEWSFLOW_INGEST_EVERY_MINUTES:-10} min, news_maintenance daily, news_retag on demand)
 login:       admin, password in $AIRFLOW_HOME/simple_auth_manager_passwords.json.generated
-database:    ${NEWSFLOW_DB:-$NEWSFLOW_DATA_DIR/newsflow.duckdb}   (query it: .venv/bin/newsflow sql --db ... "select ...")
+database:    ${NEWSFLOW_CATALOG:-$NEWSFLOW_DATA_DIR/newsflow.sqlite}   (query it: .venv/bin/newsflow sql --catalog ... "select ...")
 logs:        $AIRFLOW_HOME/standalone.log, task logs under $AIRFLOW_HOME/logs
 Ctrl-C stops Airflow and the newsroom.
 INFO

@@ -24,9 +24,11 @@ INTRO = """\
 
 # Command-line reference
 
-Every command that touches the database takes `--db PATH` (default `$NEWSFLOW_DB`, else
-`<data-dir>/newsflow.duckdb`) and `--data-dir DIR` (default `$NEWSFLOW_DATA_DIR`, else
-`./data`; staged run files live under `<data-dir>/runs/<database name>/`). Other settings
+Every command that touches the store takes `--catalog CATALOG` (also spelled `--db`; default
+`$NEWSFLOW_CATALOG`, else `<data-dir>/newsflow.sqlite`: the DuckLake's catalog, its Parquet
+files in `$NEWSFLOW_DATA_PATH`, else `<catalog name>.files/` beside it) and `--data-dir DIR`
+(default `$NEWSFLOW_DATA_DIR`, else `./data`; staged run files live under
+`<data-dir>/runs/<catalog name>/`). Other settings
 come from `NEWSFLOW_*` environment variables ([settings.md](settings.md)); a flag overrides its
 variable. Every command also takes `-h` / `--help`.
 

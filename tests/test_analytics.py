@@ -119,7 +119,7 @@ def test_named_query_answers_through_the_cli(analytics_db, query, capsys):
     path = sql_dir() / "queries" / f"{query}.sql"
     text = path.read_text(encoding="utf-8")
     wanted = sorted(set(re.findall(r"\$(\w+)", text)))
-    args = ["sql", "--db", str(analytics_db), "-f", str(path), "--format", "json"]
+    args = ["sql", "--catalog", str(analytics_db), "-f", str(path), "--format", "json"]
     for name in wanted:
         args += ["--param", f"{name}={PARAMS[name]}"]
     assert main(args) == 0
@@ -132,7 +132,9 @@ def test_queries_bind_parameters_instead_of_pasting_them(analytics_db, capsys):
     path = sql_dir() / "queries" / "what_was_said_about.sql"
     hostile = "x'); drop table articles; --"
     assert (
-        main(["sql", "--db", str(analytics_db), "-f", str(path), "--param", f"entity={hostile}"])
+        main(
+            ["sql", "--catalog", str(analytics_db), "-f", str(path), "--param", f"entity={hostile}"]
+        )
         == 0
     )
     with Store(analytics_db, read_only=True) as store:
@@ -148,26 +150,26 @@ def test_search_finds_the_sample_article_first(analytics_db, capsys):
         named = search(store.con, "strike", entity="nicolas maduro")
         assert named and all("boat" in (h.title or "").lower() for h in named)
         assert search(store.con, "Venezuela", since=datetime(2030, 1, 1, tzinfo=UTC)) == []
-    assert main(["search", "--db", str(analytics_db), "Venezuela", "--limit", "2"]) == 0
+    assert main(["search", "--catalog", str(analytics_db), "Venezuela", "--limit", "2"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(" 1. [") and "Venezuela" in out
-    assert main(["search", "--db", str(analytics_db), "   "]) == 2
+    assert main(["search", "--catalog", str(analytics_db), "   "]) == 2
 
 
 def test_search_without_index_says_how_to_build_it(tmp_path, settings, site, capsys):
-    db = tmp_path / "plain.duckdb"
+    db = tmp_path / "plain.sqlite"
     with Store(db) as store:
         store.upsert_feeds([FeedSpec(url="http://example.org/feed.xml")])
-    code = main(["search", "--db", str(db), "anything"])
+    code = main(["search", "--catalog", str(db), "anything"])
     assert code == 1
     assert "no search index yet" in capsys.readouterr().err
-    assert main(["search", "--db", str(db), "anything", "--rebuild"]) == 0
+    assert main(["search", "--catalog", str(db), "anything", "--rebuild"]) == 0
 
 
 def test_search_says_what_the_index_does_not_cover_yet(tmp_path, capsys):
     from newsflow.db.search import rebuild_index, unindexed_articles
 
-    db = tmp_path / "big.duckdb"
+    db = tmp_path / "big.sqlite"
     with Store(db) as store:
         assert store.refresh_search_index(max_articles=-1) is None  # too big: left to maintenance
         store.con.execute(
@@ -184,14 +186,14 @@ def test_search_says_what_the_index_does_not_cover_yet(tmp_path, capsys):
             " 'The volcano erupted again.', 4, 'ok')"
         )
         assert unindexed_articles(store.con) == 1
-    assert main(["search", "--db", str(db), "volcano"]) == 0
+    assert main(["search", "--catalog", str(db), "volcano"]) == 0
     out, err = capsys.readouterr()
     assert "Volcano erupts" in out and "1 article(s) loaded since the index was built" in err
 
 
 def test_export_by_day_reads_back(analytics_db, tmp_path, capsys):
     out = tmp_path / "export"
-    assert main(["export", "--db", str(analytics_db), str(out)]) == 0
+    assert main(["export", "--catalog", str(analytics_db), str(out)]) == 0
     days = sorted(p.name for p in (out / "articles").iterdir())
     assert days and all(re.fullmatch(r"day=\d{4}-\d{2}-\d{2}", d) for d in days)
     con = duckdb.connect()
@@ -206,7 +208,7 @@ def test_export_by_day_reads_back(analytics_db, tmp_path, capsys):
     with Store(analytics_db, read_only=True) as store:
         assert entities == store.query("select count(*) from article_entities")[1][0][0]
     csv_out = tmp_path / "csv"
-    assert main(["export", "--db", str(analytics_db), "--format", "csv", "--since",
+    assert main(["export", "--catalog", str(analytics_db), "--format", "csv", "--since",
                  "2026-02-18", str(csv_out)]) == 0  # fmt: skip
     csv_days = sorted(p.name for p in (csv_out / "articles").iterdir())
     assert csv_days and all(d >= "day=2026-02-18" for d in csv_days)
@@ -215,12 +217,12 @@ def test_export_by_day_reads_back(analytics_db, tmp_path, capsys):
 
 def test_report_command_writes_a_self_contained_page(analytics_db, tmp_path, capsys):
     out = tmp_path / "r" / "report.html"
-    assert main(["report", "--db", str(analytics_db), "-o", str(out), "--days", "30"]) == 0
+    assert main(["report", "--catalog", str(analytics_db), "-o", str(out), "--days", "30"]) == 0
     assert "report written to" in capsys.readouterr().out
     page = out.read_text(encoding="utf-8")
     assert page.count("plotly") > 0 and "<script src=" not in page
     assert "Articles per day by topic" in page
-    assert main(["report", "--db", str(analytics_db), "--days", "0"]) == 2
+    assert main(["report", "--catalog", str(analytics_db), "--days", "0"]) == 2
 
 
 def test_wire_copies_share_a_story_and_unrelated_articles_do_not(analytics_db):
@@ -256,8 +258,8 @@ def test_wire_copies_share_a_story_and_unrelated_articles_do_not(analytics_db):
 
 def test_sql_names_missing_and_unknown_parameters(analytics_db, capsys):
     path = str(sql_dir() / "queries" / "topic_trend.sql")
-    assert main(["sql", "--db", str(analytics_db), "-f", path, "--param", "topic=sport"]) == 2
+    assert main(["sql", "--catalog", str(analytics_db), "-f", path, "--param", "topic=sport"]) == 2
     assert "needs --param since=..." in capsys.readouterr().err
-    code = main(["sql", "--db", str(analytics_db), "-f", path, "--param", "topic=sport",
+    code = main(["sql", "--catalog", str(analytics_db), "-f", path, "--param", "topic=sport",
                  "--param", "since=2026-01-01", "--param", "label=any"])  # fmt: skip
     assert code == 2 and "has no parameter label" in capsys.readouterr().err

@@ -56,16 +56,16 @@ def small_site(site, tmp_path):
 
 def test_ingest_needs_allow_private_for_loopback_then_loads(env, capsys, small_site):
     site, feeds = small_site
-    db = env / "x.duckdb"
-    code, out, _ = run(capsys, "ingest", "--feeds", str(feeds), "--db", str(db), "--json")
+    db = env / "x.sqlite"
+    code, out, _ = run(capsys, "ingest", "--feeds", str(feeds), "--catalog", str(db), "--json")
     assert code == 0  # the cycle completed; the refused feed is recorded
     summary = json.loads(out)
     assert summary["feeds"]["failed"] == 1 and summary["articles_loaded"] == 0
     assert summary["failed_feeds"][0]["outcome"] == "blocked"
-    code, out, _ = run(capsys, "ingest", "--db", str(db), "--allow-private", "--all", "--json")
+    code, out, _ = run(capsys, "ingest", "--catalog", str(db), "--allow-private", "--all", "--json")
     summary = json.loads(out)
     assert code == 0 and summary["articles_loaded"] == 1 and summary["articles"]["ok"] == 1
-    code, out, _ = run(capsys, "ingest", "--db", str(db), "--allow-private", "--all")
+    code, out, _ = run(capsys, "ingest", "--catalog", str(db), "--allow-private", "--all")
     assert code == 0 and "nothing new" in out and "1 not modified" in out
 
 
@@ -74,74 +74,76 @@ def test_allow_private_from_the_environment(env, capsys, small_site, monkeypatch
     monkeypatch.setenv("NEWSFLOW_ALLOW_PRIVATE", "1")
     code, out, _ = run(capsys, "ingest", "--feeds", str(feeds), "--json")
     assert code == 0 and json.loads(out)["articles_loaded"] == 1
-    assert (env / "data" / "newsflow.duckdb").exists()
+    assert (env / "data" / "newsflow.sqlite").exists()
 
 
 def test_bad_feed_file_exits_2_and_changes_nothing(env, capsys, small_site):
     site, feeds = small_site
-    db = env / "x.duckdb"
-    assert run(capsys, "feeds", "import", str(feeds), "--db", str(db))[0] == 0
+    db = env / "x.sqlite"
+    assert run(capsys, "feeds", "import", str(feeds), "--catalog", str(db))[0] == 0
     bad = env / "bad.yaml"
     bad.write_text(f"feeds:\n  - url: {site.base_url}/other.xml\n  - url: 'htp:/broken'\n")
-    code, out, err = run(capsys, "ingest", "--feeds", str(bad), "--db", str(db), "--allow-private")
+    code, out, err = run(
+        capsys, "ingest", "--feeds", str(bad), "--catalog", str(db), "--allow-private"
+    )
     assert code == 2
     assert str(bad) in err and "entry 2 (line 3)" in err and "invalid url" in err
     with Store(db, read_only=True) as store:
         assert store.query("select url from feeds")[1] == [(f"{site.base_url}/feed.xml",)]
         assert store.query("select count(*) from feed_polls")[1][0][0] == 0
-    code, _, err = run(capsys, "feeds", "import", str(LISTS / "missing.opml"), "--db", str(db))
+    code, _, err = run(capsys, "feeds", "import", str(LISTS / "missing.opml"), "--catalog", str(db))
     assert code == 2 and "missing.opml: file not found" in err
 
 
 def test_feeds_commands(env, capsys):
-    db = str(env / "f.duckdb")
-    code, out, _ = run(capsys, "feeds", "import", str(LISTS / "good.opml"), "--db", db)
+    db = str(env / "f.sqlite")
+    code, out, _ = run(capsys, "feeds", "import", str(LISTS / "good.opml"), "--catalog", db)
     assert code == 0 and "3 added" in out
-    code, out, _ = run(capsys, "feeds", "import", str(LISTS / "good.yaml"), "--db", db)
+    code, out, _ = run(capsys, "feeds", "import", str(LISTS / "good.yaml"), "--catalog", db)
     assert code == 0 and "1 added" in out and "2 updated" in out
     code, out, _ = run(capsys, "feeds", "add", "https://example.com/rss", "--name", "Ex",
-                       "--tag", "a", "--tag", "b", "--db", db)  # fmt: skip
+                       "--tag", "a", "--tag", "b", "--catalog", db)  # fmt: skip
     assert code == 0 and out.startswith("added")
-    code, out, _ = run(capsys, "feeds", "list", "--db", db, "--format", "json")
+    code, out, _ = run(capsys, "feeds", "list", "--catalog", db, "--format", "json")
     feeds = json.loads(out)
     assert len(feeds) == 5 and {"url", "title", "tags", "last_outcome"} <= set(feeds[0])
     assert next(f for f in feeds if f["url"] == "https://example.com/rss")["tags"] == ["a", "b"]
-    code, out, _ = run(capsys, "feeds", "remove", "https://example.com/rss", "--db", db)
+    code, out, _ = run(capsys, "feeds", "remove", "https://example.com/rss", "--catalog", db)
     assert code == 0 and "removed" in out
-    code, _, err = run(capsys, "feeds", "remove", "https://example.com/rss", "--db", db)
+    code, _, err = run(capsys, "feeds", "remove", "https://example.com/rss", "--catalog", db)
     assert code == 2 and "no active feed" in err
-    code, out, _ = run(capsys, "feeds", "list", "--db", db)
+    code, out, _ = run(capsys, "feeds", "list", "--catalog", db)
     assert "(4 rows)" in out
-    code, out, _ = run(capsys, "feeds", "export", "--db", db, "--format", "opml")
+    code, out, _ = run(capsys, "feeds", "export", "--catalog", db, "--format", "opml")
     assert code == 0 and out.count("<outline") == 4 and "xmlUrl=" in out
-    code, out, _ = run(capsys, "feeds", "export", "--db", db)
+    code, out, _ = run(capsys, "feeds", "export", "--catalog", db)
     assert code == 0 and out.startswith("feeds:") and out.count("- url:") == 4
-    code, _, err = run(capsys, "feeds", "add", "javascript:alert(1)", "--db", db)
+    code, _, err = run(capsys, "feeds", "add", "javascript:alert(1)", "--catalog", db)
     assert code == 2 and "invalid URL" in err
 
 
 def test_sql_formats_params_and_errors(env, capsys):
-    db = str(env / "s.duckdb")
-    run(capsys, "feeds", "import", str(LISTS / "good.yaml"), "--db", db)
+    db = str(env / "s.sqlite")
+    run(capsys, "feeds", "import", str(LISTS / "good.yaml"), "--catalog", db)
     q = "select url, tags from feeds order by url"
-    code, out, _ = run(capsys, "sql", q, "--db", db)
+    code, out, _ = run(capsys, "sql", q, "--catalog", db)
     assert code == 0 and "(3 rows)" in out and "world, uk" in out
-    code, out, _ = run(capsys, "sql", q, "--db", db, "--format", "csv")
+    code, out, _ = run(capsys, "sql", q, "--catalog", db, "--format", "csv")
     assert out.splitlines()[0] == "url,tags" and len(out.splitlines()) == 4
-    code, out, _ = run(capsys, "sql", q, "--db", db, "--format", "json")
+    code, out, _ = run(capsys, "sql", q, "--catalog", db, "--format", "json")
     assert json.loads(out)[0]["tags"] == ["world", "uk"]  # feeds.bbci.co.uk sorts first
     code, out, _ = run(capsys, "sql", "select count(*) as n from feeds where language = $lang",
-                       "--param", "lang=en", "--db", db, "--format", "json")  # fmt: skip
+                       "--param", "lang=en", "--catalog", db, "--format", "json")  # fmt: skip
     assert json.loads(out) == [{"n": 1}]
     sql_file = env / "q.sql"
     sql_file.write_text("-- feeds per language\nselect language, count(*) n from feeds group by 1")
-    code, out, _ = run(capsys, "sql", "-f", str(sql_file), "--db", db)
+    code, out, _ = run(capsys, "sql", "-f", str(sql_file), "--catalog", db)
     assert code == 0 and "(2 rows)" in out
-    code, _, err = run(capsys, "sql", "selec nonsense", "--db", db)
+    code, _, err = run(capsys, "sql", "selec nonsense", "--catalog", db)
     assert code == 2 and "Parser Error" in err
-    code, _, err = run(capsys, "sql", "delete from feeds", "--db", db)
+    code, _, err = run(capsys, "sql", "delete from feeds", "--catalog", db)
     assert code == 2 and "read-only" in err
-    code, _, err = run(capsys, "sql", "select 1", "--db", str(env / "none.duckdb"))
+    code, _, err = run(capsys, "sql", "select 1", "--catalog", str(env / "none.sqlite"))
     assert code == 1 and "no database at" in err
 
 
@@ -219,8 +221,8 @@ def test_verbose_is_accepted_after_the_command_and_errors_name_their_option(env,
 
 def test_ingest_with_no_feeds_anywhere_says_how_to_get_some(env, capsys, monkeypatch):
     monkeypatch.delenv("NEWSFLOW_FEEDS", raising=False)
-    db = env / "fresh.duckdb"
-    code, _, err = run(capsys, "ingest", "--db", str(db))
+    db = env / "fresh.sqlite"
+    code, _, err = run(capsys, "ingest", "--catalog", str(db))
     assert code == 2 and "nothing to ingest: there is no database at" in err
     assert "--feeds FILE" in err and "newsflow feeds add URL" in err
     assert not db.exists()  # nothing created
@@ -257,9 +259,9 @@ def test_console_script_runs():
 def test_bad_feed_file_does_not_create_a_database(env, capsys):
     bad = env / "bad.opml"
     bad.write_text("<opml><body><outline text='x' xmlUrl='ftp://a.example/'/></body></opml>")
-    code, _, err = run(capsys, "ingest", "--feeds", str(bad), "--db", str(env / "new.duckdb"))
+    code, _, err = run(capsys, "ingest", "--feeds", str(bad), "--catalog", str(env / "new.sqlite"))
     assert code == 2 and "outline at line 1 (x): invalid url" in err
-    assert not (env / "new.duckdb").exists()
+    assert not (env / "new.sqlite").exists()
 
 
 def test_newsroom_serves_in_the_foreground_until_terminated(tmp_path):

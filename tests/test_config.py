@@ -27,7 +27,8 @@ POSITIVE = [
     "connect_timeout", "read_timeout", "request_deadline", "max_feed_bytes", "max_page_bytes",
     "max_concurrency", "per_host_concurrency", "poll_interval", "max_backoff",
     "max_items_per_feed", "extract_timeout", "article_batch_size", "ner_max_chars",
-    "load_lock_wait", "feeds_per_batch", "staged_retention_days", "feed_silence_hours",
+    "load_lock_wait", "feeds_per_batch", "staged_retention_days", "snapshot_retention_days",
+    "feed_silence_hours",
     "feed_failing_after",
 ]  # fmt: skip
 NON_NEGATIVE = [
@@ -39,6 +40,8 @@ INVALID_STR = {
     "user_agent": ["", "  ", "newsflow\r\nX-Evil: 1", "tab\there"],
     "ner_models": ["english", "en", "en:", ":model", "e:model", "1x:m", "en:a,en:b"],
     "topic_classifier": ["nocolon", "a b:C", "mod:", ":Cls", "mod:Cls:extra", "1mod:C"],
+    "catalog": ["", "  ", "nul\x00byte", "postgres:host=db user=me", "old/newsflow.duckdb"],
+    "data_path": ["", "  ", "nul\x00byte"],
 }
 # Any text is a valid fault_inject ("TASK:BATCH"; it only selects a task to fail in tests).
 NO_INVALID_VALUE = {"fault_inject"}
@@ -127,7 +130,7 @@ def test_booleans(raw, expected):
 def test_values_of_every_type_are_read():
     s = load_settings(
         {
-            "NEWSFLOW_DB": "~/news.duckdb",
+            "NEWSFLOW_CATALOG": "~/news.sqlite",
             "NEWSFLOW_FEEDS": "feeds.yaml",
             "NEWSFLOW_MAX_REDIRECTS": " 3 ",
             "NEWSFLOW_PER_HOST_DELAY": "0.5",
@@ -137,15 +140,17 @@ def test_values_of_every_type_are_read():
             "NEWSFLOW_USER_AGENT": "bot/1.0 (+https://a.example/bot)",
         }
     )
-    assert s.db_path == Path("~/news.duckdb").expanduser() and s.feeds_file == Path("feeds.yaml")
+    assert s.catalog == str(Path("~/news.sqlite").expanduser()) and s.feeds_file == Path(
+        "feeds.yaml"
+    )
     assert (s.max_redirects, s.per_host_delay, s.max_feed_bytes) == (3, 0.5, 1_000_000)
     assert s.allow_private is True and s.topic_classifier == "my.pkg.topics:Classifier"
 
 
 def test_aliases_are_named_in_messages():
-    assert env_var("db_path") == "NEWSFLOW_DB" and env_var("feeds_file") == "NEWSFLOW_FEEDS"
-    with pytest.raises(ConfigError, match="NEWSFLOW_DB='' is empty"):
-        load_settings({"NEWSFLOW_DB": ""})
+    assert env_var("catalog") == "NEWSFLOW_CATALOG" and env_var("feeds_file") == "NEWSFLOW_FEEDS"
+    with pytest.raises(ConfigError, match="NEWSFLOW_CATALOG='' is empty"):
+        load_settings({"NEWSFLOW_CATALOG": ""})
     with pytest.raises(ConfigError, match="NEWSFLOW_FEEDS="):
         load_settings({"NEWSFLOW_FEEDS": " "})
 
@@ -173,12 +178,34 @@ def test_airflow_variable_overrides_are_validated_the_same_way(monkeypatch):
 
 def test_the_database_and_its_staging_folders_follow_the_data_dir(tmp_path):
     s = load_settings({"NEWSFLOW_DATA_DIR": str(tmp_path)})
-    assert s.database == tmp_path / "newsflow.duckdb"
+    assert s.database == str(tmp_path / "newsflow.sqlite")
+    assert s.lake.data_path == str(tmp_path / "newsflow.files")
     assert s.runs_dir == tmp_path / "runs" / "newsflow"
     assert s.airflow_runs_dir == tmp_path / "airflow-runs" / "newsflow"
-    other = s.with_overrides(db_path=tmp_path / "other.duckdb", tagging=None)
+    other = s.with_overrides(catalog=tmp_path / "other.sqlite", tagging=None)
     # one staging folder per database, so a run staged for one is never loaded into another
     assert other.runs_dir == tmp_path / "runs" / "other" and other.tagging is s.tagging
+
+
+def test_the_old_database_setting_says_what_replaced_it():
+    with pytest.raises(ConfigError, match=r"NEWSFLOW_DB=.*NEWSFLOW_CATALOG.*newsflow migrate"):
+        load_settings({"NEWSFLOW_DB": "data/newsflow.duckdb"})
+    with pytest.raises(ConfigError, match=r"newsflow migrate --from old\.duckdb"):
+        load_settings({"NEWSFLOW_CATALOG": "old.duckdb"})
+
+
+def test_a_postgres_catalog_needs_a_shared_data_path(tmp_path):
+    with pytest.raises(ConfigError, match="NEWSFLOW_DATA_PATH"):
+        load_settings({"NEWSFLOW_CATALOG": "postgres:dbname=lake host=db"})
+    s = load_settings(
+        {
+            "NEWSFLOW_CATALOG": "postgres:dbname=lake host=db",
+            "NEWSFLOW_DATA_PATH": "s3://bucket/news/",
+            "NEWSFLOW_DATA_DIR": str(tmp_path),
+        }
+    )
+    assert s.lake.is_postgres and s.lake.name == "lake" and s.runs_dir == tmp_path / "runs" / "lake"
+    assert s.lake.data_path == "s3://bucket/news/"
 
 
 def test_feed_health_thresholds_are_settings():

@@ -210,7 +210,7 @@ def test_ruff_airflow3_rules_are_clean():
 def test_news_ingest_end_to_end_then_again_without_duplicates(airflow_env, newsroom, tmp_path):
     room, feeds = newsroom
     env = newsflow_env(airflow_env, tmp_path / "data", feeds)
-    db = tmp_path / "data" / "newsflow.duckdb"
+    db = tmp_path / "data" / "newsflow.sqlite"
 
     first, log = run_dag(env, "news_ingest")
     assert first["state"] == "success", log[-5000:]
@@ -228,9 +228,12 @@ def test_news_ingest_end_to_end_then_again_without_duplicates(airflow_env, newsr
     assert event["asset"] == "newsflow_articles"
     assert event["extra"]["articles_loaded"] == ARTICLES_IN_NEWSROOM
     assert event["extra"]["entities_total"] == after_first["entities"]
+    # ...and the lake snapshot that load committed: read at it, the store holds that run
+    with Store(db, read_only=True, snapshot=event["extra"]["snapshot_id"]) as store:
+        assert store.totals()["articles"] == ARTICLES_IN_NEWSROOM
     # Each task's log says what it is about to do and what it did.
-    assert "newsflow: about to load the run into DuckDB" in log
-    assert "newsflow: did load the run into DuckDB in one transaction" in log
+    assert "newsflow: about to load the run into the lake" in log
+    assert "newsflow: did load the run into the lake in one transaction" in log
     # The staged files of a loaded run are gone.
     assert not any((tmp_path / "data" / "airflow-runs" / "newsflow").iterdir())
 
@@ -264,7 +267,7 @@ def test_a_failed_mapped_task_is_retried_and_nothing_is_lost_or_doubled(
     assert ("fetch_extract", 1) not in tries
     assert "injected fault in fetch_extract batch 0000" in log
     assert "[resumed]" in log  # the retry used the staged file instead of fetching again
-    c = counts(tmp_path / "data" / "newsflow.duckdb")
+    c = counts(tmp_path / "data" / "newsflow.sqlite")
     assert c["articles"] == c["distinct"] == ARTICLES_IN_NEWSROOM
     assert c["dup_entities"] == 0
 
@@ -276,7 +279,7 @@ def test_failed_load_is_retried_and_loads_once(airflow_env, newsroom, tmp_path):
     assert result["state"] == "success", log[-5000:]
     tries = {t["task_id"]: t["try_number"] for t in result["tis"] if t["map_index"] == -1}
     assert tries["load"] == 2
-    c = counts(tmp_path / "data" / "newsflow.duckdb")
+    c = counts(tmp_path / "data" / "newsflow.sqlite")
     assert c["articles"] == c["distinct"] == ARTICLES_IN_NEWSROOM
     assert c["runs"] == 1
 
@@ -286,7 +289,7 @@ def test_news_maintenance_and_news_retag(airflow_env, newsroom, tmp_path):
     data = tmp_path / "data"
     env = newsflow_env(airflow_env, data, feeds)
     assert run_dag(env, "news_ingest")[0]["state"] == "success"
-    db = data / "newsflow.duckdb"
+    db = data / "newsflow.sqlite"
     before = counts(db)
 
     healthy, log = run_dag(env, "news_maintenance")

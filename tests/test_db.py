@@ -18,7 +18,7 @@ import pytest
 from newsflow.config import Settings
 from newsflow.db import queries, retag, search
 from newsflow.db import stories as story_db
-from newsflow.db.engine import StoreError, connect, migrations
+from newsflow.db.engine import StoreError, migrations
 from newsflow.db.export import export
 from newsflow.db.store import Store
 from newsflow.fetching.urls import article_id, feed_id
@@ -68,7 +68,7 @@ def add_article(con, url, fid, *, published=None, seen=None, text="", entities=(
 
 @pytest.fixture
 def store(tmp_path):
-    with Store(tmp_path / "news.duckdb") as s:
+    with Store(tmp_path / "news.sqlite") as s:
         yield s
 
 
@@ -83,32 +83,29 @@ def test_migrations_are_numbered_in_order_and_applied_once(store):
 
 
 def test_a_file_that_is_not_a_database_is_named(tmp_path):
-    path = tmp_path / "notes.duckdb"
+    path = tmp_path / "notes.sqlite"
     path.write_text("these are my notes, not a database\n")
-    with pytest.raises(StoreError, match=r"notes\.duckdb"):
+    with pytest.raises(StoreError, match=r"notes\.sqlite"):
         Store(path)
     assert path.read_text() == "these are my notes, not a database\n"  # nothing lost
 
 
 def test_read_only_on_an_older_schema_says_how_to_migrate(tmp_path):
-    path = tmp_path / "old.duckdb"
-    con = duckdb.connect(str(path))
-    con.execute(
-        "create table schema_migrations (version integer, name varchar, applied_at timestamptz)"
-    )
-    con.execute("insert into schema_migrations values (1, 'init', now())")
-    con.close()
+    path = tmp_path / "old.sqlite"
+    with Store(path) as store:  # as if made by a newsflow that knew only the first migration
+        store.con.execute("delete from schema_migrations where version > 1")
     with pytest.raises(StoreError, match=r"schema version 1.*newsflow ingest"):
         Store(path, read_only=True)
 
 
 def test_a_locked_database_waits_then_names_the_file(tmp_path):
-    path = tmp_path / "busy.duckdb"
+    path = tmp_path / "busy.sqlite"
     Store(path).close()
     holder = textwrap.dedent(
         f"""
-        import sys, time, duckdb
-        con = duckdb.connect({str(path)!r})
+        import sys, time
+        from newsflow.db.store import Store
+        store = Store({str(path)!r})
         print("locked", flush=True)
         time.sleep(30)
         """
@@ -117,13 +114,14 @@ def test_a_locked_database_waits_then_names_the_file(tmp_path):
     try:
         assert proc.stdout.readline().strip() == "locked"
         started = datetime.now(UTC)
-        with pytest.raises(StoreError, match=r"busy\.duckdb is locked by another process"):
-            connect(path, read_only=False, lock_wait=1.0)
+        with pytest.raises(StoreError, match=r"busy\.sqlite is locked by another process"):
+            Store(path, lock_wait=1.0)
+        Store(path, read_only=True).close()  # a reader never waits for the writer
         assert (datetime.now(UTC) - started).total_seconds() >= 0.9  # it did wait
     finally:
         proc.kill()
         proc.wait()
-    connect(path, read_only=False, lock_wait=5).close()  # free again once the holder is gone
+    Store(path, lock_wait=5).close()  # free again once the holder is gone
 
 
 # -- named queries ------------------------------------------------------------------------------
@@ -141,7 +139,7 @@ def test_every_named_folder_lists_its_queries():
 
 
 def test_missing_ok_answers_nothing_on_a_database_without_the_views(tmp_path):
-    con = duckdb.connect(str(tmp_path / "bare.duckdb"))
+    con = duckdb.connect()
     assert (
         queries.rows(
             con,

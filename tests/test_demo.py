@@ -21,7 +21,7 @@ def test_demo_ingests_the_sample_newsroom_then_finds_nothing_new(tmp_path):
     assert f"{pages} new of {pages} seen" in first.stdout
     assert f"articles  {pages} loaded" in first.stdout
     assert "published         feed" in first.stdout and "(8 rows)" in first.stdout
-    db = tmp_path / "demo.duckdb"
+    db = tmp_path / "demo.sqlite"
     with Store(db, read_only=True) as store:
         statuses = dict(
             store.query("select extraction_status, count(*) from articles group by 1")[1]
@@ -50,4 +50,4 @@ def test_read_commands_find_the_demo_database_when_it_is_the_only_one(tmp_path):
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["extraction_status,n", f"ok,{len(manifest()['articles'])}"]
-    assert "demo.duckdb" in out.stderr
+    assert "demo.sqlite" in out.stderr

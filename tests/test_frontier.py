@@ -344,7 +344,7 @@ def test_a_run_staged_by_the_previous_version_still_loads(tmp_path):
     pq.write_table(
         pa.Table.from_pylist([article], schema=old_articles), run.path / "articles" / "0000.parquet"
     )
-    with Store(tmp_path / "db.duckdb") as store:
+    with Store(tmp_path / "db.sqlite") as store:
         result = store.load_run(run, poll_interval=600, max_backoff=86400)
         assert result.articles_loaded == 1
         assert store.rows("select count(*) as n from page_fetches")[0]["n"] == 0

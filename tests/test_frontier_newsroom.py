@@ -120,7 +120,7 @@ def test_status_shows_an_empty_queue_and_the_feeds_intervals(settled, capsys):
     assert first and first[0]["pending"] > 0  # the big host, after the first cycle
     from newsflow.cli import main
 
-    assert main(["status", "--db", str(settings.database)]) == 0
+    assert main(["status", "--catalog", str(settings.database)]) == 0
     out = capsys.readouterr().out
     assert "every_min" in out and "pages waiting to be fetched (per host)" in out
     assert "none: every page is fetched, or failed for good" in out

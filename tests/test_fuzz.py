@@ -506,7 +506,7 @@ SETTING_VARS = [env_var(f.name) for f in fields(Settings)]
     )
 )
 @example({"NEWSFLOW_CONNECT_TIMEOUT": "nan"})
-@example({"NEWSFLOW_DB": "~nobody_x/y"})
+@example({"NEWSFLOW_CATALOG": "~nobody_x/y"})
 @example({"NEWSFLOW_MAX_REDIRECTS": "-1"})
 def test_settings_raise_only_config_error_naming_the_variable(environ):
     try:

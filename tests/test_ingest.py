@@ -309,7 +309,7 @@ def test_items_already_stored_are_not_fetched_again(site, settings, tmp_path):
 
 
 def test_staged_runs_belong_to_their_database(settings):
-    other = with_settings(settings, db_path=settings.data_dir / "other.duckdb")
+    other = with_settings(settings, catalog=settings.data_dir / "other.sqlite")
     assert settings.runs_dir != other.runs_dir
     assert settings.runs_dir.parent == other.runs_dir.parent == settings.data_dir / "runs"
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from newsflow import connect
 from newsflow.analysis.report import build_report, write_report
 from newsflow.db.store import Store
 
@@ -132,19 +133,19 @@ def make_db(path: Path, days: int = 10) -> Path:
 
 
 def open_ro(path: Path, tz: str = "UTC") -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(str(path), read_only=True)
+    con = connect(path)  # newsflow.connect: a read-only session on the lake
     con.execute("set TimeZone = ?", [tz])
     return con
 
 
 @pytest.fixture
 def filled(tmp_path) -> Path:
-    return make_db(tmp_path / "news.duckdb")
+    return make_db(tmp_path / "news.sqlite")
 
 
 @pytest.fixture
 def empty(tmp_path) -> Path:
-    path = tmp_path / "empty.duckdb"
+    path = tmp_path / "empty.sqlite"
     with Store(path):
         pass
     return path
@@ -222,7 +223,7 @@ def test_days_are_utc_whatever_the_session_time_zone(filled):
 
 
 def test_short_history_falls_back_to_most_mentioned(tmp_path):
-    path = make_db(tmp_path / "short.duckdb", days=2)
+    path = make_db(tmp_path / "short.sqlite", days=2)
     out = tmp_path / "short.html"
     with open_ro(path) as con:
         summary = write_report(con, out, days=7, now=NOW)
@@ -245,7 +246,7 @@ def test_empty_database_says_no_data(empty, tmp_path):
 
 
 def test_a_database_without_tables_still_reports(tmp_path):
-    with duckdb.connect(str(tmp_path / "bare.duckdb")) as con:
+    with duckdb.connect() as con:
         page = build_report(con, days=1)
     assert page.count('<p class="nodata">No data') == 4
 

@@ -552,11 +552,11 @@ def test_retag_cli(settings, site, capsys, monkeypatch):
     ingest(settings, serve_tagged_world(site))
     monkeypatch.setenv("NEWSFLOW_TAG_WORKERS", "1")
     db = str(settings.database)
-    assert main(["retag", "--db", db, "--tagger", "spacy", "--batch-size", "2"]) == 0
+    assert main(["retag", "--catalog", db, "--tagger", "spacy", "--batch-size", "2"]) == 0
     out = capsys.readouterr().out
     assert "re-tagged 3 articles in 2 batch(es)" in out and "entities" in out
-    assert main(["retag", "--db", db, "--tagger", "nope"]) == 2
-    assert main(["retag", "--db", db, "--since", "yesterday"]) == 2
+    assert main(["retag", "--catalog", db, "--tagger", "nope"]) == 2
+    assert main(["retag", "--catalog", db, "--since", "yesterday"]) == 2
     assert "not a date" in capsys.readouterr().err
     with Store(settings.database, read_only=True) as store:
         dupes = store.query(
@@ -565,7 +565,7 @@ def test_retag_cli(settings, site, capsys, monkeypatch):
         )[1][0][0]
         assert dupes == 0
         url = store.query("select url from articles where url like '%nadal%'")[1][0][0]
-    assert main(["tags", "--db", db, url, "--explain"]) == 0
+    assert main(["tags", "--catalog", db, url, "--explain"]) == 0
     out = capsys.readouterr().out
     assert "Rafael Nadal" in out and "sport" in out and "why (iptc-lexicon/1" in out
 

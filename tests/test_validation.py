@@ -441,11 +441,11 @@ def env(tmp_path, monkeypatch):
 def test_cli_bad_feed_file_exits_2_and_stores_nothing(env, capsys, command, name, text, entry, problem):  # fmt: skip
     path = env / name
     path.write_text(text, encoding="utf-8")
-    db = env / "db.duckdb"
+    db = env / "db.sqlite"
     argv = (
         ["feeds", "import", str(path)] if command == "import" else ["ingest", "--feeds", str(path)]
     )
-    assert main([*argv, "--db", str(db)]) == 2
+    assert main([*argv, "--catalog", str(db)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"newsflow: error: {path}: ") and problem in err
     if entry:
@@ -455,10 +455,12 @@ def test_cli_bad_feed_file_exits_2_and_stores_nothing(env, capsys, command, name
 
 def test_cli_bad_setting_exits_2_naming_the_variable(env, capsys, monkeypatch):
     monkeypatch.setenv("NEWSFLOW_MAX_REDIRECTS", "five")
-    assert main(["ingest", "--feeds", str(LISTS / "good.yaml"), "--db", str(env / "x.db")]) == 2
+    assert (
+        main(["ingest", "--feeds", str(LISTS / "good.yaml"), "--catalog", str(env / "x.db")]) == 2
+    )
     assert "NEWSFLOW_MAX_REDIRECTS='five' is not a whole number" in capsys.readouterr().err
 
 
 def test_cli_feeds_add_refuses_a_bad_url(env, capsys):
-    assert main(["feeds", "add", "https://exa mple.com/rss", "--db", str(env / "x.db")]) == 2
+    assert main(["feeds", "add", "https://exa mple.com/rss", "--catalog", str(env / "x.db")]) == 2
     assert "invalid host name" in capsys.readouterr().err

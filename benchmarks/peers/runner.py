@@ -127,7 +127,7 @@ def run_newsflow(job: dict) -> tuple[list[dict], dict]:
         settings = Settings(data_dir=Path(tmp), allow_private=True, per_host_delay=0.0,
                             tagging=False, extract_workers=job.get("workers", 0))  # fmt: skip
         feeds = [FeedSpec(url, f"feed {i}") for i, url in enumerate(job["feeds"])]
-        with Store(settings.database) as store:
+        with Store(settings.lake) as store:
             started = time.perf_counter()
             summary = run_cycle(settings, store, feeds=feeds)
             wall = time.perf_counter() - started

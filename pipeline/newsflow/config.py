@@ -28,10 +28,79 @@ class ConfigError(ValueError):
     """A setting has a value that cannot be used; the message names the setting."""
 
 
+POSTGRES_PREFIX = "postgres:"
+
+
+@dataclass(frozen=True)
+class LakeLocation:
+    """A DuckLake store: ``catalog`` is a SQLite file's path or ``postgres:<libpq string>``;
+    ``data_path`` the folder (or ``s3://`` prefix) of its Parquet files; ``search_path`` the
+    local folder of its full-text index files (DuckDB files, rebuilt and renamed into place)."""
+
+    catalog: str
+    data_path: str
+    search_path: Path
+
+    @classmethod
+    def of(
+        cls, catalog: str | Path, data_path: str | None = None, data_dir: Path = Path("data")
+    ) -> LakeLocation:
+        catalog = str(catalog)
+        if catalog.startswith(POSTGRES_PREFIX):
+            name = _postgres_dbname(catalog)
+            if not data_path:
+                raise ConfigError(
+                    "setting data_path (NEWSFLOW_DATA_PATH) is needed with a Postgres catalog: "
+                    "the folder or s3:// prefix every machine reads the Parquet files from"
+                )
+            return cls(catalog, data_path, data_dir / "search" / name)
+        # Absolute: the catalog records its data path, which must not depend on the cwd.
+        path = Path(catalog).expanduser().absolute()
+        if path.suffix == ".duckdb":
+            raise ConfigError(
+                f"setting catalog (NEWSFLOW_CATALOG): {path} is a DuckDB file; the store is a"
+                f" DuckLake now (a SQLite "
+                f"catalog, e.g. {path.with_suffix('.sqlite')}); copy an existing database with "
+                f"`newsflow migrate --from {path}`"
+            )
+        if not data_path:
+            data_path = str(path.parent / f"{path.stem}.files")
+        elif "://" not in data_path:
+            data_path = str(Path(data_path).expanduser().absolute())
+        return cls(str(path), data_path, path.parent / f"{path.stem}.search")
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.catalog.startswith(POSTGRES_PREFIX)
+
+    @property
+    def catalog_path(self) -> Path | None:
+        """The SQLite catalog's file (None for a Postgres catalog)."""
+        return None if self.is_postgres else Path(self.catalog)
+
+    @property
+    def name(self) -> str:
+        """A short name: the SQLite file's stem, or the Postgres database's name."""
+        return _postgres_dbname(self.catalog) if self.is_postgres else Path(self.catalog).stem
+
+
+def _postgres_dbname(catalog: str) -> str:
+    m = re.search(r"(?:^|\s)dbname=(\S+)", catalog[len(POSTGRES_PREFIX) :])
+    if not m:
+        raise ConfigError(
+            f"setting catalog (NEWSFLOW_CATALOG): {catalog[:200]!r} names no database; "
+            "write postgres:dbname=NAME host=HOST user=USER"
+        )
+    return m.group(1).strip("'\"")
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("data")
-    db_path: Path | None = None  # default: <data_dir>/newsflow.duckdb
+    # The store is a DuckLake: a catalog (a SQLite file, or "postgres:dbname=... host=...")
+    # and a folder of Parquet data files (a path on a shared filesystem, or s3://...).
+    catalog: str | None = None  # default: <data_dir>/newsflow.sqlite
+    data_path: str | None = None  # default: beside a SQLite catalog, <catalog name>.files/
     feeds_file: Path | None = None
     allow_private: bool = False
 
@@ -87,6 +156,8 @@ class Settings:
     # ingest cycle for another cycle on the same staged runs; then it fails, staged runs kept.
     load_lock_wait: float = 300.0
     staged_retention_days: float = 7.0  # maintenance removes loaded/abandoned runs older
+    # Maintenance expires the lake's snapshots older than this: time travel reaches this far.
+    snapshot_retention_days: float = 7.0
     feed_failing_after: int = 3  # failed polls in a row after which a feed is failing
     feed_silence_hours: float = 48.0  # a feed that used to work and is silent longer is unhealthy
     # Tests only. "TASK:BATCH" fails that Airflow task's first try (newsflow/run/tasks.py);
@@ -98,19 +169,27 @@ class Settings:
         return parse_ner_models(self.ner_models)
 
     @property
-    def database(self) -> Path:
-        return self.db_path if self.db_path is not None else self.data_dir / "newsflow.duckdb"
+    def lake(self) -> LakeLocation:
+        """Where the store is: its catalog, data files and search index files."""
+        return LakeLocation.of(
+            self.catalog or self.data_dir / "newsflow.sqlite", self.data_path, self.data_dir
+        )
+
+    @property
+    def database(self) -> str:
+        """The store's catalog, as users name it (a path, or postgres:...)."""
+        return self.lake.catalog
 
     @property
     def runs_dir(self) -> Path:
-        # One folder per database: a run staged for one database is never loaded into another.
-        return self.data_dir / "runs" / self.database.stem
+        # One folder per store: a run staged for one store is never loaded into another.
+        return self.data_dir / "runs" / self.lake.name
 
     @property
     def airflow_runs_dir(self) -> Path:
         # Scheduler runs stage apart from CLI runs, so a CLI cycle never resumes or discards a
         # run whose tasks are still in flight.
-        return self.data_dir / "airflow-runs" / self.database.stem
+        return self.data_dir / "airflow-runs" / self.lake.name
 
     def with_overrides(self, **kwargs) -> Settings:
         """Return a copy with the given non-None values applied (CLI flags)."""
@@ -151,20 +230,23 @@ def fault_point(point: str) -> None:
 
 _ENV_PREFIX = "NEWSFLOW_"
 # Names that differ from the field names, kept short for the environment.
-_ENV_ALIASES = {"DB": "db_path", "FEEDS": "feeds_file"}
+_ENV_ALIASES = {"FEEDS": "feeds_file"}
 # NEWSFLOW_* variables read by others (docker-compose.yml, the DAGs), not by Settings.
 _ENV_OTHERS = {"IMAGE", "INGEST_EVERY_MINUTES", "RETRY_DELAY_SECONDS", "TASK_RETRIES"}
+# Settings that name a store location: a path or a URL, kept as text.
+_LOCATIONS = {"catalog", "data_path"}
 _KIND_NAMES = {
     "bool": "a boolean (1/0, true/false, yes/no, on/off)",
     "int": "a whole number",
     "float": "a number",
     "Path": "a path",
+    "str": "a usable path or URL",
 }
 _CLASS_SPEC = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 
 
 def env_var(name: str) -> str:
-    """The environment variable of the setting ``name`` (``db_path`` -> ``NEWSFLOW_DB``)."""
+    """The environment variable of the setting ``name`` (``feeds_file`` -> ``NEWSFLOW_FEEDS``)."""
     short = next((k for k, v in _ENV_ALIASES.items() if v == name), name.upper())
     return _ENV_PREFIX + short
 
@@ -191,6 +273,16 @@ def _coerce(name: str, raw: str, kind: type | str):
             if not math.isfinite(value):
                 raise ConfigError(f"environment variable {var} is not a finite number")
             return value
+        if name.lower() in _LOCATIONS:  # a path, or a URL (postgres:..., s3://...)
+            if not raw.strip():
+                raise ConfigError(
+                    f"environment variable {var} is empty; unset it to use the default"
+                )
+            if "\x00" in raw:
+                raise ValueError(raw)
+            if raw.startswith("~"):
+                return str(Path(raw).expanduser())
+            return raw
         if "Path" in kind_name:
             if not raw.strip():
                 raise ConfigError(
@@ -232,8 +324,14 @@ def parse_ner_models(value: str) -> dict[str, str]:
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
-    """Build settings from defaults and ``NEWSFLOW_*`` variables (e.g. ``NEWSFLOW_DB``)."""
+    """Build settings from defaults and ``NEWSFLOW_*`` variables (e.g. ``NEWSFLOW_CATALOG``)."""
     env = os.environ if environ is None else environ
+    if env.get("NEWSFLOW_DB"):
+        raise ConfigError(
+            f"environment variable NEWSFLOW_DB={env['NEWSFLOW_DB'][:200]!r} is no longer read: "
+            "the store is a DuckLake; set NEWSFLOW_CATALOG (a SQLite file, or postgres:...) "
+            "and copy a DuckDB database with `newsflow migrate --from FILE`"
+        )
     values = {}
     names = {f.name: f for f in fields(Settings)}
     for key, raw in env.items():
@@ -279,6 +377,7 @@ def _validate(s: Settings) -> None:
         "load_lock_wait",
         "feeds_per_batch",
         "staged_retention_days",
+        "snapshot_retention_days",
         "feed_silence_hours",
         "feed_failing_after",
     ]
@@ -302,6 +401,7 @@ def _validate(s: Settings) -> None:
     ]:
         if getattr(s, name) < 0:
             raise ConfigError(f"{_setting(name)} must not be negative, got {getattr(s, name)!r}")
+    s.lake  # noqa: B018 - a catalog that names no database, or a DuckDB file, is refused here
     if s.min_poll_interval > s.max_poll_interval:
         raise ConfigError(
             f"{_setting('min_poll_interval')} ({s.min_poll_interval:g}) is above "

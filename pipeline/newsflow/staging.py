@@ -108,7 +108,35 @@ def _write_bytes(path: Path, data: bytes) -> None:
 
 
 _DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
-_DISK_FULL_TEXT = ("no space left on device", "file too large", "disk quota exceeded")
+_DISK_FULL_TEXT = (
+    "no space left on device",
+    "file too large",
+    "disk quota exceeded",
+    "database or disk is full",  # SQLite's SQLITE_FULL (the lake's catalog)
+)
+# SQLite reports some writes that fail for want of space (its -shm and -wal files) only as an
+# I/O error: with this little space left where it writes, that is what it means.
+_NEARLY_FULL_BYTES = 1 << 20
+
+
+def is_disk_full_at(exc: BaseException, *paths: Path) -> bool:
+    """``is_disk_full``, or an I/O error while one of ``paths``' file systems has (almost) no
+    space left."""
+    if is_disk_full(exc):
+        return True
+    if "i/o error" not in str(exc).lower():
+        return False
+    for path in paths:
+        folder = Path(path)
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        try:
+            stat = os.statvfs(folder)
+        except OSError:
+            continue
+        if stat.f_bavail * stat.f_frsize < _NEARLY_FULL_BYTES:
+            return True
+    return False
 
 
 def is_disk_full(exc: BaseException) -> bool:

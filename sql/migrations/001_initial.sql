@@ -1,9 +1,12 @@
 -- The ingestion core: feed registry and polling state, polls, articles, runs.
 -- All timestamps are UTC instants (TIMESTAMPTZ); the store sets the session time zone to UTC.
+-- The tables live in a DuckLake, which enforces no key: each table's key (feed_id, poll_id,
+-- article_id, run_id, ...) is kept unique by its one writer, db/store.py (anti-joins and MERGE
+-- inside the load's transaction, behind the store's writer lock); tests/test_lake.py checks it.
 
 create table feeds (
-    feed_id              varchar primary key,   -- hash of the feed URL
-    url                  varchar not null unique,
+    feed_id              varchar not null,   -- hash of the feed URL
+    url                  varchar not null,
     title                varchar,                -- name from the feed list, else the feed's own title
     site_url             varchar,                -- the feed's <link>
     tags                 varchar[],
@@ -26,7 +29,7 @@ create table feeds (
 );
 
 create table feed_polls (
-    poll_id      varchar primary key,   -- run id + feed id
+    poll_id      varchar not null,   -- run id + feed id
     run_id       varchar not null,
     feed_id      varchar not null,
     url          varchar not null,
@@ -42,7 +45,7 @@ create table feed_polls (
 );
 
 create table articles (
-    article_id        varchar primary key,  -- hash of canonical_url
+    article_id        varchar not null,  -- hash of canonical_url
     feed_id           varchar not null,
     run_id            varchar not null,
     url               varchar not null,      -- the item's link, resolved against the feed
@@ -67,7 +70,7 @@ create table articles (
 );
 
 create table runs (
-    run_id              varchar primary key,
+    run_id              varchar not null,
     started_at          timestamptz not null,
     finished_at         timestamptz,
     status              varchar not null,   -- loaded, failed

@@ -6,7 +6,7 @@
 -- the tag stage writes them that way and retag deletes before it inserts.
 
 create table topic_taxonomy (
-    topic_code varchar primary key,   -- IPTC Media Topics top level, e.g. medtop:16000000
+    topic_code varchar not null,   -- IPTC Media Topics top level, e.g. medtop:16000000
     topic      varchar not null       -- its label, e.g. conflict, war and peace
 );
 

@@ -8,7 +8,7 @@
 --                  publishing rhythm (pipeline/newsflow/fetching/rhythm.py), and why it is what it is.
 
 create table page_fetches (
-    article_id      varchar primary key,
+    article_id      varchar not null,
     feed_id         varchar not null,
     url             varchar not null,
     host            varchar not null,

@@ -11,7 +11,7 @@
 -- @derived
 
 create table settings (
-    name       varchar primary key,
+    name       varchar not null,
     value      double not null,
     updated_at timestamptz not null
 );

@@ -23,10 +23,10 @@ from newsflow.cli.output import (
     render,
     summary_text,
 )
-from newsflow.config import Settings, load_settings
+from newsflow.config import LakeLocation, Settings, load_settings
 from newsflow.db import queries
 from newsflow.db.engine import StoreError
-from newsflow.db.store import Store
+from newsflow.db.store import Store, store_exists
 from newsflow.fetching.feedlist import FeedSpec, load_feed_file, to_opml, to_yaml
 from newsflow.fetching.urls import InvalidURL, validate_http_url
 
@@ -39,7 +39,7 @@ def _settings(args) -> Settings:
     if getattr(args, "data_dir", None):
         overrides["data_dir"] = Path(args.data_dir)
     if getattr(args, "db", None):
-        overrides["db_path"] = Path(args.db)
+        overrides["catalog"] = args.db
     if getattr(args, "allow_private", False):
         overrides["allow_private"] = True
     if getattr(args, "no_tag", False):
@@ -47,24 +47,33 @@ def _settings(args) -> Settings:
     return settings.with_overrides(**overrides)
 
 
-def _existing_database(settings: Settings) -> Path:
-    """The database a command over stored articles works on; it must exist."""
-    path = settings.database
-    demo = settings.data_dir / DEMO_DB_NAME
-    if settings.db_path is None and not path.exists() and demo.exists():
-        # Right after `make demo` the only database is the demo's: use that one, and say so.
-        print(f"newsflow: using {demo} (no {path} yet; --db chooses)", file=sys.stderr)
+def _existing_database(settings: Settings) -> LakeLocation:
+    """The store a command over stored articles works on; it must exist."""
+    lake = settings.lake
+    demo = LakeLocation.of(settings.data_dir / DEMO_DB_NAME)
+    if settings.catalog is None and not store_exists(lake) and store_exists(demo):
+        # Right after `make demo` the only store is the demo's: use that one, and say so.
+        print(
+            f"newsflow: using {demo.catalog} (no {lake.catalog} yet; --catalog chooses)",
+            file=sys.stderr,
+        )
         return demo
-    if not path.exists():
-        raise StoreError(f"no database at {path}; run `newsflow ingest` to create it")
-    return path
+    if not store_exists(lake):
+        raise StoreError(f"no database at {lake.catalog}; run `newsflow ingest` to create it")
+    return lake
 
 
 def _open(args, read_only: bool = False) -> Store:
     settings = _settings(args)
     if read_only:
-        return Store(_existing_database(settings), read_only=True)
-    return Store(settings.database)
+        lake = _existing_database(settings)
+        run_id = getattr(args, "as_of", None)
+        if run_id:  # time travel: the data as the load of that run left it
+            with Store(lake, read_only=True) as store:
+                snapshot = store.snapshot_of_run(run_id)
+            return Store(lake, read_only=True, snapshot=snapshot)
+        return Store(lake, read_only=True)
+    return Store(settings.lake)
 
 
 def cmd_ingest(args) -> int:
@@ -76,7 +85,7 @@ def cmd_ingest(args) -> int:
     feeds = load_feed_file(feeds_file) if feeds_file else None
     if feeds is None:
         _require_registered_feeds(settings)
-    with Store(settings.database) as store:
+    with Store(settings.lake) as store:
         summary = run_cycle(
             settings,
             store,
@@ -93,10 +102,10 @@ def cmd_ingest(args) -> int:
 def _require_registered_feeds(settings: Settings) -> None:
     """An ingest with no feed list must have feeds in the registry: else say how to get some
     (and create no database)."""
-    if settings.database.exists():
+    if store_exists(settings.lake):
         # Opened for writing like the ingest itself: a database of an older schema is migrated
         # here, as the ingest would, instead of refused as a read-only open refuses it.
-        with Store(settings.database, lock_wait=settings.load_lock_wait) as store:
+        with Store(settings.lake, lock_wait=settings.load_lock_wait) as store:
             if store.active_feed_count():
                 return
         where = f"{settings.database} has no active feed"
@@ -409,7 +418,8 @@ def cmd_maintain(args) -> int:
         if args.silence_hours <= 0:
             raise UsageError(f"--silence-hours must be positive, got {args.silence_hours}")
         settings = replace(settings, feed_silence_hours=args.silence_hours)
-    settings = replace(settings, db_path=_existing_database(settings))
+    lake = _existing_database(settings)
+    settings = replace(settings, catalog=lake.catalog, data_path=lake.data_path)
     retention = None
     if args.retention_days is not None:
         if args.retention_days < 0:
@@ -423,7 +433,13 @@ def cmd_maintain(args) -> int:
     indexed = tasks.rebuild_search(settings)
     print(f"search     {indexed.get('skipped') or str(indexed['articles']) + ' articles indexed'}")
     size = tasks.checkpoint(settings)
-    print(f"checkpoint {size['database']}: {size['bytes']:,} bytes")
+    print(
+        f"lake       {size['database']}: {size['rows_flushed']:,} inlined row(s) flushed,"
+        f" {size['files_merged']:,} file(s) merged, {size['snapshots_expired']:,} snapshot(s)"
+        f" expired, {size['files_removed'] + size['orphans_removed']:,} file(s) deleted"
+        f" ({size['orphans_removed']:,} orphaned); {size['data_files_before']:,} ->"
+        f" {size['data_files']:,} data files, {size['bytes']:,} bytes"
+    )
     report = tasks.feed_health(settings)
     print("feeds      " + tasks.describe_health(report))
     return 3 if report["problems"] or not report["active_feeds"] else 0
@@ -482,11 +498,11 @@ def cmd_export(args) -> int:
     return 0
 
 
-def _previous_demo_port(db_path: Path) -> int:
-    if not db_path.exists():
+def _previous_demo_port(lake: LakeLocation) -> int:
+    if not store_exists(lake):
         return 0
     try:
-        with Store(db_path, read_only=True, lock_wait=0) as store:
+        with Store(lake, read_only=True, lock_wait=0) as store:
             row = store.named("demo/newsroom_url")[1]
     except StoreError:
         return 0
@@ -494,7 +510,7 @@ def _previous_demo_port(db_path: Path) -> int:
     return int(m.group(1)) if m else 0
 
 
-DEMO_DB_NAME = "demo.duckdb"
+DEMO_DB_NAME = "demo.sqlite"
 # What `newsflow demo` shows at the end: sql/demo/<name>.sql, run and printed with its SQL.
 DEMO_SHOWS = ("latest_articles", "top_entities")
 
@@ -506,18 +522,18 @@ def cmd_demo(args) -> int:
     base = _settings(args)
     settings = replace(
         base,
-        db_path=Path(args.db) if args.db else base.data_dir / DEMO_DB_NAME,
+        catalog=args.db or str(base.data_dir / DEMO_DB_NAME),
         allow_private=True,  # the sample newsroom lives on 127.0.0.1
         per_host_delay=0.0,  # and it is our own server, so no politeness pause
         per_host_concurrency=8,
     )
-    port = args.port or _previous_demo_port(settings.database)
+    port = args.port or _previous_demo_port(settings.lake)
     try:
         newsroom = Newsroom(port=port)
     except OSError:
         newsroom = Newsroom(port=0)
     print(f"sample newsroom serving {len(newsroom.feeds)} feeds at {newsroom.base_url}")
-    with newsroom, Store(settings.database) as store:
+    with newsroom, Store(settings.lake) as store:
         summary = run_cycle(
             settings,
             store,
@@ -530,8 +546,19 @@ def cmd_demo(args) -> int:
         print(summary_text(summary.as_dict()))
         shown = [(queries.text(f"demo/{n}").strip(), store.named(f"demo/{n}")) for n in DEMO_SHOWS]
     for sql, (cols, rows) in shown:
-        print(f'\n$ newsflow sql --db {settings.database} "{sql}"')
+        print(f'\n$ newsflow sql --catalog {settings.database} "{sql}"')
         print(format_table(cols, rows))
+    return 0
+
+
+def cmd_migrate(args) -> int:
+    settings = _settings(args)
+    lake = settings.lake
+    with Store(lake, lock_wait=settings.load_lock_wait) as store:
+        counts = store.migrate_from_file(args.source)
+    print(f"copied {args.source} into the lake {lake.catalog} (data files in {lake.data_path}):")
+    print(format_table(["table", "rows in the file", "rows in the lake"], counts))
+    print("row counts verified; the search index is rebuilt. The file was not changed.")
     return 0
 
 

@@ -13,6 +13,7 @@ from newsflow.cli.commands import (
     cmd_feeds,
     cmd_ingest,
     cmd_maintain,
+    cmd_migrate,
     cmd_newsroom,
     cmd_report,
     cmd_retag,
@@ -35,9 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     def db_args(p):
         p.add_argument(
+            "--catalog",
             "--db",
-            metavar="PATH",
-            help="DuckDB file (default $NEWSFLOW_DB or <data-dir>/newsflow.duckdb)",
+            dest="db",
+            metavar="CATALOG",
+            help="the store's catalog: a SQLite file or postgres:dbname=... (default"
+            " $NEWSFLOW_CATALOG or <data-dir>/newsflow.sqlite); data files per $NEWSFLOW_DATA_PATH",
         )
         p.add_argument(
             "--data-dir", metavar="DIR", help="data folder (default $NEWSFLOW_DATA_DIR or ./data)"
@@ -167,6 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--format", choices=["table", "csv", "json"], default="table", help="output (table)"
     )
+    p.add_argument(
+        "--as-of",
+        metavar="RUN_ID",
+        help="read the data as it was right after that run's load (time travel; runs of the"
+        " last NEWSFLOW_SNAPSHOT_RETENTION_DAYS)",
+    )
     p.set_defaults(func=cmd_sql)
 
     p = sub.add_parser("status", help="feed health and the last runs")
@@ -177,11 +187,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser(
-        "demo", help="ingest the bundled sample newsroom into <data-dir>/demo.duckdb"
+        "demo", help="ingest the bundled sample newsroom into <data-dir>/demo.sqlite"
     )
     db_args(p)
     p.add_argument("--port", type=int, default=0, help="newsroom port (default: a free one)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("migrate", help="copy a DuckDB-file database (newsflow 0.1) into a new lake")
+    db_args(p)
+    p.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help="the DuckDB file to copy (it is only read)",
+    )
+    p.set_defaults(func=cmd_migrate)
 
     p = sub.add_parser("newsroom", help="serve the sample newsroom on 127.0.0.1 in the foreground")
     p.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (8765)")

@@ -42,14 +42,11 @@ def replace_tags(
                 }
             )
             table = TAG_TABLES[kind]
-            removed[kind] = len(
-                con.execute(
-                    f"delete from {table} where {in_batch}"
-                    f" and split_part(tagger, '/', 1) in (select unnest(?::varchar[]))"
-                    f" returning 1",
-                    [names],
-                ).fetchall()
-            )
+            removed[kind] = con.execute(
+                f"delete from {table} where {in_batch}"
+                f" and split_part(tagger, '/', 1) in (select unnest(?::varchar[]))",
+                [names],
+            ).fetchone()[0]
             con.execute(f"delete from article_tagging where {in_batch} and kind = ?", [kind])
         if "topics" in kinds:
             con.execute(f"delete from article_categories where {in_batch}")

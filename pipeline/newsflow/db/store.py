@@ -1,6 +1,7 @@
 """The store: every database access of newsflow goes through this module.
 
-One DuckDB file by default. Schema changes are numbered ``sql/migrations/NNN_name.sql`` files,
+A DuckLake (db/engine.py): readers see the last committed snapshot, one writer at a time.
+Schema changes are numbered ``sql/migrations/NNN_name.sql`` files,
 each applied in its own transaction and recorded in ``schema_migrations``. ``load_run`` is the
 only writer of article data: it loads one run's staged files in one transaction, so a run lands
 whole or not at all, and loading it twice changes nothing.
@@ -8,6 +9,7 @@ whole or not at all, and loading it twice changes nothing.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Iterable, Sequence
@@ -18,18 +20,25 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from newsflow.config import fault_point
+from newsflow.config import LakeLocation, fault_point, load_settings
+from newsflow.db import migrate as file_migration
 from newsflow.db import queries, retag, search
 from newsflow.db import stories as story_db
 from newsflow.db.engine import (
     DiskFullError,
+    Session,
     StoreError,
     arrow,
-    connect,
     drop_temp,
     migrations,
     rollback,
     sql_dir,
+)
+from newsflow.db.engine import (
+    connect as open_session,
+)
+from newsflow.db.engine import (
+    exists as engine_exists,
 )
 from newsflow.fetching.feedlist import FeedSpec
 from newsflow.fetching.urls import feed_id as make_feed_id
@@ -47,6 +56,8 @@ LOGGER = logging.getLogger(__name__)
 
 _MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 HEALTHY_OUTCOMES = ("ok", "not_modified")
+# The commit message of a load's snapshot: "newsflow load <run_id>" (``snapshot_of_run``).
+LOAD_MESSAGE = "newsflow load "
 HEALTHY_OUTCOMES_SQL = str(HEALTHY_OUTCOMES)  # ('ok', 'not_modified')
 VIEWS_MARKER = "-- @views"
 # A migration with this marker fills the derived tables (rebuild_derived) once it is applied.
@@ -62,48 +73,89 @@ class LoadResult:
     by_status: dict | None = None
     tag_rows: dict | None = None  # rows inserted per tag kind
     stories_joined: int = 0  # articles of this load that share a story with another article
+    snapshot_id: int | None = None  # the lake snapshot the load committed
     articles_upgraded: int = 0  # stored articles whose page arrived at a later attempt
 
 
+def connect(
+    location: LakeLocation | Path | str | None = None, *, read_only: bool = True
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection to the store, ready for analysis: the lake is its default catalog
+    (``select * from articles`` reads it), the views and macros are there, time zone UTC.
+    ``location`` defaults to the settings (``NEWSFLOW_CATALOG``, ``NEWSFLOW_DATA_PATH``,
+    ``NEWSFLOW_DATA_DIR``), as the CLI's. Read-only by default: it never delays a load, and
+    each statement (outside an explicit transaction) reads the snapshot committed last."""
+    if location is None:
+        location = load_settings().lake
+    # On a DuckDB instance of its own: closing the connection ends it, attachment and all.
+    return Store(location, read_only=read_only, private=True).con
+
+
+def store_exists(location: LakeLocation | Path | str) -> bool:
+    """Whether the store at ``location`` has been created."""
+    lake = location if isinstance(location, LakeLocation) else LakeLocation.of(location)
+    return engine_exists(lake)
+
+
 class Store:
-    """A connection to the newsflow database. Use as a context manager.
+    """A connection to the newsflow store. Use as a context manager.
 
-    DuckDB lets one process write a database file, or any number read it, never both: an open
-    Store holds the file's lock. ``release`` closes the connection (dropping the lock) while a
-    long stage needs no database, ``reopen`` takes it again, waiting up to ``lock_wait``."""
+    ``location`` is a ``LakeLocation`` or the path of a SQLite catalog (its data files beside
+    it). A reading Store sees the snapshot committed last when it opened (or at each statement
+    outside a transaction); a writing one holds the store's writer lock: ``release`` closes the
+    connection (dropping the lock) while a long stage needs no database, ``reopen`` takes it
+    again, waiting up to ``lock_wait``."""
 
-    def __init__(self, path: Path | str, *, read_only: bool = False, lock_wait: float = 30.0):
-        self.path = Path(path)
+    def __init__(
+        self,
+        location: LakeLocation | Path | str,
+        *,
+        read_only: bool = False,
+        lock_wait: float = 30.0,
+        snapshot: int | None = None,
+        private: bool = False,
+    ):
+        self.lake = location if isinstance(location, LakeLocation) else LakeLocation.of(location)
+        self.snapshot = snapshot
+        self.private = private
+        self.path = self.lake.catalog
         self.read_only = read_only
         self.lock_wait = lock_wait
+        self._session: Session | None = None
         self.con = self._open(lock_wait)
 
     def _open(self, lock_wait: float) -> duckdb.DuckDBPyConnection:
-        con = connect(self.path, read_only=self.read_only, lock_wait=lock_wait)
-        self.con = con
+        session = open_session(
+            self.lake,
+            read_only=self.read_only,
+            lock_wait=lock_wait,
+            snapshot=self.snapshot,
+            private=self.private,
+        )
+        self._session = session
+        con = self.con = session.con
         try:
-            con.execute("set TimeZone = 'UTC'")
             if self.read_only:
                 self._check_schema()
             else:
                 self.migrate()
         except duckdb.Error as exc:
-            con.close()
+            session.close()
             if is_disk_full(exc):
                 raise DiskFullError(
                     f"out of disk space while opening database {self.path}: {exc}"
                 ) from None
             raise
         except BaseException:
-            con.close()
+            session.close()
             raise
         self._released = False
         return con
 
     def release(self) -> None:
-        """Close the connection, so other processes can use the database, until ``reopen``."""
+        """Close the connection, so another process can write, until ``reopen``."""
         if not self._released:
-            self.con.close()
+            self._session.close()
             self._released = True
 
     def reopen(self, lock_wait: float | None = None) -> None:
@@ -113,7 +165,8 @@ class Store:
             self._open(self.lock_wait if lock_wait is None else lock_wait)
 
     def close(self) -> None:
-        self.con.close()
+        if self._session is not None:
+            self._session.close()
         self._released = True
 
     def _rollback(self) -> None:
@@ -131,8 +184,10 @@ class Store:
     # -- schema -------------------------------------------------------------------------------
 
     def schema_version(self) -> int:
+        # The lake's own table list: duckdb_tables() would visit every attached database.
         exists = self.con.execute(
-            "select count(*) from information_schema.tables where table_name = 'schema_migrations'"
+            "select count(*) from ducklake_table_info(current_database())"
+            " where table_name = 'schema_migrations'"
         ).fetchone()[0]
         if not exists:
             return 0
@@ -149,11 +204,25 @@ class Store:
             )
 
     def migrate(self) -> list[str]:
-        """Apply the migrations this database has not seen, each in its own transaction."""
-        self.con.execute(
-            "create table if not exists schema_migrations ("
-            " version integer primary key, name varchar not null, applied_at timestamptz not null)"
-        )
+        """Apply the migrations this store has not seen, all in one transaction: a process
+        killed meanwhile leaves the store as it was (a new one: empty), never half-migrated.
+        (Creating the lake takes about a second, long enough for a kill to land inside it.)"""
+        self.con.execute("begin")
+        try:
+            self.con.execute(
+                "create table if not exists schema_migrations (version integer not null,"
+                " name varchar not null, applied_at timestamptz not null)"
+            )
+            applied = self._apply_pending()
+            self.con.execute("commit")
+        except Exception:
+            self._rollback()
+            raise
+        for name in applied:
+            LOGGER.info("applied migration %s", name)
+        return applied
+
+    def _apply_pending(self) -> list[str]:
         have = self.schema_version()
         applied = []
         pending = [(v, n, p.read_text(encoding="utf-8")) for v, n, p in migrations() if v > have]
@@ -164,24 +233,17 @@ class Store:
         # before the views are (re)created leaves them to the migration that creates the views.
         derive = False
         for version, name, text in pending:
-            self.con.execute("begin")
-            try:
-                self.con.execute(text)
-                derive = derive or DERIVED_MARKER in text
-                if version == views_at:
-                    self.create_views()
-                if derive and (views_at is None or version >= views_at):
-                    self.rebuild_derived()
-                    derive = False
-                self.con.execute(
-                    "insert into schema_migrations values (?, ?, ?)",
-                    [version, name, datetime.now(UTC)],
-                )
-                self.con.execute("commit")
-            except Exception:
-                self._rollback()
-                raise
-            LOGGER.info("applied migration %03d_%s", version, name)
+            self.con.execute(text)
+            derive = derive or DERIVED_MARKER in text
+            if version == views_at:
+                self.create_views()
+            if derive and (views_at is None or version >= views_at):
+                self.rebuild_derived()
+                derive = False
+            self.con.execute(
+                "insert into schema_migrations values (?, ?, ?)",
+                [version, name, datetime.now(UTC)],
+            )
             applied.append(f"{version:03d}_{name}")
         return applied
 
@@ -195,6 +257,10 @@ class Store:
     ) -> float | None:
         """After a load: the rebuild when the load added articles or the index misses some."""
         return search.refresh_after_load(self.con, articles_loaded, max_articles)
+
+    def search(self, query: str, **filters) -> list[search.Hit]:
+        """Articles ranked by BM25 for ``query`` (db/search.py; since=, entity=, limit=)."""
+        return search.search(self.con, query, **filters)
 
     def search_index_stale(self) -> bool:
         return search.stale(self.con)
@@ -216,7 +282,9 @@ class Store:
             value=([float(v) for v in values.values()], pa.float64()),
         ):
             self.con.execute(
-                "insert or replace into settings select setting, value, now() from new_settings"
+                "merge into settings using new_settings n on settings.name = n.setting"
+                " when matched then update set value = n.value, updated_at = now()"
+                " when not matched then insert values (n.setting, n.value, now())"
             )
 
     def create_views(self) -> list[str]:
@@ -269,10 +337,9 @@ class Store:
         """Deactivate a feed (its polls and articles stay). False when no active feed has it."""
         fid = make_feed_id(url)
         changed = self.con.execute(
-            "update feeds set active = false, removed_at = ? where feed_id = ? and active"
-            " returning feed_id",
+            "update feeds set active = false, removed_at = ? where feed_id = ? and active",
             [datetime.now(UTC), fid],
-        ).fetchall()
+        ).fetchone()[0]
         return bool(changed)
 
     def feeds(self, include_removed: bool = False) -> list[dict]:
@@ -316,8 +383,96 @@ class Store:
         return {"all": sum(counts.values()), **counts}
 
     def checkpoint(self) -> None:
-        """Write the WAL into the database file (DuckDB ``CHECKPOINT``)."""
-        self.con.execute("checkpoint")
+        """Flush the rows DuckLake keeps inlined in the catalog into Parquet files."""
+        self.con.execute("call ducklake_flush_inlined_data(current_database())")
+
+    def maintain_lake(self, retention_days: float) -> dict[str, int]:
+        """The lake's housekeeping, in order: flush the rows inlined in the catalog into Parquet
+        files, merge small adjacent files, expire the snapshots older than ``retention_days``
+        (time travel reaches back that far), delete the files no snapshot needs any more, and
+        delete orphaned files (written by a process killed before its commit). Counts of each.
+
+        Orphans: this Store holds the writer lock, so with a SQLite catalog no other writer
+        can be mid-commit and every unreferenced file is an orphan; a Postgres catalog may have
+        writers on other machines, so only files older than an hour are taken."""
+        db = "current_database()"
+
+        def count(sql: str, *params) -> int:
+            return len(self.con.execute(sql, list(params)).fetchall())
+
+        flushed = sum(
+            r[2] for r in self.con.execute(f"call ducklake_flush_inlined_data({db})").fetchall()
+        )
+        merged = sum(
+            r[2] for r in self.con.execute(f"call ducklake_merge_adjacent_files({db})").fetchall()
+        )
+        expired = count(
+            f"call ducklake_expire_snapshots({db}, older_than => now() - to_seconds(?))",
+            retention_days * 86400.0,
+        )
+        removed = count(f"call ducklake_cleanup_old_files({db}, cleanup_all => true)")
+        grace = 3600.0 if self.lake.is_postgres else 0.0
+        orphans = count(
+            f"call ducklake_delete_orphaned_files({db}, older_than => now() - to_seconds(?))",
+            grace,
+        )
+        return {
+            "rows_flushed": flushed,
+            "files_merged": merged,
+            "snapshots_expired": expired,
+            "files_removed": removed,
+            "orphans_removed": orphans,
+        }
+
+    def migrate_from_file(self, source: Path) -> list[tuple[str, int, int]]:
+        """Copy a DuckDB-file store into this (empty) lake, verify the row counts, and rebuild
+        the search index (db/migrate.py). (table, source rows, lake rows) per table."""
+        counts = file_migration.copy_file_store(self.con, Path(source))
+        search.refresh(self.con)
+        return counts
+
+    def current_snapshot(self) -> int:
+        """The id of the lake snapshot this connection reads."""
+        return self.con.execute(
+            f"select id from ducklake_current_snapshot('{self._session.alias}')"
+        ).fetchone()[0]
+
+    def snapshot_of_run(self, run_id: str) -> int:
+        """The snapshot the load of ``run_id`` committed (its data as it was after that run)."""
+        row = self.con.execute(
+            f"select snapshot_id from {self._session.alias}.snapshots()"
+            " where commit_message = ? order by snapshot_id limit 1",
+            [f"{LOAD_MESSAGE}{run_id}"],
+        ).fetchone()
+        if row is None:
+            known = self.con.execute("select count(*) from runs where run_id = ?", [run_id])
+            why = (
+                "its load recorded no snapshot (it was loaded before newsflow kept them, or"
+                " migrated), or maintenance expired it"
+                if known.fetchone()[0]
+                else "no run has that id (see `newsflow status`)"
+            )
+            raise StoreError(f"run {run_id}: {why}")
+        return row[0]
+
+    def size(self) -> dict:
+        """Bytes of the catalog (a SQLite one) and of the data files, and their number."""
+        files = self._data_files()
+        catalog = self.lake.catalog_path
+        return {
+            "bytes": (catalog.stat().st_size if catalog and catalog.exists() else 0) + files[1],
+            "catalog_bytes": catalog.stat().st_size if catalog and catalog.exists() else None,
+            "data_files": files[0],
+            "data_bytes": files[1],
+        }
+
+    def _data_files(self) -> tuple[int, int]:
+        """Data and delete files of the current snapshot, and their bytes."""
+        return self.con.execute(
+            "select coalesce(sum(file_count + delete_file_count), 0),"
+            " coalesce(sum(file_size_bytes + delete_file_size_bytes), 0)"
+            " from ducklake_table_info(current_database())"
+        ).fetchone()
 
     def feed_ids(self) -> set[str]:
         """Every registered feed, active or removed."""
@@ -425,12 +580,19 @@ class Store:
                 )
                 self._add_missing_columns("staged_articles", STAGED_SINCE_006["articles"])
                 stored = ", ".join(STORED_ARTICLE_COLUMNS)
-                inserted = con.execute(
+                # The key, kept by this one writer: staged articles not stored yet.
+                con.execute(
+                    "create or replace temp table new_articles as"
+                    " select s.article_id, s.extraction_status from staged_articles s"
+                    " anti join articles a using (article_id)"
+                )
+                inserted = con.execute("select * from new_articles").fetchall()
+                con.execute(
                     f"insert into articles (run_id, loaded_at, {stored})"
                     f" select ?, ?, {stored} from staged_articles"
-                    " on conflict do nothing returning article_id, extraction_status",
+                    " where article_id in (select article_id from new_articles)",
                     [run.run_id, now],
-                ).fetchall()
+                )
                 upgraded = self._apply_requeued()
                 self._record_fetches(now)
             else:
@@ -451,9 +613,10 @@ class Store:
                 if polls
                 else (0, 0, 0)
             )
+            con.execute("delete from runs where run_id = ?", [run.run_id])
             con.execute(
                 """
-                insert or replace into runs (run_id, started_at, finished_at, status, trigger,
+                insert into runs (run_id, started_at, finished_at, status, trigger,
                     feeds_polled, feeds_ok, feeds_failed, items_new, articles_loaded,
                     articles_ok, articles_feed_content, articles_failed, articles_upgraded)
                 values (?, ?, ?, 'loaded', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -474,17 +637,23 @@ class Store:
                     len(upgraded),
                 ],
             )
+            extra = json.dumps({"run_id": run.run_id, "articles_loaded": len(inserted)})
+            con.execute(
+                f"call {self._session.alias}.set_commit_message(?, ?, extra_info => ?)",
+                ["newsflow", f"{LOAD_MESSAGE}{run.run_id}", extra],
+            )
             fault_point("load_commit")
             con.execute("commit")
         except BaseException:
             self._rollback()
             raise
         finally:
-            self._drop_temp("staged_polls", "staged_articles")
+            self._drop_temp("staged_polls", "staged_articles", "new_articles")
         fault_point("load_committed")
         return LoadResult(
             run.run_id,
             False,
+            snapshot_id=self.current_snapshot(),
             polls=poll_counts[0],
             articles_loaded=len(inserted),
             articles_upgraded=len(upgraded),
@@ -510,6 +679,14 @@ class Store:
             r[0]
             for r in con.execute(
                 """
+                select s.article_id from staged_articles s join articles using (article_id)
+                where s.requeued and s.extraction_status = 'ok'
+                  and articles.extraction_status <> 'ok'
+                """
+            ).fetchall()
+        ]
+        con.execute(
+            """
                 update articles set
                     final_url = s.final_url, http_status = s.http_status,
                     title = coalesce(articles.title, s.title),
@@ -523,10 +700,8 @@ class Store:
                 from staged_articles s
                 where articles.article_id = s.article_id and s.requeued
                   and s.extraction_status = 'ok' and articles.extraction_status <> 'ok'
-                returning articles.article_id
                 """
-            ).fetchall()
-        ]
+        )
         con.execute(
             """
             update articles set
@@ -551,8 +726,7 @@ class Store:
         attempt, and of every page that came back from the queue (``page_fetches``)."""
         self.con.execute(
             """
-            insert or replace into page_fetches (article_id, feed_id, url, host, state,
-                attempts, last_error, first_queued_at, last_attempt_at, next_attempt_at, done_at)
+            create or replace temp table fetch_states as
             select s.article_id, a.feed_id, s.url, s.host,
                 case when a.extraction_status = 'ok' then 'done'
                      when s.fetch_state = 'retry' then 'retrying'
@@ -570,6 +744,17 @@ class Store:
             """,
             [now, now, now],
         )
+        try:
+            self.con.execute(
+                "delete from page_fetches where article_id in (select article_id from fetch_states)"
+            )
+            self.con.execute(
+                "insert into page_fetches (article_id, feed_id, url, host, state, attempts,"
+                " last_error, first_queued_at, last_attempt_at, next_attempt_at, done_at)"
+                " select * from fetch_states"
+            )
+        finally:
+            self._drop_temp("fetch_states")
 
     def _load_tags(self, run: RunDir, article_ids: list[str]) -> dict[str, int]:
         """Insert the staged tag rows of the articles this load inserted (inside its transaction).
@@ -588,14 +773,12 @@ class Store:
                 if not files:
                     continue
                 cols = columns(TAG_SCHEMAS[kind])
-                inserted_rows = self.con.execute(
+                counts[kind] = self.con.execute(
                     f"insert into {table} ({cols}) select {cols}"
                     f" from read_parquet(?, union_by_name = true)"
-                    f" where article_id in (select article_id from loaded_ids)"
-                    f" returning 1",
+                    f" where article_id in (select article_id from loaded_ids)",
                     [files],
-                ).fetchall()
-                counts[kind] = len(inserted_rows)
+                ).fetchone()[0]
         finally:
             self._drop_temp("loaded_ids")
         return counts
@@ -631,8 +814,8 @@ class Store:
                 error, malformed, bytes, items_seen, items_new, duration_ms)
             select poll_id, run_id, feed_id, url, polled_at, http_status, outcome, error,
                 malformed, bytes, items_seen, items_new, duration_ms
-            from staged_polls
-            on conflict do nothing
+            from staged_polls s
+            where not exists (select 1 from feed_polls p where p.poll_id = s.poll_id)
             """
         )
         # The newest poll of each feed sets its state. A healthy feed's next poll follows its

@@ -22,6 +22,7 @@ makes the second wait for the first to finish, also up to ``load_lock_wait``.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
@@ -40,7 +41,7 @@ from newsflow.fetching.feedlist import FeedSpec
 from newsflow.fetching.fetch import FetchCounts
 from newsflow.fetching.poll import PollCounts, Progress
 from newsflow.run import steps
-from newsflow.staging import RunDir, is_disk_full, pending_runs
+from newsflow.staging import RunDir, is_disk_full, is_disk_full_at, pending_runs
 
 try:
     import fcntl
@@ -305,10 +306,12 @@ def run_cycle(
         try:
             summary = _cycle(settings, store, feeds, trigger, include_not_due, progress)
         except (OSError, duckdb.Error) as exc:
-            if not is_disk_full(exc):
+            if not is_disk_full_at(exc, settings.data_dir, settings.lake.search_path):
                 raise
+            reason = "" if is_disk_full(exc) else f" ({os.strerror(errno.ENOSPC)})"
             raise DiskFullError(
-                f"out of disk space: {exc}\nnothing half-written is kept: free space (the data "
+                f"out of disk space{reason}: {exc}\nnothing half-written is kept: free space"
+                f" (the data "
                 f"folder {settings.data_dir}, the database {settings.database}) and run "
                 "`newsflow ingest` again; it resumes the staged runs"
             ) from None

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from newsflow.config import ConfigError, Settings, load_settings
 from newsflow.db.engine import StoreError
-from newsflow.db.store import Store
+from newsflow.db.store import Store, store_exists
 from newsflow.fetching.feedlist import load_feed_file
 from newsflow.run import steps
 from newsflow.staging import RunDir, pending_runs
@@ -89,9 +89,9 @@ def plan(settings: Settings, scheduler_run_id: str) -> dict:
     before the first load). A retried plan returns what the first try planned."""
     run = run_dir(settings, scheduler_run_id)
     specs = load_feed_file(settings.feeds_file) if settings.feeds_file else []
-    if not settings.database.exists():
+    if not store_exists(settings.lake):
         return steps.plan(settings, run, None, specs)
-    with Store(settings.database, read_only=True) as store:
+    with Store(settings.lake, read_only=True) as store:
         return steps.plan(settings, run, store, specs)
 
 
@@ -104,9 +104,9 @@ def poll(settings: Settings, run_path: str, batch: str) -> dict:
         # Opened for the lookup only: a connection held through the poll's network waits
         # would keep writers (the load of another run, maintenance, the CLI) out.
         ids = list(ids)
-        if not ids or not settings.database.exists():
+        if not ids or not store_exists(settings.lake):
             return set()
-        with Store(settings.database, read_only=True) as store:
+        with Store(settings.lake, read_only=True) as store:
             return store.known_article_ids(ids)
 
     counts = steps.poll(settings, run, [batch], known)
@@ -147,12 +147,12 @@ def load(settings: Settings, run_path: str, trigger: str = "airflow") -> dict:
     run = RunDir(Path(run_path))
     run_id = run.run_id
     if not run.path.exists():
-        with Store(settings.database, lock_wait=settings.load_lock_wait) as store:
+        with Store(settings.lake, lock_wait=settings.load_lock_wait) as store:
             if store.is_run_loaded(run_id):
                 return {"run_id": run_id, "already_loaded": True, "articles_loaded": 0}
         raise StoreError(f"staged files of run {run_id} are missing ({run.path})")
     _maybe_fail(settings, run, "load", "")
-    with Store(settings.database, lock_wait=settings.load_lock_wait) as store:
+    with Store(settings.lake, lock_wait=settings.load_lock_wait) as store:
         loaded = steps.load(settings, store, run, trigger)
         waiting = {
             w["host"]: {"pending": w["pending"], "retrying": w["retrying"]}
@@ -172,6 +172,7 @@ def load(settings: Settings, run_path: str, trigger: str = "airflow") -> dict:
         "pages_failed": (result.by_status or {}).get("failed", 0),
         "pages_pending": sum(w["pending"] + w["retrying"] for w in waiting.values()),
         "already_loaded": result.already_loaded,
+        "snapshot_id": result.snapshot_id,
         "feeds_registered": loaded.feeds_registered,
         "polls": result.polls,
         "articles_loaded": result.articles_loaded,
@@ -203,7 +204,7 @@ def remove_stale_runs(settings: Settings, older_than: timedelta | None = None) -
     ]
     if not candidates:
         return {"removed": 0, "kept": 0, "removed_runs": []}
-    store = Store(settings.database, read_only=True) if settings.database.exists() else None
+    store = Store(settings.lake, read_only=True) if store_exists(settings.lake) else None
     try:
         for run in candidates:
             if run.path.stat().st_mtime > cutoff:
@@ -224,7 +225,7 @@ def rebuild_search(settings: Settings) -> dict:
     """Rebuild the full-text index whatever the database's size (the daily catch-up)."""
     if not settings.search_index:
         return {"skipped": "NEWSFLOW_SEARCH_INDEX=0"}
-    with Store(settings.database, lock_wait=settings.load_lock_wait) as store:
+    with Store(settings.lake, lock_wait=settings.load_lock_wait) as store:
         store.record_settings(settings)
         seconds = store.refresh_search_index()
         articles = store.totals()["articles"]
@@ -232,11 +233,14 @@ def rebuild_search(settings: Settings) -> dict:
 
 
 def checkpoint(settings: Settings) -> dict:
-    """Write the WAL into the database file (DuckDB ``CHECKPOINT``) and report its size."""
-    with Store(settings.database, lock_wait=settings.load_lock_wait) as store:
-        store.checkpoint()
-    size = settings.database.stat().st_size
-    return {"database": str(settings.database), "bytes": size}
+    """The lake's housekeeping (``Store.maintain_lake``: flush inlined rows, merge small
+    files, expire old snapshots, delete unneeded and orphaned files), then its size: catalog
+    and data files."""
+    with Store(settings.lake, lock_wait=settings.load_lock_wait) as store:
+        before = store.size()["data_files"]
+        done = store.maintain_lake(settings.snapshot_retention_days)
+        size = store.size()
+    return {"database": settings.database, **done, "data_files_before": before, **size}
 
 
 class FeedHealthError(RuntimeError):
@@ -260,7 +264,7 @@ def feed_health(settings: Settings, now: datetime | None = None) -> dict:
     """Every active feed's health by the one definition (view feed_health) with the settings'
     thresholds: ``feeds`` (all of them), ``problems`` (those that need attention)."""
     now = now or datetime.now(UTC)
-    with Store(settings.database, read_only=True) as store:
+    with Store(settings.lake, read_only=True) as store:
         feeds = store.feed_check(now, settings.feed_failing_after, settings.feed_silence_hours)
     return {
         "active_feeds": len(feeds),
@@ -337,6 +341,6 @@ def retag(settings: Settings, since: str | None = None, tagger: str | None = Non
             raise ConfigError(f"param since={since!r} is not a date (YYYY-MM-DD)") from None
         if since_dt.tzinfo is None:
             since_dt = since_dt.replace(tzinfo=UTC)
-    with Store(settings.database, lock_wait=settings.load_lock_wait) as store:
+    with Store(settings.lake, lock_wait=settings.load_lock_wait) as store:
         summary = retag_articles(settings, store, since=since_dt, tagger=tagger or None)
     return summary.as_dict()
