@@ -1,7 +1,7 @@
 """Query speed and database size at scale: views, named queries and search over N articles.
 
-    .venv/bin/python -m benchmarks.scale [--articles 1000000] [--db PATH] [--keep] [--json]
-                                         [--texts short|long] [--no-rss] [--timeout 60]
+    .venv/bin/python -m benchmarks.scale [--articles 1000000] [--db CATALOG] [--keep] [--json]
+                                         [--texts short|long] [--no-rss] [--no-file] [--timeout 60]
 
 The store is generated in newsflow's own schema (``Store(path)`` migrates it), filled with
 DuckDB ``insert ... select ... from range(N)``, never row by row:
@@ -48,10 +48,12 @@ and generator version (recorded in the table ``bench_scale_meta``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -63,9 +65,10 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-from newsflow.db.engine import sql_dir
-from newsflow.db.search import search
-from newsflow.db.store import Store
+from newsflow.config import LakeLocation
+from newsflow.db.engine import StoreError, extension_file, sql_dir
+from newsflow.db.search import IGNORE, ranked, search
+from newsflow.db.store import Store, store_exists
 
 from benchmarks.common import GROUND_TRUTH, MB, ROOT, TreeMemory, run_main
 
@@ -690,13 +693,82 @@ def workload(con: duckdb.DuckDBPyConnection) -> tuple[dict, dict, dict]:
     return views, full, queries
 
 
-def time_all(path: Path, timeout: float, log) -> dict:
+# A DuckDB file of its own (the side-by-side file store): extensions from the wheels, offline.
+EXTENSION_CONFIG = {"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"}
+
+
+def load_fts(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"install '{extension_file('fts')}'")
+    con.execute("load fts")
+
+
+def lake_reader(path: Path):
+    """The product's read path: a read-only session on the lake, and newsflow's search."""
+
+    @contextlib.contextmanager
+    def open_reader():
+        with Store(path, read_only=True) as store:
+            yield store.con, lambda c, q: search(c, q, limit=10)
+
+    return open_reader
+
+
+def file_reader(path: Path):
+    """The same tables, views and index in one DuckDB file, as the file store held them."""
+
+    @contextlib.contextmanager
+    def open_reader():
+        con = duckdb.connect(str(path), read_only=True, config=EXTENSION_CONFIG)
+        try:
+            con.execute("set TimeZone = 'UTC'")
+            load_fts(con)
+            yield con, lambda c, q: ranked(c, "fts_main_articles", q, None, None, 10)
+        finally:
+            con.close()
+
+    return open_reader
+
+
+def to_file_store(lake: Path, target: Path, log) -> float:
+    """Copy the lake's tables into a DuckDB file, with the views, macros and a search index
+    built in it (the DuckDB-file store of newsflow 0.1, for the side-by-side figures)."""
+    t = time.perf_counter()
+    target.unlink(missing_ok=True)
+    with Store(lake, read_only=True) as store:
+        con = store.con
+        con.execute(f"attach '{target}' as file_store")
+        tables = [r[0] for r in con.execute(
+            "select table_name from duckdb_tables() where database_name = current_database()"
+        ).fetchall()]  # fmt: skip
+        for table in tables:
+            con.execute(f"create table file_store.main.{table} as select * from {table}")
+        con.execute("detach file_store")
+    with duckdb.connect(str(target), config=EXTENSION_CONFIG) as con:
+        con.execute("set TimeZone = 'UTC'")
+        for path in sorted((sql_dir() / "views").glob("*.sql")):
+            con.execute(path.read_text("utf-8"))
+        load_fts(con)
+        con.execute(
+            "pragma create_fts_index('articles', 'article_id', 'title', 'text', "
+            f"stemmer = 'porter', stopwords = 'english', ignore = '{IGNORE}', "
+            "strip_accents = 1, lower = 1, overwrite = 1)"
+        )
+        con.execute(
+            "create or replace table fts_main_articles.terms as"
+            " select * from fts_main_articles.terms order by termid, docid"
+        )
+        con.execute("checkpoint")
+    seconds = time.perf_counter() - t
+    log(f"copied into the DuckDB file {target} in {seconds:.1f}s")
+    return seconds
+
+
+def time_all(open_reader, timeout: float, log) -> dict:
     """Cold and warm seconds of every view, full read, named query and search."""
     out: dict = {k: {} for k in ("views", "views_cold", "views_full", "queries", "queries_cold")}
     out["search"], out["search_best"], out["search_cold"], out["rows"] = {}, {}, {}, {}
     out["not_rerun"] = []
-    with Store(path, read_only=True) as store:
-        con = store.con
+    with open_reader() as (con, search_in):
         con.execute(f"set threads = {os.cpu_count() or 1}")
         views, full, queries = workload(con)
         out["parameters"] = {name: p for name, (_, p) in {**views, **queries}.items() if p}
@@ -726,11 +798,11 @@ def time_all(path: Path, timeout: float, log) -> dict:
                     out[cold_key][name] = cold
                 log(f"  {warm_key:<10} {name:<24} cold {cold}  warm {warm}")
         for q in SEARCHES:
-            runs = [timed(con, lambda c, q=q: search(c, q, limit=10), timeout) for _ in range(4)]
+            runs = [timed(con, lambda c, q=q: search_in(c, q), timeout) for _ in range(4)]
             out["search_cold"][q] = round(runs[0], 3)
             out["search"][q] = round(statistics.median(runs[1:]), 3)
             out["search_best"][q] = round(min(runs[1:]), 3)
-            out["rows"][f"search: {q}"] = len(search(con, q, limit=10))
+            out["rows"][f"search: {q}"] = len(search_in(con, q))
             log(f"  search     {q!r:<24} cold {runs[0]:.3f}  median {out['search'][q]}")
     return out
 
@@ -742,8 +814,8 @@ def table_rows(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     names = [
         r[0]
         for r in con.execute(
-            "select table_name from information_schema.tables where table_schema = 'main'"
-            " and table_type = 'BASE TABLE' order by table_name"
+            "select table_name from duckdb_tables() where database_name = current_database()"
+            " order by table_name"
         ).fetchall()
     ]
     return {t: con.execute(f'select count(*) from "{t}"').fetchone()[0] for t in names}
@@ -767,7 +839,7 @@ def ingest_peak_rss(db: Path, work: Path) -> tuple[float, dict]:
         feeds = work / "feeds.yaml"
         lines = ["feeds:"] + [f"  - url: {f.url}\n    name: {f.name}" for f in server.feeds]
         feeds.write_text("\n".join(lines) + "\n", "utf-8")
-        cmd = [sys.executable, "-m", "newsflow.cli", "ingest", "--db", str(db)]
+        cmd = [sys.executable, "-m", "newsflow.cli", "ingest", "--catalog", str(db)]
         cmd += ["--feeds", str(feeds), "--allow-private", "--json"]
         t = time.perf_counter()
         proc = subprocess.Popen(
@@ -793,15 +865,14 @@ def ingest_peak_rss(db: Path, work: Path) -> tuple[float, dict]:
 
 def prepare(path: Path, n: int, texts: str, log) -> dict:
     """Generate (or reuse) the store; returns the generation figures."""
-    if path.exists():
+    if store_exists(path):
         try:
-            con = duckdb.connect(str(path), read_only=True)
-            row = con.execute(
-                "select articles, version, texts, generate_s, fts_build_s, steps"
-                " from bench_scale_meta"
-            ).fetchone()
-            con.close()
-        except duckdb.Error:
+            with Store(path, read_only=True) as store:
+                row = store.con.execute(
+                    "select articles, version, texts, generate_s, fts_build_s, steps"
+                    " from bench_scale_meta"
+                ).fetchone()
+        except (duckdb.Error, StoreError):
             row = None
         if row and tuple(row[:3]) == (n, GENERATOR_VERSION, texts):
             log(f"reusing {path} ({n:,} articles, {texts} texts, generator v{row[1]})")
@@ -809,17 +880,16 @@ def prepare(path: Path, n: int, texts: str, log) -> dict:
                     "reused": True}  # fmt: skip
         log(f"{path} is not a v{GENERATOR_VERSION} store of {n:,} {texts}-text articles:"
             " regenerating")  # fmt: skip
-        path.unlink()
-        Path(f"{path}.wal").unlink(missing_ok=True)
+        remove_lake(path)
     t = time.perf_counter()
     with Store(path) as store:
         store.con.execute(f"set threads = {os.cpu_count() or 1}")
         steps = generate(store, n, texts, log)
-        store.con.execute("checkpoint")
+        store.checkpoint()
         generate_s = time.perf_counter() - t
         log(f"generated {n:,} articles in {generate_s:.1f}s: {steps}")
         fts_s = store.refresh_search_index()
-        store.con.execute("checkpoint")
+        store.checkpoint()
         log(f"search index and entity pairs built in {fts_s:.1f}s")
         store.con.execute(
             "create table bench_scale_meta (articles bigint, version integer, texts varchar,"
@@ -829,9 +899,59 @@ def prepare(path: Path, n: int, texts: str, log) -> dict:
             "insert into bench_scale_meta values (?, ?, ?, ?, ?, ?, now())",
             [n, GENERATOR_VERSION, texts, round(generate_s, 1), round(fts_s, 1), json.dumps(steps)],
         )
-        store.con.execute("checkpoint")
+        store.checkpoint()
     return {"generate_s": round(generate_s, 1), "fts_build_s": round(fts_s, 1), "steps": steps,
             "reused": False}  # fmt: skip
+
+
+def freshness(catalog: Path, new: int = 500) -> dict:
+    """A load of ``new`` articles into the big store (copies of stored ones under new ids, as
+    one run), then what the product does after a load: the search shards it touched rebuilt.
+    Seconds of the load's transaction and from its commit to searchable, and whether a word
+    only the new articles have is found."""
+    run_id = "bench-freshness"
+    with Store(catalog, lock_wait=0) as store:
+        con = store.con
+        t = time.perf_counter()
+        con.execute("begin")
+        con.execute(
+            "insert into articles select * replace ("
+            " md5(article_id || 'fresh') as article_id, ? as run_id, now() as loaded_at,"
+            " coalesce(text, '') || ' zyxwfresh' as text)"
+            f" from articles using sample reservoir({int(new)} rows) repeatable (7)",
+            [run_id],
+        )
+        con.execute("commit")
+        load_s = time.perf_counter() - t
+        t = time.perf_counter()
+        store.refresh_search_after_load(new, max_articles=100_000)
+        searchable_s = time.perf_counter() - t
+        found = len(search(con, "zyxwfresh", limit=new + 10))
+    return {"articles": new, "load_s": round(load_s, 2), "to_searchable_s": round(searchable_s, 2),
+            "found": found}  # fmt: skip
+
+
+def remove_lake(catalog: Path) -> None:
+    lake = LakeLocation.of(catalog)
+    for folder in (Path(lake.data_path), lake.search_path):
+        shutil.rmtree(folder, ignore_errors=True)
+    for suffix in ("", "-wal", "-shm", ".lock"):
+        Path(f"{catalog}{suffix}").unlink(missing_ok=True)
+
+
+def copy_lake(catalog: Path, target: Path) -> None:
+    """A copy of the lake (catalog, data files, search index) at ``target``, a new catalog
+    path; the catalog records its data path, so the files go where it says."""
+    source, dest = LakeLocation.of(catalog), LakeLocation.of(target)
+    shutil.copyfile(catalog, target)
+    shutil.copytree(source.data_path, dest.data_path)
+    shutil.copytree(source.search_path, dest.search_path)
+    # The catalog records its data path (file paths are relative to it): point it at the copy.
+    with contextlib.closing(sqlite3.connect(target)) as db, db:
+        db.execute(
+            "update ducklake_metadata set value = ? where key = 'data_path'",
+            [dest.data_path.rstrip("/") + "/"],
+        )
 
 
 def mark(value: float | None, target: float) -> str:
@@ -857,30 +977,60 @@ def report(r: dict) -> str:
         f"  {'table':<22} {'rows':>12}",
     ]
     lines += [f"  {t:<22} {c:>12,}" for t, c in r["table_rows"].items()]
-    lines += ["", f"  {'read':<36} {'cold s':>8} {'warm s':>8} {'target':>7}"]
+    file = r.get("file")
+    if file:
+        lines += [
+            f"  DuckDB-file copy  {r['file_bytes'] / 2**30:>8.2f} GiB"
+            f" (copied and indexed in {r['file_copy_s']:.1f} s), for the side-by-side columns",
+        ]
+    lines.append(f"  data files        {r['data_files']:>8,}")
+
+    def side(group: str, name: str, warm) -> str:
+        if not file:
+            return ""
+        other = file[group].get(name)
+        ratio = f"{warm / other:.2f}x" if warm and other else "-"
+        return f"  file {fmt(other):>7} lake/file {ratio:>6}"
+
+    lines += ["", f"  {'read (the lake)':<36} {'cold s':>8} {'warm s':>8} {'target':>7}"]
     for name, warm in r["views"].items():
         cold = r["views_cold"][name]
         lines.append(
             f"  view  {name:<30} {fmt(cold):>8} {fmt(warm):>8} "
             f"{'<= ' + format(VIEW_TARGET_S, 'g'):>7} {mark(warm, VIEW_TARGET_S)}"
+            + side("views", name, warm)
             + ("  (not re-run)" if name in r["not_rerun"] else "")
         )
     for name, warm in r["views_full"].items():
-        lines.append(f"  view  {name + ' (whole)':<30} {'':>8} {fmt(warm):>8}    (info)")
+        lines.append(
+            f"  view  {name + ' (whole)':<30} {'':>8} {fmt(warm):>8}    (info)"
+            + side("views_full", name, warm)
+        )
     for name, warm in r["queries"].items():
         cold = r["queries_cold"][name]
         lines.append(
             f"  query {name:<30} {fmt(cold):>8} {fmt(warm):>8} "
             f"{'<= ' + format(VIEW_TARGET_S, 'g'):>7} {mark(warm, VIEW_TARGET_S)}"
+            + side("queries", name, warm)
             + ("  (not re-run)" if name in r["not_rerun"] else "")
         )
     for q, median in r["search"].items():
         lines.append(
             f"  search {q!r:<29} {fmt(r['search_cold'][q]):>8} {fmt(median):>8} "
             f"{'<= ' + format(SEARCH_TARGET_S, 'g'):>7} {mark(median, SEARCH_TARGET_S)}"
-            f"  (best {r['search_best'][q]:.3f})"
+            + side("search", q, median)
+            + f"  (best {r['search_best'][q]:.3f})"
         )
-    lines.append("  (search warm = median of 3 after the cold run)")
+    lines.append("  (search warm = median of 3 after the cold run; file: the same tables, views")
+    lines.append("   and index in one DuckDB file, newsflow 0.1's store, read in the same run)")
+    if r.get("freshness"):
+        f = r["freshness"]
+        lines += [
+            "",
+            f"  a load of {f['articles']} articles into the {n:,} store: {f['load_s']:.2f} s;"
+            f" commit to searchable {f['to_searchable_s']:.2f} s (the search shard it touched"
+            f" rebuilt; {f['found']} of {f['articles']} found)",
+        ]
     if r.get("peak_rss_mb_empty") is not None:
         lines += [
             "",
@@ -912,6 +1062,9 @@ def main() -> int:
     )
     parser.add_argument("--no-rss", action="store_true", help="skip the ingest memory runs")
     parser.add_argument(
+        "--no-file", action="store_true", help="skip the side-by-side DuckDB-file figures"
+    )
+    parser.add_argument(
         "--timeout", type=float, default=60.0, help="seconds before a read is interrupted"
     )
     args = parser.parse_args()
@@ -920,28 +1073,39 @@ def main() -> int:
         print(msg, file=sys.stderr, flush=True)
 
     work = Path(tempfile.mkdtemp(prefix="newsflow-scale-"))
-    path = args.db or work / "scale.duckdb"
+    path = args.db or work / "scale.sqlite"
     try:
         r: dict = {"articles": args.articles, "texts": args.texts}
         r.update(prepare(path, args.articles, args.texts, log))
         with Store(path, read_only=True) as store:
             r["table_rows"] = table_rows(store.con)
+            size = store.size()
         r["table_rows"].pop("bench_scale_meta", None)
-        r["db_bytes"] = path.stat().st_size
+        search_bytes = sum(f.stat().st_size for f in LakeLocation.of(path).search_path.glob("*"))
+        r["db_bytes"] = size["bytes"] + search_bytes
         r["db_bytes_per_article"] = round(r["db_bytes"] / args.articles, 1)
-        r.update(time_all(path, args.timeout, log))
+        r["data_files"] = size["data_files"]
+        r.update(time_all(lake_reader(path), args.timeout, log))
+        if not args.no_file:
+            file_store = work / "file-store.duckdb"
+            r["file_copy_s"] = round(to_file_store(path, file_store, log), 1)
+            r["file_bytes"] = file_store.stat().st_size
+            r["file"] = time_all(file_reader(file_store), args.timeout, log)
+            file_store.unlink()
         r["peak_rss_mb_empty"] = r["peak_rss_mb_1m"] = r["rss_ratio"] = None
         if not args.no_rss:
-            empty, info_empty = ingest_peak_rss(work / "empty.duckdb", work)
-            # The ingest writes to the database: never into the cached store, into a copy.
+            empty, info_empty = ingest_peak_rss(work / "empty.sqlite", work)
+            # The ingest writes to the store: never into the cached store, into a copy.
             target = path
             if args.db or args.keep:
-                target = work / "copy.duckdb"
-                shutil.copyfile(path, target)
+                target = work / "copy.sqlite"
+                copy_lake(path, target)
             big, info_big = ingest_peak_rss(target, work)
             r["peak_rss_mb_empty"], r["peak_rss_mb_1m"] = round(empty), round(big)
             r["rss_ratio"] = round(big / empty, 2)
             r["ingest"] = {"empty": info_empty, "big": info_big}
+            r["freshness"] = freshness(target)
+            log(f"  freshness: {r['freshness']}")
             r["peak_pss_mb_empty"] = info_empty["peak_pss_mb"]
             r["peak_pss_mb_1m"] = info_big["peak_pss_mb"]
             log(f"  ingest: empty {empty:.0f} MB {info_empty}, big {big:.0f} MB {info_big}")

@@ -160,6 +160,12 @@ def test_search_without_index_says_how_to_build_it(tmp_path, settings, site, cap
     db = tmp_path / "plain.sqlite"
     with Store(db) as store:
         store.upsert_feeds([FeedSpec(url="http://example.org/feed.xml")])
+        assert store.search("anything") == []  # nothing stored: nothing to find, no error
+        store.con.execute(  # an article, and no index built for it (NEWSFLOW_SEARCH_INDEX=0)
+            "insert into articles (article_id, feed_id, run_id, url, canonical_url, title,"
+            " first_seen_at, loaded_at, text, word_count, extraction_status) values"
+            " ('a', 'f', 'r', 'u', 'u', 'Anything at all', now(), now(), 'anything', 1, 'ok')"
+        )
     code = main(["search", "--catalog", str(db), "anything"])
     assert code == 1
     assert "no search index yet" in capsys.readouterr().err

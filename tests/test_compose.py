@@ -13,6 +13,7 @@ COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8
 OPERATIONS = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
 SECRETS = [
     "POSTGRES_PASSWORD",
+    "LAKE_POSTGRES_PASSWORD",
     "AIRFLOW__CORE__FERNET_KEY",
     "AIRFLOW__API_AUTH__JWT_SECRET",
     "AIRFLOW__API__SECRET_KEY",
@@ -34,7 +35,7 @@ def test_every_service_the_docs_name_exists():
 
 def test_the_multi_machine_shape():
     services = set(COMPOSE["services"])
-    for needed in ("postgres", "redis", "airflow-apiserver", "airflow-scheduler",
+    for needed in ("postgres", "catalog", "redis", "airflow-apiserver", "airflow-scheduler",
                    "airflow-dag-processor", "airflow-triggerer", "airflow-worker"):  # fmt: skip
         assert needed in services
         if needed != "airflow-init":

@@ -421,3 +421,48 @@ def test_every_folder_code_reads_by_name_has_its_queries():
         for name in queries.names(folder):
             assert queries.text(f"{folder}/{name}").strip(), f"sql/{folder}/{name}.sql is empty"
     assert (ROOT / "sql" / "report" / "README.md").exists()
+
+
+def test_search_shards_rebuild_only_what_a_load_touched_and_score_as_one_index(store):
+    fid = add_feed(store.con, "https://s.example/feed")
+    words = ["volcano erupts near the coast", "central bank raises interest rate",
+             "volcano ash closes airports", "election results are in",
+             "storm hits the coast", "bank shares fall after the rate decision"]  # fmt: skip
+    for i, text in enumerate(words):
+        store.con.execute(
+            "insert into articles (article_id, feed_id, run_id, url, canonical_url, title, text,"
+            " first_seen_at, loaded_at, word_count, extraction_status)"
+            " values (?, ?, 'run', ?, ?, ?, ?, ?, ?, 5, 'ok')",
+            [f"{i:032x}", fid, f"u{i}", f"u{i}", f"t{i}", text, NOW, NOW + timedelta(minutes=i)],
+        )
+    assert search.refresh(store.con, size=100) is not None  # one shard of all six
+    one = {h.article_id: round(h.score, 9) for h in search.search(store.con, "volcano coast rate")}
+    assert search.rebuild_index(store.con, size=2) > 0  # three shards of two
+    files = sorted(p.name for p in store.lake.search_path.glob("shard-*.duckdb"))
+    assert files == ["shard-v2-00000.duckdb", "shard-v2-00001.duckdb", "shard-v2-00002.duckdb"]
+    sharded = {
+        h.article_id: round(h.score, 9) for h in search.search(store.con, "volcano coast rate")
+    }
+    assert sharded == one and len(one) == 5  # the collection's statistics, summed over shards
+    assert not search.stale(store.con, size=2)
+    before = {p.name: p.stat().st_mtime_ns for p in store.lake.search_path.glob("shard-*")}
+    # a load appends one article: only the last shard (now 3 of 2 -> a fourth) is built
+    store.con.execute(
+        "insert into articles (article_id, feed_id, run_id, url, canonical_url, title, text,"
+        " first_seen_at, loaded_at, word_count, extraction_status)"
+        " values (?, ?, 'run2', 'u9', 'u9', 't9', 'tulips in the volcano garden', ?, ?, 5, 'ok')",
+        ["9" * 32, fid, NOW, NOW + timedelta(hours=1)],
+    )
+    assert search.stale(store.con, size=2) and search.unindexed_articles(store.con, size=2) == 1
+    search.refresh(store.con, size=2)
+    after = {p.name: p.stat().st_mtime_ns for p in store.lake.search_path.glob("shard-*")}
+    assert {k for k in after if after[k] != before.get(k)} == {"shard-v2-00003.duckdb"}
+    assert "9" * 32 in [h.article_id for h in search.search(store.con, "tulips")]
+    # an article whose text changed (a page that arrived later) rebuilds its own shard
+    store.con.execute("update articles set text = 'gardens of orchids' where article_id = ?",
+                      [f"{0:032x}"])  # fmt: skip
+    assert not search.stale(store.con, size=2)  # same count, same times: only the load knows
+    search.refresh(store.con, size=2, changed=[f"{0:032x}"])
+    assert [h.article_id for h in search.search(store.con, "orchids")] == [f"{0:032x}"]
+    again = {p.name: p.stat().st_mtime_ns for p in store.lake.search_path.glob("shard-*")}
+    assert {k for k in again if again[k] != after[k]} == {"shard-v2-00000.duckdb"}

@@ -34,7 +34,7 @@ POSTGRES_PREFIX = "postgres:"
 @dataclass(frozen=True)
 class LakeLocation:
     """A DuckLake store: ``catalog`` is a SQLite file's path or ``postgres:<libpq string>``;
-    ``data_path`` the folder (or ``s3://`` prefix) of its Parquet files; ``search_path`` the
+    ``data_path`` the folder of its Parquet files; ``search_path`` the
     local folder of its full-text index files (DuckDB files, rebuilt and renamed into place)."""
 
     catalog: str
@@ -46,13 +46,20 @@ class LakeLocation:
         cls, catalog: str | Path, data_path: str | None = None, data_dir: Path = Path("data")
     ) -> LakeLocation:
         catalog = str(catalog)
+        if data_path and "://" in data_path:
+            raise ConfigError(
+                f"setting data_path (NEWSFLOW_DATA_PATH): {data_path[:200]!r}: object storage"
+                " (s3://...) is not supported yet (DuckDB's httpfs extension is not bundled);"
+                " use a path every machine mounts (NFS, a shared volume)"
+            )
         if catalog.startswith(POSTGRES_PREFIX):
             name = _postgres_dbname(catalog)
             if not data_path:
                 raise ConfigError(
                     "setting data_path (NEWSFLOW_DATA_PATH) is needed with a Postgres catalog: "
-                    "the folder or s3:// prefix every machine reads the Parquet files from"
+                    "the folder every machine reads the Parquet files from"
                 )
+            data_path = str(Path(data_path).expanduser().absolute())
             return cls(catalog, data_path, data_dir / "search" / name)
         # Absolute: the catalog records its data path, which must not depend on the cwd.
         path = Path(catalog).expanduser().absolute()
@@ -98,7 +105,7 @@ def _postgres_dbname(catalog: str) -> str:
 class Settings:
     data_dir: Path = Path("data")
     # The store is a DuckLake: a catalog (a SQLite file, or "postgres:dbname=... host=...")
-    # and a folder of Parquet data files (a path on a shared filesystem, or s3://...).
+    # and a folder of Parquet data files (a path; on several machines, one they all mount).
     catalog: str | None = None  # default: <data_dir>/newsflow.sqlite
     data_path: str | None = None  # default: beside a SQLite catalog, <catalog name>.files/
     feeds_file: Path | None = None

@@ -515,6 +515,15 @@ DEMO_DB_NAME = "demo.sqlite"
 DEMO_SHOWS = ("latest_articles", "top_entities")
 
 
+def _shown(catalog: str) -> str:
+    """A catalog's path as a user would type it: relative to the current folder when inside."""
+    path = Path(catalog)
+    try:
+        return str(path.relative_to(Path.cwd())) if path.is_absolute() else catalog
+    except ValueError:
+        return catalog
+
+
 def cmd_demo(args) -> int:
     from newsflow.demo.newsroom import Newsroom
     from newsflow.run.cycle import run_cycle
@@ -542,11 +551,11 @@ def cmd_demo(args) -> int:
             include_not_due=True,
             progress=ProgressLine(sys.stderr.isatty()),
         )
-        print(f"ingested into {settings.database}")
+        print(f"ingested into {_shown(settings.database)}")
         print(summary_text(summary.as_dict()))
         shown = [(queries.text(f"demo/{n}").strip(), store.named(f"demo/{n}")) for n in DEMO_SHOWS]
     for sql, (cols, rows) in shown:
-        print(f'\n$ newsflow sql --catalog {settings.database} "{sql}"')
+        print(f'\n$ newsflow sql --catalog {_shown(settings.database)} "{sql}"')
         print(format_table(cols, rows))
     return 0
 

@@ -2,15 +2,18 @@
 
 The extension comes from the PyPI wheel ``duckdb-extension-fts`` (pinned to duckdb's version)
 and is loaded from that wheel's file, never downloaded. Its index cannot live in the lake
-(DuckLake tables take no fts index) nor be updated in place, so it is a DuckDB file of its own
-beside the catalog (``LakeLocation.search_path``): a rebuild writes a new file from the lake's
-snapshot and renames it into place, and a search attaches the file read-only, so readers never
-wait for a rebuild. Searching does not use the extension's ``match_bm25`` macro (its body names
-the catalog it was built in): ``search`` scores BM25 (k1 = 1.2, b = 0.75, as the macro) over the
-index's tables itself. A rebuild costs about 0.5 ms per article (benchmarks/search.py); the
-ingest load rebuilds after each run that added articles while the store holds at most
-``search_rebuild_max_articles``; beyond that the daily maintenance does, and a search says how
-many newer articles it misses.
+(DuckLake tables take no fts index) nor be updated in place, so it is a set of DuckDB files
+beside the catalog (``LakeLocation.search_path``): **shards** of ``SHARD_ARTICLES`` articles
+each, in the order they were loaded (``loaded_at``, then ``article_id``). A load appends to the
+last shard only, so it rebuilds that one (at most ``SHARD_ARTICLES`` articles, about 0.7 ms
+each): an article is searchable after the load that brought it, at any size. A shard is
+rebuilt into a new file that is renamed into place, so a search holding the old one keeps
+reading it; the lake's ``search_index_state`` records what each shard file holds.
+
+Searching does not use the extension's ``match_bm25`` macro (its body names the catalog it was
+built in): ``ranked`` scores BM25 (k1 = 1.2, b = 0.75, as the macro) over the shards' tables,
+with the collection's statistics summed over all shards (documents, lengths, document
+frequencies), so a score does not depend on which shard an article fell into.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import itertools
 import os
 import re
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +32,7 @@ import duckdb
 
 from newsflow.db.engine import (
     StoreError,
+    arrow,
     lake_of,
     load_for,
     rollback,
@@ -35,7 +40,10 @@ from newsflow.db.engine import (
     sql_string,
 )
 
-INDEX_FILE = "index.duckdb"
+SHARD_ARTICLES = 25_000
+# v2: with the table `meta` (title, url, feed, time of each article), so that ranking needs
+# nothing from the lake; files of another version are stale, rebuilt by the next refresh.
+SHARD_FILE = "shard-v2-{:05d}.duckdb"
 INDEX_SCHEMA = "fts_main_docs"
 # What the tokenizer drops (dots and anything not a letter, after lower-casing and accents):
 # the index is built with it and a query is split with it.
@@ -56,32 +64,79 @@ def load_extension(con: duckdb.DuckDBPyConnection) -> None:
         ) from None
 
 
-def index_path(con: duckdb.DuckDBPyConnection) -> Path:
-    return lake_of(con).search_path / INDEX_FILE
+def shard_path(con: duckdb.DuckDBPyConnection, shard: int) -> Path:
+    return lake_of(con).search_path / SHARD_FILE.format(shard)
 
 
-def index_exists(con: duckdb.DuckDBPyConnection) -> bool:
-    return index_path(con).exists()
+def _ranks(size: int) -> str:
+    """Every article with its shard: its place in the order of loading, by ``size``."""
+    return (
+        "select article_id, loaded_at,"
+        f" ((row_number() over (order by loaded_at, article_id)) - 1) // {int(size)} as shard"
+        " from articles"
+    )
 
 
-def build_index(con: duckdb.DuckDBPyConnection) -> tuple[Path, datetime, float]:
-    """Write a new index of the articles the connection sees into a file beside the current
-    one: (its path, the time of the snapshot it indexes, seconds taken). ``install_index``
-    puts it in place."""
-    started = time.perf_counter()
-    load_extension(con)
-    final = index_path(con)
+@dataclass
+class Shard:
+    shard: int
+    articles: int  # articles the lake has in it now
+    last_loaded_at: datetime | None
+    indexed: int  # articles its file holds (0: no file)
+    stale: bool
+
+
+def shards(
+    con: duckdb.DuckDBPyConnection,
+    size: int = SHARD_ARTICLES,
+    changed: Sequence[str] = (),
+) -> list[Shard]:
+    """Each shard as the lake has it and as its file holds it; stale when they differ, when the
+    file is missing, or when it holds an article of ``changed`` (a new text, e.g. upgraded)."""
+    now = con.execute(
+        f"select shard, count(*), max(loaded_at) from ({_ranks(size)}) group by shard"
+        " order by shard"
+    ).fetchall()
+    state = {
+        r[0]: r[1:]
+        for r in con.execute(
+            "select shard, articles, last_loaded_at from search_index_state where shard is not null"
+        ).fetchall()
+    }
+    touched: set[int] = set()
+    if changed:
+        with arrow(con, "changed_ids", article_id=list(changed)):
+            touched = {
+                r[0]
+                for r in con.execute(
+                    f"select distinct shard from ({_ranks(size)})"
+                    " where article_id in (select article_id from changed_ids)"
+                ).fetchall()
+            }
+    found = []
+    for shard, articles, last in now:
+        have = state.get(shard)
+        exists = shard_path(con, shard).exists()
+        indexed = have[0] if have and exists else 0
+        stale = not exists or have is None or tuple(have) != (articles, last) or shard in touched
+        found.append(Shard(shard, articles, last, indexed, stale))
+    return found
+
+
+def _build_shard(con: duckdb.DuckDBPyConnection, shard: int, size: int) -> Path:
+    """Write the index of one shard into a new file beside its current one; its path."""
+    final = shard_path(con, shard)
     final.parent.mkdir(parents=True, exist_ok=True)
     building = final.with_name(f".{final.stem}-{os.getpid()}-{next(_counter)}.building.duckdb")
     building.unlink(missing_ok=True)
     alias = f"search_build_{os.getpid()}_{next(_counter)}"
-    built_at = con.execute("select now()").fetchone()[0]
     con.execute(f"attach '{sql_string(str(building))}' as {alias}")
     try:
         con.execute(
-            f"create table {alias}.main.docs as select article_id, title, text from articles"
-            f" where loaded_at <= ?",
-            [built_at],
+            f"create table {alias}.main.docs as select a.article_id, a.title, a.text, a.url,"
+            f" a.feed_id, coalesce(a.published_at, a.first_seen_at) as published"
+            f" from articles a join ({_ranks(size)}) r using (article_id) where r.shard = ?",
+            [shard],
         )
         con.execute(
             f"pragma create_fts_index('{alias}.main.docs', 'article_id', 'title', 'text', "
@@ -89,99 +144,119 @@ def build_index(con: duckdb.DuckDBPyConnection) -> tuple[Path, datetime, float]:
             "strip_accents = 1, lower = 1, overwrite = 1)"
         )
         # The index's postings come out in no order, so every query scanned all of them. Sorted
-        # by term, a query reads the few row groups of its terms: at 1M news-length articles, a
-        # search takes 0.2-0.3 s instead of 1.5-1.9 s, for 10% more build time.
+        # by term, a query reads the few row groups of its terms.
         con.execute(
             f"create or replace table {alias}.{INDEX_SCHEMA}.terms as"
             f" select * from {alias}.{INDEX_SCHEMA}.terms order by termid, docid"
         )
-        con.execute(f"drop table {alias}.main.docs")  # the texts stay in the lake
         con.execute(
-            f"create table {alias}.main.built as select ?::timestamptz as built_at", [built_at]
+            f"create table {alias}.main.meta as"
+            f" select article_id, title, url, feed_id, published from {alias}.main.docs"
         )
+        con.execute(f"drop table {alias}.main.docs")  # the texts stay in the lake
     except BaseException:
         with contextlib.suppress(duckdb.Error):
             con.execute(f"detach {alias}")
         building.unlink(missing_ok=True)
         raise
     con.execute(f"detach {alias}")
-    return building, built_at, time.perf_counter() - started
+    return building
 
 
-def install_index(con: duckdb.DuckDBPyConnection, building: Path) -> None:
-    """Rename a built index into place: searches that have the old one open keep reading it."""
-    os.replace(building, index_path(con))
-    building.with_name(building.name + ".wal").unlink(missing_ok=True)
-
-
-def record_index(con: duckdb.DuckDBPyConnection, built_at: datetime) -> None:
-    """Record (in the lake) when the index was built and how many articles it holds."""
+def _install(con, built: dict[int, Path], wanted: Iterable[Shard]) -> None:
+    """Rename built shards into place (a search holding an old file keeps reading it), drop
+    the files of shards that no longer exist, and record them all in the lake."""
+    wanted = list(wanted)
+    for shard, path in built.items():
+        os.replace(path, shard_path(con, shard))
+        path.with_name(path.name + ".wal").unlink(missing_ok=True)
+    folder = lake_of(con).search_path
+    keep = {SHARD_FILE.format(s.shard) for s in wanted}
+    for old in folder.glob("*.duckdb"):
+        if old.name not in keep and not old.name.startswith("."):
+            old.unlink(missing_ok=True)  # e.g. index.duckdb of a store before the shards
     con.execute("delete from search_index_state")
-    con.execute(
-        "insert into search_index_state select ?, count(*) from articles where loaded_at <= ?",
-        [built_at, built_at],
-    )
+    for s in wanted:
+        if s.shard in built or not s.stale:
+            con.execute(
+                "insert into search_index_state (built_at, articles, shard, last_loaded_at)"
+                " values (now(), ?, ?, ?)",
+                [s.articles, s.shard, s.last_loaded_at],
+            )
 
 
-def rebuild_index(con: duckdb.DuckDBPyConnection) -> float:
-    """Rebuild the BM25 index over articles(title, text); returns the seconds it took.
-    Records when it was built, so a search can say how many newer articles it does not see."""
-    building, built_at, seconds = build_index(con)
-    install_index(con, building)
-    record_index(con, built_at)
-    return seconds
-
-
-def unindexed_articles(con: duckdb.DuckDBPyConnection) -> int:
-    """Articles loaded after the index was last built (search does not see them yet)."""
-    built = con.execute("select max(built_at) from search_index_state").fetchone()[0]
-    if built is None or not index_exists(con):
-        return con.execute("select count(*) from articles").fetchone()[0]
-    return con.execute("select count(*) from articles where loaded_at > ?", [built]).fetchone()[0]
-
-
-def refresh(con: duckdb.DuckDBPyConnection, max_articles: int | None = None) -> float | None:
-    """Rebuild the full-text index and the derived tables; seconds taken, or None when the
-    store holds more than ``max_articles`` (rebuilding is then left to maintenance). The new
-    index is renamed into place before the lake records it, so a process killed in between
-    leaves an index the lake calls stale (and the next load rebuilds), never the reverse."""
-    if max_articles is not None:
-        count = con.execute("select count(*) from articles").fetchone()[0]
-        if count > max_articles:
-            return None
-    building, built_at, seconds = build_index(con)
-    con.execute("begin")
+def refresh(
+    con: duckdb.DuckDBPyConnection,
+    max_articles: int | None = None,
+    *,
+    changed: Sequence[str] = (),
+    size: int = SHARD_ARTICLES,
+) -> float | None:
+    """Rebuild the stale search shards, and the derived tables while the store holds at most
+    ``max_articles`` (None: always; they are computed over every article, so at scale they are
+    left to maintenance). Seconds taken, or None when nothing was rebuilt because the stale
+    shards hold more than ``max_articles`` (left to maintenance, as after a migration).
+    Shard files are renamed into place before the lake records them, so a process killed in
+    between leaves shards the lake calls stale (the next load rebuilds them), never the
+    reverse."""
+    started = time.perf_counter()
+    load_extension(con)
+    current = shards(con, size, changed)
+    stale = [s for s in current if s.stale]
+    total = sum(s.articles for s in current)
+    if max_articles is not None and sum(s.articles for s in stale) > max_articles:
+        return None
+    built: dict[int, Path] = {}
     try:
-        started = time.perf_counter()
-        rebuild_derived(con)
-        install_index(con, building)
-        record_index(con, built_at)
-        seconds += time.perf_counter() - started
-        con.execute("commit")
-    except BaseException:
-        rollback(con)
-        building.unlink(missing_ok=True)
-        raise
-    return seconds
+        for s in stale:
+            built[s.shard] = _build_shard(con, s.shard, size)
+        con.execute("begin")
+        try:
+            if max_articles is None or total <= max_articles:
+                rebuild_derived(con)
+            _install(con, built, current)
+            con.execute("commit")
+        except BaseException:
+            rollback(con)
+            raise
+    finally:
+        for path in built.values():
+            path.unlink(missing_ok=True)
+    return time.perf_counter() - started
+
+
+def rebuild_index(con: duckdb.DuckDBPyConnection, size: int = SHARD_ARTICLES) -> float:
+    """Rebuild every shard of the index (and the derived tables); seconds taken."""
+    started = time.perf_counter()
+    for path in lake_of(con).search_path.glob("shard-*.duckdb"):
+        path.unlink()
+    refresh(con, size=size)
+    return time.perf_counter() - started
+
+
+def unindexed_articles(con: duckdb.DuckDBPyConnection, size: int = SHARD_ARTICLES) -> int:
+    """Articles the search does not see yet (loaded after their shard was last built)."""
+    return sum(max(0, s.articles - s.indexed) for s in shards(con, size))
 
 
 def refresh_after_load(
-    con: duckdb.DuckDBPyConnection, articles_loaded: int, max_articles: int | None = None
+    con: duckdb.DuckDBPyConnection,
+    articles_loaded: int,
+    max_articles: int | None = None,
+    changed: Sequence[str] = (),
 ) -> float | None:
-    """After a load: ``refresh`` when the load added articles, or when the index misses some (a
-    process killed after its load committed, before it rebuilt the index; its retry loads
-    nothing). Seconds, or None."""
-    if not articles_loaded and not stale(con):
+    """After a load: ``refresh`` when the load added or changed articles, or when a shard is
+    stale (a process killed after its load committed, before it rebuilt the index; its retry
+    loads nothing). Seconds, or None."""
+    if not articles_loaded and not changed and not stale(con):
         return None
-    return refresh(con, max_articles)
+    return refresh(con, max_articles, changed=changed)
 
 
-def stale(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether articles are missing from the search index (or there is none): e.g. a run
-    loaded by a process that was killed before it rebuilt the index."""
-    if not con.execute("select count(*) from articles").fetchone()[0]:
-        return False
-    return unindexed_articles(con) > 0
+def stale(con: duckdb.DuckDBPyConnection, size: int = SHARD_ARTICLES) -> bool:
+    """Whether a shard misses articles or has none built (e.g. a run loaded by a process that
+    was killed before it rebuilt the index)."""
+    return any(s.stale for s in shards(con, size))
 
 
 def rebuild_derived(con: duckdb.DuckDBPyConnection) -> None:
@@ -215,25 +290,49 @@ def search(
     if not query.strip():
         raise ValueError("the search query is empty")
     load_extension(con)
-    path = index_path(con)
-    if not path.exists():
+    files = [
+        shard_path(con, r[0])
+        for r in con.execute(
+            "select shard from search_index_state where shard is not null order by shard"
+        ).fetchall()
+    ]
+    files = [f for f in files if f.exists()]
+    if not files and not con.execute("select count(*) from articles").fetchone()[0]:
+        return []  # nothing stored, nothing to find
+    if not files:
         raise SearchUnavailable(
             "the database has no search index yet; run `newsflow ingest` (it builds it after "
             "each load) or `newsflow search --rebuild`"
         )
-    alias = f"search_{os.getpid()}_{next(_counter)}"
-    con.execute(f"attach '{sql_string(str(path))}' as {alias} (read_only)")
+    run = f"{os.getpid()}_{next(_counter)}"
+    aliases = []
     try:
-        return ranked(con, f"{alias}.{INDEX_SCHEMA}", query, since, entity, limit)
+        for k, path in enumerate(files):
+            alias = f"search_{run}_{k}"
+            con.execute(f"attach '{sql_string(str(path))}' as {alias} (read_only)")
+            aliases.append(alias)
+        return ranked_over(con, [f"{a}.{INDEX_SCHEMA}" for a in aliases], query, since, entity,
+                           limit, metas=[f"{a}.main.meta" for a in aliases])  # fmt: skip
     finally:
-        with contextlib.suppress(duckdb.Error):
-            con.execute(f"detach {alias}")
+        for alias in aliases:
+            with contextlib.suppress(duckdb.Error):
+                con.execute(f"detach {alias}")
 
 
 def ranked(con, fts: str, query: str, since, entity, limit) -> list[Hit]:
-    """BM25 over the fts index schema ``fts`` (any connection whose default catalog has the
-    articles and feeds: the lake, or a DuckDB file with the index built in it)."""
-    where, params = ["true"], [query]
+    """BM25 over one fts index schema ``fts`` (e.g. of a DuckDB file with the index in it)."""
+    return ranked_over(con, [fts], query, since, entity, limit)
+
+
+def ranked_over(
+    con, indexes: list[str], query: str, since, entity, limit, metas: list[str] | None = None
+) -> list[Hit]:
+    """Articles ranked by BM25 over the fts index schemas ``indexes`` (the shards), on a
+    connection whose default catalog has the articles and feeds; the collection statistics are
+    summed over all of them. With ``metas`` (each shard's table of titles, URLs and times) and
+    no filter, the ranking reads nothing from the lake but the best ``limit`` texts, for their
+    snippets: a lookup in the lake costs a scan of its Parquet files."""
+    where, params = ["true"], []
     if since is not None:
         where.append("coalesce(a.published_at, a.first_seen_at) >= ?")
         params.append(since)
@@ -243,28 +342,46 @@ def ranked(con, fts: str, query: str, since, entity, limit) -> list[Hit]:
             " and lower(e.entity) = lower(?))"
         )
         params.append(entity)
-    params.append(limit)
-    # BM25 over the index's postings of the query's terms; the best `limit` first, from the
-    # narrow columns; titles and texts of those only.
+    dfs = " union all ".join(
+        f"select d.term, d.df from {x}.dict d join tokens on d.term = tokens.t" for x in indexes
+    )
+    stats = " union all ".join(f"select num_docs, avgdl from {x}.stats" for x in indexes)
+    # Per shard: term frequencies by integer ids first (the postings of the query's terms
+    # only), the BM25 sum per document, and only then the document's name. Without a filter,
+    # a shard's best `limit` are all that can reach the overall best `limit`.
+    keep = "" if len(where) > 1 else "order by score desc limit ?"
+    per_shard = " union all ".join(
+        f"""(select docs.name as article_id, s.score from (
+                select tf.docid, sum(log(((st.num_docs - df.df + 0.5) / (df.df + 0.5)) + 1)
+                       * (tf.tf * 2.2) / (tf.tf + 1.2 * (0.25 + 0.75 * docs.len / st.avgdl)))
+                       as score
+                from (select docid, termid, count(*) as tf from {x}.terms
+                      where termid in (select d.termid from {x}.dict d
+                                       join tokens on d.term = tokens.t)
+                      group by docid, termid) tf
+                join {x}.dict d using (termid) join df on df.term = d.term
+                join {x}.docs docs using (docid), st
+                group by tf.docid) s
+            join {x}.docs docs using (docid) {keep})"""
+        for x in indexes
+    )
+    keep_params = [] if len(where) > 1 else [limit] * len(indexes)
+    if metas and len(where) == 1:
+        return _ranked_from_shards(con, indexes, metas, query, dfs, stats, limit)
+    # BM25 over the postings of the query's terms; the best `limit` first, from the narrow
+    # columns; titles and texts of those only.
     rows = con.execute(
         f"""
         with tokens as (
             select distinct stem(unnest(string_split_regex(regexp_replace(
                 lower(strip_accents(?::varchar)), '{IGNORE}', ' ', 'g'), '\\s+')), 'porter') as t
         ),
-        qterms as (
-            select p.docid, p.termid, d.df
-            from {fts}.terms p join {fts}.dict d using (termid) join tokens on d.term = tokens.t
+        df as (select term, sum(df) as df from ({dfs}) group by term),
+        st as (
+            select sum(num_docs) as num_docs, sum(num_docs * avgdl) / sum(num_docs) as avgdl
+            from ({stats})
         ),
-        tf as (select docid, termid, any_value(df) as df, count(*) as tf from qterms group by all),
-        scores as (
-            select docs.name as article_id,
-                   sum(log(((st.num_docs - tf.df + 0.5) / (tf.df + 0.5)) + 1)
-                       * (tf.tf * 2.2) / (tf.tf + 1.2 * (0.25 + 0.75 * docs.len / st.avgdl)))
-                   as score
-            from tf join {fts}.docs docs using (docid), {fts}.stats st
-            group by docs.name
-        ),
+        scores as ({per_shard}),
         ranked as (
             select a.article_id, s.score,
                    coalesce(a.published_at, a.first_seen_at) as published_at
@@ -280,11 +397,71 @@ def ranked(con, fts: str, query: str, since, entity, limit) -> list[Hit]:
         left join feeds f using (feed_id)
         order by r.score desc, r.published_at desc nulls last
         """,
-        params,
+        [query, *keep_params, *params, limit],
     ).fetchall()
     return [
         Hit(r[0], r[1], r[2], r[3], r[4], r[5], snippet(r[6] or r[2] or "", query)) for r in rows
     ]
+
+
+def _bm25_per_shard(x: str, extra: str, keep: str) -> str:
+    return f"""(select s.score, docs.name as article_id{extra} from (
+            select tf.docid, sum(log(((st.num_docs - df.df + 0.5) / (df.df + 0.5)) + 1)
+                   * (tf.tf * 2.2) / (tf.tf + 1.2 * (0.25 + 0.75 * docs.len / st.avgdl)))
+                   as score
+            from (select docid, termid, count(*) as tf from {x}.terms
+                  where termid in (select d.termid from {x}.dict d
+                                   join tokens on d.term = tokens.t)
+                  group by docid, termid) tf
+            join {x}.dict d using (termid) join df on df.term = d.term
+            join {x}.docs docs using (docid), st
+            group by tf.docid) s
+        join {x}.docs docs using (docid)"""
+
+
+def _ranked_from_shards(con, indexes, metas, query, dfs, stats, limit) -> list[Hit]:
+    per_shard = " union all ".join(
+        _bm25_per_shard(x, ", m.title, m.url, m.feed_id, m.published", "")
+        + f" join {m} m on m.article_id = docs.name"
+        " order by s.score desc, m.published desc nulls last limit ?)"
+        for x, m in zip(indexes, metas, strict=True)
+    )
+    best = con.execute(
+        f"""
+        with tokens as (
+            select distinct stem(unnest(string_split_regex(regexp_replace(
+                lower(strip_accents(?::varchar)), '{IGNORE}', ' ', 'g'), '\\s+')), 'porter') as t
+        ),
+        df as (select term, sum(df) as df from ({dfs}) group by term),
+        st as (
+            select sum(num_docs) as num_docs, sum(num_docs * avgdl) / sum(num_docs) as avgdl
+            from ({stats})
+        )
+        select article_id, score, title, feed_id, published, url from ({per_shard})
+        order by score desc, published desc nulls last limit ?
+        """,
+        [query, *[limit] * len(indexes), limit],
+    ).fetchall()
+    if not best:
+        return []
+    with arrow(con, "best_ids", article_id=[r[0] for r in best]):
+        texts = dict(
+            con.execute(
+                "select article_id, text from articles"
+                " where article_id in (select article_id from best_ids)"
+            ).fetchall()
+        )
+    feeds = dict(
+        con.execute(
+            "select feed_id, title from feeds where feed_id in (select unnest(?::varchar[]))",
+            [sorted({r[3] for r in best})],
+        ).fetchall()
+    )
+    return [
+        Hit(aid, score, title, feeds.get(fid), published, url,
+            snippet(texts.get(aid) or title or "", query))
+        for aid, score, title, fid, published, url in best
+    ]  # fmt: skip
 
 
 def snippet(text: str, query: str, width: int = 220) -> str:

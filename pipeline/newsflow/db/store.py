@@ -13,7 +13,7 @@ import json
 import logging
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -74,6 +74,7 @@ class LoadResult:
     tag_rows: dict | None = None  # rows inserted per tag kind
     stories_joined: int = 0  # articles of this load that share a story with another article
     snapshot_id: int | None = None  # the lake snapshot the load committed
+    upgraded_ids: list[str] = field(default_factory=list)  # new texts for the search index
     articles_upgraded: int = 0  # stored articles whose page arrived at a later attempt
 
 
@@ -248,15 +249,16 @@ class Store:
         return applied
 
     def refresh_search_index(self, max_articles: int | None = None) -> float | None:
-        """Rebuild the full-text index and the derived tables (db/search.py); seconds taken,
-        or None when the database holds more than ``max_articles``."""
+        """Rebuild the stale search shards and the derived tables (db/search.py); seconds
+        taken, or None when the stale shards hold more than ``max_articles``."""
         return search.refresh(self.con, max_articles)
 
     def refresh_search_after_load(
-        self, articles_loaded: int, max_articles: int | None = None
+        self, articles_loaded: int, max_articles: int | None = None, changed: Sequence[str] = ()
     ) -> float | None:
-        """After a load: the rebuild when the load added articles or the index misses some."""
-        return search.refresh_after_load(self.con, articles_loaded, max_articles)
+        """After a load: rebuild the search shards it touched (new articles, or the ``changed``
+        texts of upgraded ones), or that miss articles (db/search.py). Seconds, or None."""
+        return search.refresh_after_load(self.con, articles_loaded, max_articles, changed)
 
     def search(self, query: str, **filters) -> list[search.Hit]:
         """Articles ranked by BM25 for ``query`` (db/search.py; since=, entity=, limit=)."""
@@ -657,6 +659,7 @@ class Store:
             polls=poll_counts[0],
             articles_loaded=len(inserted),
             articles_upgraded=len(upgraded),
+            upgraded_ids=upgraded,
             by_status=by_status,
             tag_rows=tag_rows,
             stories_joined=stories,

@@ -284,8 +284,9 @@ def load(settings: Settings, store: Store, run: RunDir, trigger: str) -> Loaded:
     if settings.search_index:
         # An upgraded article has a new text: the index must see it as it sees a new one.
         search_s = store.refresh_search_after_load(
-            result.articles_loaded + result.articles_upgraded,
+            result.articles_loaded,
             settings.search_rebuild_max_articles,
+            changed=result.upgraded_ids,
         )
         if search_s is not None:
             LOGGER.info("search index rebuilt in %.2fs", search_s)
