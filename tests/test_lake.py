@@ -388,3 +388,45 @@ def test_a_moved_store_opens_where_it_is_and_a_wrong_data_path_is_named(tmp_path
     (tmp_path / "old").rename(tmp_path / "new")
     with Store(tmp_path / "new" / "news.sqlite", read_only=True) as store:
         assert store.con.execute("select title from feeds").fetchall() == [("A",)]
+
+
+def test_writers_on_a_postgres_catalog_take_turns_through_an_advisory_lock_that_dies_with_them(
+    tmp_path, postgres_cluster
+):
+    """Two writers on two machines share no file system lock: the lock lives in the catalog's
+    database. A holder in another process keeps a second writer out (the message names the
+    lock, and the catalog's password is not in it); SIGKILLed, its lock is gone at once."""
+    conninfo = postgres_cluster.new_database()
+    lake = LakeLocation.of("postgres:" + conninfo + " password=s3cret", str(tmp_path / "files"))
+    assert lake.search_path == tmp_path / "files.search"  # beside the shared data files
+    Store(lake).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys, time
+            from newsflow.config import LakeLocation
+            from newsflow.db.store import Store
+            store = Store(LakeLocation.of({lake.catalog!r}, {lake.data_path!r}))
+            print("holding", flush=True)
+            time.sleep(120)
+        """)],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "pipeline")},
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        with pytest.raises(StoreError) as refused:
+            Store(lake, lock_wait=0)
+        message = str(refused.value)
+        assert "locked by another process" in message and "advisory lock" in message
+        assert "s3cret" not in message and "password=***" in message
+        holder.kill()
+        holder.wait(timeout=30)
+        started = time.monotonic()
+        with Store(lake, lock_wait=10) as writer:
+            writer.upsert_feeds([FeedSpec(url="https://b.example/feed.xml")])
+        assert time.monotonic() - started < 5
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    with Store(lake, read_only=True) as reader:
+        assert reader.con.execute("select count(*) from feeds").fetchone()[0] == 1

@@ -35,7 +35,8 @@ POSTGRES_PREFIX = "postgres:"
 class LakeLocation:
     """A DuckLake store: ``catalog`` is a SQLite file's path or ``postgres:<libpq string>``;
     ``data_path`` the folder of its Parquet files; ``search_path`` the
-    local folder of its full-text index files (DuckDB files, rebuilt and renamed into place)."""
+    folder of its full-text index files (DuckDB files, rebuilt and renamed into place): beside
+    the catalog for SQLite, beside the data path for Postgres (storage every writer shares)."""
 
     catalog: str
     data_path: str
@@ -53,14 +54,17 @@ class LakeLocation:
                 " use a path every machine mounts (NFS, a shared volume)"
             )
         if catalog.startswith(POSTGRES_PREFIX):
-            name = _postgres_dbname(catalog)
+            _postgres_dbname(catalog)  # refuses a catalog that names no database
             if not data_path:
                 raise ConfigError(
                     "setting data_path (NEWSFLOW_DATA_PATH) is needed with a Postgres catalog: "
                     "the folder every machine reads the Parquet files from"
                 )
             data_path = str(Path(data_path).expanduser().absolute())
-            return cls(catalog, data_path, data_dir / "search" / name)
+            # The search files beside the data files: on the storage every writer shares, not
+            # inside the data path (the lake's orphan cleanup removes files it does not know).
+            data = Path(data_path)
+            return cls(catalog, data_path, data.parent / f"{data.name}.search")
         # Absolute: the catalog records its data path, which must not depend on the cwd.
         path = Path(catalog).expanduser().absolute()
         if path.suffix == ".duckdb":
@@ -84,6 +88,11 @@ class LakeLocation:
     def catalog_path(self) -> Path | None:
         """The SQLite catalog's file (None for a Postgres catalog)."""
         return None if self.is_postgres else Path(self.catalog)
+
+    @property
+    def shown(self) -> str:
+        """The catalog for messages and logs: a Postgres connection string's password hidden."""
+        return re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", self.catalog)
 
     @property
     def name(self) -> str:

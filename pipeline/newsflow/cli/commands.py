@@ -59,7 +59,7 @@ def _existing_database(settings: Settings) -> LakeLocation:
         )
         return demo
     if not store_exists(lake):
-        raise StoreError(f"no database at {lake.catalog}; run `newsflow ingest` to create it")
+        raise StoreError(f"no database at {lake.shown}; run `newsflow ingest` to create it")
     return lake
 
 

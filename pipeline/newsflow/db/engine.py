@@ -4,8 +4,9 @@ The store is a DuckLake: a SQL catalog (an embedded SQLite file by default, Post
 machines) that records snapshots of Parquet data files. Readers attach it read-only and read
 the last committed snapshot: a writer never blocks them, nor they it. Nothing in DuckLake
 enforces keys, and two writers on a SQLite catalog lose commits, so writing takes a lock of
-its own (a file lock beside the catalog): one writer at a time, waiting with backoff and
-jitter while another holds it, naming it when the wait is over.
+its own (a file lock beside a SQLite catalog; an advisory lock in a Postgres catalog's
+database, which writers on every machine share): one writer at a time, waiting with backoff
+and jitter while another holds it, naming it when the wait is over.
 
 Every connection of a process is a cursor on one in-memory DuckDB instance that has the
 extensions loaded (from their PyPI wheels, never downloaded): loading them costs 0.2 s, once.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import logging
 import os
 import random
@@ -30,7 +32,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from newsflow.config import LakeLocation
+from newsflow.config import POSTGRES_PREFIX, LakeLocation
 from newsflow.staging import is_disk_full_at
 
 LOGGER = logging.getLogger(__name__)
@@ -176,13 +178,13 @@ _private_loaded: dict[int, set[str]] = {}
 
 
 class WriterLock:
-    """The one-writer lock of a store: ``flock`` on a file beside its catalog (for a Postgres
-    catalog, beside its search files: writers on several machines must then share a pool,
-    as Airflow's ``duckdb_writer``)."""
+    """The one-writer lock of a store on a SQLite catalog: ``flock`` on a file beside the
+    catalog, dropped by the kernel however its holder dies."""
 
     def __init__(self, lake: LakeLocation):
         base = lake.catalog_path or lake.search_path
         self.path = base.parent / f"{base.name}.lock"
+        self.shown = f"its lock file is {self.path}"
         self._fd: int | None = None
 
     def try_acquire(self) -> bool:
@@ -202,6 +204,57 @@ class WriterLock:
             self._fd = None
 
 
+# The key of the writer's advisory lock in a Postgres catalog's database (the lake is the
+# database, so one constant serves every store): the first 8 bytes of sha256("newsflow.writer").
+ADVISORY_KEY = int.from_bytes(hashlib.sha256(b"newsflow.writer").digest()[:8], "big", signed=True)
+
+
+class AdvisoryWriterLock:
+    """The one-writer lock of a store on a Postgres catalog, for writers on any number of
+    machines: a session-level advisory lock in the catalog's database, held by a connection of
+    its own. The server drops it when that connection ends, however the holder dies (TCP
+    keepalives find a machine that vanished within about a minute)."""
+
+    def __init__(self, lake: LakeLocation):
+        self.conninfo = lake.catalog[len(POSTGRES_PREFIX) :]
+        self.shown = f"it holds advisory lock {ADVISORY_KEY} in the catalog's database"
+        self._con = None
+
+    def try_acquire(self) -> bool:
+        import psycopg
+
+        try:
+            con = psycopg.connect(
+                self.conninfo, autocommit=True, connect_timeout=10, keepalives=1,
+                keepalives_idle=20, keepalives_interval=10, keepalives_count=3,
+                application_name="newsflow writer",
+            )  # fmt: skip
+        except psycopg.Error as exc:
+            raise StoreError(
+                f"cannot reach the Postgres catalog to take the writer lock: {exc}"
+            ) from None
+        try:
+            got = con.execute("select pg_try_advisory_lock(%s)", [ADVISORY_KEY]).fetchone()[0]
+        except BaseException:
+            con.close()
+            raise
+        if not got:
+            con.close()
+            return False
+        self._con = con
+        return True
+
+    def release(self) -> None:
+        if self._con is not None:
+            with contextlib.suppress(Exception):
+                self._con.close()  # the server drops the session's advisory locks
+            self._con = None
+
+
+def writer_lock(lake: LakeLocation) -> WriterLock | AdvisoryWriterLock:
+    return AdvisoryWriterLock(lake) if lake.is_postgres else WriterLock(lake)
+
+
 class Session:
     """An open connection to the store: a cursor whose default catalog is the lake, attached
     under ``alias``; a writing one holds the writer lock until ``close``."""
@@ -210,7 +263,7 @@ class Session:
         self,
         con: duckdb.DuckDBPyConnection,
         alias: str,
-        lock: WriterLock | None,
+        lock: WriterLock | AdvisoryWriterLock | None,
         private: bool = False,
     ):
         self.con, self.alias, self.lock, self.private = con, alias, lock, private
@@ -289,7 +342,7 @@ def _data_path_error(lake: LakeLocation, exc: duckdb.Error) -> StoreError | None
     if not m:
         return None
     return StoreError(
-        f"the catalog {lake.catalog} keeps its data files in {m['theirs']}, not in"
+        f"the catalog {lake.shown} keeps its data files in {m['theirs']}, not in"
         f" {m['ours']}: set NEWSFLOW_DATA_PATH={m['theirs']} (or, if you moved the files, move"
         " them all and point NEWSFLOW_DATA_PATH at the new folder)"
     )
@@ -372,24 +425,24 @@ def connect(
     on a DuckDB instance of its own (0.2 s more), which closing the connection ends: what an
     analyst's ``newsflow.connect()`` gets, so that nothing outlives it."""
     if read_only and not exists(lake):
-        raise StoreError(f"no database at {lake.catalog}; run `newsflow ingest` to create it")
+        raise StoreError(f"no database at {lake.shown}; run `newsflow ingest` to create it")
     lock = None
     if not read_only:
-        lock = WriterLock(lake)
+        lock = writer_lock(lake)
         retries = lock_retry_delays(lock_wait)
         waiting = False
         while not lock.try_acquire():
             if not waiting and lock_wait >= 1:
                 LOGGER.warning(
                     "database %s is locked by another process (a writer); waiting up to %gs",
-                    lake.catalog,
+                    lake.shown,
                     lock_wait,
                 )
                 waiting = True
             if next(retries, StopIteration) is StopIteration:
                 raise StoreError(
-                    f"database {lake.catalog} is locked by another process, a writer (still "
-                    f"after {lock_wait:g}s; its lock file is {lock.path})"
+                    f"database {lake.shown} is locked by another process, a writer (still "
+                    f"after {lock_wait:g}s; {lock.shown})"
                 )
     try:
         if not read_only:
@@ -450,9 +503,9 @@ def connect(
         if is_disk_full_at(exc, *where):
             raise DiskFullError(
                 f"out of disk space ({os.strerror(errno.ENOSPC)}): cannot open database"
-                f" {lake.catalog}: {exc}"
+                f" {lake.shown}: {exc}"
             ) from None
-        raise StoreError(f"cannot open database {lake.catalog}: {exc}") from None
+        raise StoreError(f"cannot open database {lake.shown}: {exc}") from None
     except BaseException:
         if lock is not None:
             lock.release()
