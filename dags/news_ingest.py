@@ -19,6 +19,7 @@ from newsflow_common import (
     DEFAULT_ARGS,
     WRITER_POOL,
     env_number,
+    ingest_deadline,
     run_step,
     settings,
 )
@@ -67,6 +68,7 @@ TAG_DOC = (
     tags=["newsflow", "ingest"],
     description="Poll due feeds, fetch and extract new articles, tag them, load them into the lake",
     doc_md=__doc__,
+    deadline=ingest_deadline(EVERY),
 )
 def news_ingest():
     @task

@@ -90,38 +90,42 @@ class WebhookNotifier(BaseNotifier):
         self.url = url
 
     def notify(self, context) -> None:
-        import urllib.request
+        from newsflow.run import alerts
 
-        url = self.url or os.environ.get("NEWSFLOW_ALERT_WEBHOOK")
-        if not url:
-            return
         ti = context.get("ti") or context.get("task_instance")
         error = str(context.get("exception") or "")
         run_id = context.get("run_id")
         dag_id = getattr(ti, "dag_id", None)
         task_id = getattr(ti, "task_id", None)
-        body = {
-            "text": f"newsflow: {dag_id}.{task_id} failed in run {run_id}: {error[:1500]}",
-            "dag_id": dag_id,
-            "task_id": task_id,
-            "run_id": run_id,
-            "try_number": getattr(ti, "try_number", None),
-            "error": error[:8000],
-            "log_url": getattr(ti, "log_url", None),
-        }
-        request = urllib.request.Request(
-            url,
-            data=json.dumps(body, default=str).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
+        alerts.post(
+            self.url,
+            {
+                "text": f"newsflow: {dag_id}.{task_id} failed in run {run_id}: {error[:1500]}",
+                "dag_id": dag_id,
+                "task_id": task_id,
+                "run_id": run_id,
+                "try_number": getattr(ti, "try_number", None),
+                "error": error[:8000],
+                "log_url": getattr(ti, "log_url", None),
+            },
         )
-        try:
-            with urllib.request.urlopen(request, timeout=10):
-                pass
-        except Exception as exc:  # an alert that cannot be sent must not hide the failure
-            LOG.warning("newsflow: could not post the failure alert to %s: %s", url, exc)
 
 
 # On the tasks whose failure needs a person: load (nothing lands until it works) and
 # feed_health (a feed died).
 ALERT = WebhookNotifier()
+
+
+def ingest_deadline(every: timedelta):
+    """The deadline alert of ``news_ingest``: a run not finished ``NEWSFLOW_INGEST_DEADLINE_
+    MINUTES`` (default: the schedule's interval) after it was queued posts to the webhook; the
+    next run waits for it (``max_active_runs=1``), so an overrun is news arriving late."""
+    from airflow.sdk.definitions.deadline import AsyncCallback, DeadlineAlert, DeadlineReference
+
+    minutes = env_number("NEWSFLOW_INGEST_DEADLINE_MINUTES", every.total_seconds() / 60)
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=timedelta(minutes=minutes or every.total_seconds() / 60),
+        callback=AsyncCallback("newsflow.run.alerts.deadline_missed"),
+        name="news_ingest overran its interval",
+    )

@@ -118,6 +118,9 @@ INTEGRITY = textwrap.dedent(
         heavy = sorted(m for m in set(sys.modules) - before
                        if m.split(".")[0] in {"duckdb", "spacy", "trafilatura", "httpx", "pyarrow"}
                        or m == "newsflow" or m.startswith("newsflow."))
+        # Airflow imports a deadline's callback to check it: the one newsflow module a DAG
+        # file may load, standard library only.
+        heavy = [m for m in heavy if m not in {"newsflow", "newsflow.run", "newsflow.run.alerts"}]
         info = {"seconds": took, "heavy_imports": heavy}
         if dag is not None:
             info.update(
@@ -126,6 +129,14 @@ INTEGRITY = textwrap.dedent(
                 tasks={t.task_id: {"owner": t.owner, "retries": t.retries,
                                    "pool": t.pool, "doc_md": t.doc_md} for t in dag.tasks},
             )
+            alerts = dag.deadline if isinstance(dag.deadline, list) else [dag.deadline]
+            info["deadlines"] = [
+                {"reference": type(d.reference).__name__, "seconds": d.interval.total_seconds(),
+                 "callback": d.callback.path}
+                for d in alerts if d is not None
+            ]
+            from airflow.serialization.serialized_objects import DagSerialization
+            DagSerialization.to_dict(dag)  # what the DAG processor stores for the scheduler
         out[path.name] = info
     out["_data_dir_created"] = data.exists()
     from airflow.dag_processing.dagbag import DagBag
@@ -162,6 +173,66 @@ def test_dag_file_imports_fast_and_does_no_work(integrity, name):
     # No top-level work: nothing of the pipeline, no database or HTTP library, no data folder.
     assert info["heavy_imports"] == []
     assert integrity["_data_dir_created"] is False
+
+
+def test_news_ingest_has_a_deadline_of_its_interval_whose_callback_the_triggerer_runs(
+    integrity, monkeypatch
+):
+    """A run still going when the next one is due posts an alert: the deadline is the schedule's
+    interval after the run was queued, and its callback, run the way Airflow's triggerer runs
+    it (CallbackTrigger, with the context the scheduler gives), posts to a real webhook."""
+    [deadline] = integrity["news_ingest.py"]["deadlines"]
+    assert deadline["reference"] == "DagRunQueuedAtDeadline"
+    assert deadline["seconds"] == 600  # NEWSFLOW_INGEST_EVERY_MINUTES' default
+    assert deadline["callback"] == "newsflow.run.alerts.deadline_missed"
+    assert integrity["news_maintenance.py"]["deadlines"] == []
+
+    import asyncio
+
+    from airflow.triggers.callback import CallbackTrigger
+
+    received = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    context = {
+        "dag_run": {"dag_id": "news_ingest", "dag_run_id": "scheduled__2026-12-03T10:00:00",
+                    "state": "running", "queued_at": "2026-12-03T10:00:02Z"},
+        "deadline": {"id": "d1", "deadline_time": "2026-12-03T10:10:02Z"},
+    }  # fmt: skip
+
+    async def fire(kwargs):
+        trigger = CallbackTrigger(deadline["callback"], kwargs)
+        return [event.payload async for event in trigger.run()]
+
+    try:
+        monkeypatch.setenv("NEWSFLOW_ALERT_WEBHOOK", f"http://127.0.0.1:{hook.server_port}/")
+        events = asyncio.run(fire({"context": context}))
+    finally:
+        hook.shutdown()
+    assert events[-1]["state"] == "success", events
+    [alert] = received
+    assert alert["run_id"] == "scheduled__2026-12-03T10:00:00"
+    assert alert["text"].startswith(
+        "newsflow: news_ingest run scheduled__2026-12-03T10:00:00 has not finished by its"
+        " deadline 2026-12-03T10:10:02Z"
+    )
+    # Unset: nothing is sent; unreachable: the callback says so and does not raise.
+    monkeypatch.delenv("NEWSFLOW_ALERT_WEBHOOK")
+    assert asyncio.run(fire({"context": context}))[-1]["state"] == "success"
+    assert len(received) == 1
+    monkeypatch.setenv("NEWSFLOW_ALERT_WEBHOOK", f"http://127.0.0.1:{hook.server_port}/")
+    events = asyncio.run(fire({"context": context}))  # the server is shut down now
+    assert events[-1]["state"] == "success" and len(received) == 1
 
 
 @pytest.mark.parametrize("name", ["news_ingest.py", "news_maintenance.py", "news_retag.py"])
