@@ -147,6 +147,33 @@ def test_sql_formats_params_and_errors(env, capsys):
     assert code == 1 and "no database at" in err
 
 
+def test_sql_is_read_only_it_writes_no_file_and_installs_nothing(env, capsys):
+    db = str(env / "s.sqlite")
+    run(capsys, "feeds", "import", str(LISTS / "good.yaml"), "--catalog", db)
+    out_file = env / "x.csv"
+    for statement, kind in [
+        (f"copy feeds to '{out_file}'", "COPY"),
+        (f"select 1; copy (select url from feeds) to '{out_file}' (header)", "COPY"),
+        (f"explain analyze copy feeds to '{out_file}'", "EXPLAIN of COPY"),
+        (f"export database '{env / 'dump'}'", "EXPORT"),
+        ("install httpfs", "LOAD"),
+        ("set enable_external_access = true", "SET"),
+        (f"attach '{env / 'other.duckdb'}' as other", "ATTACH"),
+        ("create temp table t as select 1", "CREATE"),
+    ]:
+        code, out, err = run(capsys, "sql", statement, "--catalog", db)
+        assert code == 2, statement
+        assert f"is a {kind} statement" in err and "read-only" in err, err
+        assert "--format csv" in err  # the way to save a result
+    assert not out_file.exists() and not (env / "dump").exists()
+    assert not (env / "other.duckdb").exists()
+    # what reads still runs: queries, SHOW/DESCRIBE, EXPLAIN of a query, CALL of a table function
+    for statement in ["show tables", "describe feeds", "explain select * from feeds",
+                      "call ducklake_snapshots(current_database())", "summarize feeds"]:  # fmt: skip
+        code, out, err = run(capsys, "sql", statement, "--catalog", db)
+        assert code == 0, (statement, err)
+
+
 def test_status(env, capsys, small_site, monkeypatch):
     site, feeds = small_site
     site.routes["/dead.xml"] = Route(b"gone", status=500, conditional=False)

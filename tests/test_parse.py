@@ -4,7 +4,7 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-from newsflow.fetching.parse import html_to_text, parse_date, parse_feed
+from newsflow.fetching.parse import html_to_text, language_code, parse_date, parse_feed, richest
 
 from tests.helpers import rss
 
@@ -154,3 +154,35 @@ def test_json_feed():
 def test_bad_json_feeds_say_why(body, problem):
     parsed = parse_feed(body, FEED, "application/json")
     assert not parsed.usable and problem in parsed.error
+
+
+@pytest.mark.parametrize(
+    ("tag", "code"),
+    [("en-US", "en"), ("en_gb", "en"), ("EN", "en"), (" fr-CA ", "fr"), ("zh-Hant-TW", "zh"),
+     ("x-klingon", None), ("", None), (None, None), ("English please", None)],
+)  # fmt: skip
+def test_language_tags_are_normalised_to_the_language_models_are_keyed_by(tag, code):
+    assert language_code(tag) == code
+
+
+def test_the_richest_body_of_an_item_wins_over_a_caption_that_comes_first():
+    caption = "A protester holds a flag."
+    article = "Some say they were simply unlucky. " * 20
+    feed = (
+        '<?xml version="1.0"?><rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/"'
+        ' xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel><title>T</title>'
+        "<language>en-US</language><item><link>https://news.example.com/a</link>"
+        f"<media:description>{caption}</media:description>"
+        "<description>The summary, longer than the caption.</description>"
+        f"<content:encoded><![CDATA[<p>{article}</p>]]></content:encoded></item>"
+        "<item><link>https://news.example.com/b</link>"
+        f"<media:description>{caption}</media:description>"
+        "<description>The summary, longer than the caption.</description></item>"
+        "</channel></rss>"
+    ).encode()
+    parsed = parse_feed(feed, "https://news.example.com/feed.xml")
+    first, second = parsed.items
+    assert parsed.language == "en"
+    assert first.content == article.strip()
+    # no full content: the summary is richer than the caption
+    assert richest(second.content, second.summary) == "The summary, longer than the caption."

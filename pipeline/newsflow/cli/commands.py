@@ -26,7 +26,7 @@ from newsflow.cli.output import (
 from newsflow.config import LakeLocation, Settings, load_settings
 from newsflow.db import queries
 from newsflow.db.engine import StoreError
-from newsflow.db.store import Store, store_exists
+from newsflow.db.store import ReadOnlyQuery, Store, store_exists
 from newsflow.fetching.feedlist import FeedSpec, load_feed_file, to_opml, to_yaml
 from newsflow.fetching.urls import InvalidURL, validate_http_url
 
@@ -216,7 +216,9 @@ def cmd_sql(args) -> int:
             )
     with _open(args, read_only=True) as store:
         try:
-            cols, rows = store.query(query, params or None)
+            cols, rows = store.read_query(query, params or None)
+        except ReadOnlyQuery as exc:
+            raise UsageError(f"sql: {exc}") from None
         except duckdb.Error as exc:
             raise UsageError(f"sql: {type(exc).__name__}: {exc}") from None
     if cols:

@@ -161,7 +161,15 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
     p.set_defaults(func=cmd_feeds, feeds_action=None)
 
-    p = sub.add_parser("sql", help="run read-only SQL against the database")
+    p = sub.add_parser(
+        "sql",
+        help="run read-only SQL against the database",
+        description="Run read-only SQL against the database: queries (SELECT, WITH, FROM, SHOW,"
+        " DESCRIBE, SUMMARIZE), EXPLAIN of a query and CALL of a table function. A statement"
+        " that writes or changes the session (COPY ... TO, EXPORT, INSTALL, LOAD, ATTACH, SET,"
+        " CREATE, INSERT) is refused with exit 2 before anything runs; save a result with"
+        " --format csv|json > FILE.",
+    )
     db_args(p)
     p.add_argument("query", nargs="?", help="SQL text")
     p.add_argument("-f", "--file", metavar="FILE", help="read the SQL from a file")

@@ -9,6 +9,7 @@ whole or not at all, and loading it twice changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -96,6 +97,41 @@ def store_exists(location: LakeLocation | Path | str) -> bool:
     """Whether the store at ``location`` has been created."""
     lake = location if isinstance(location, LakeLocation) else LakeLocation.of(location)
     return engine_exists(lake)
+
+
+# What `newsflow sql` runs: queries (SELECT, WITH, FROM, VALUES, SHOW, DESCRIBE, SUMMARIZE,
+# PRAGMA of a setting's value are all SELECT to DuckDB's parser), EXPLAIN of one, and CALL of a
+# table function (e.g. ducklake_snapshots; against the read-only lake nothing can write).
+_READING = {"SELECT", "EXPLAIN", "CALL"}
+
+
+class ReadOnlyQuery(StoreError):
+    """A statement given to ``newsflow sql`` would write or change something."""
+
+
+def check_read_only(sql: str) -> None:
+    """Raise ReadOnlyQuery unless every statement of ``sql`` only reads; a syntax error is
+    left to the run, which names its position."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error:
+        return
+    for statement in statements:
+        kind = statement.type.name
+        text = statement.query.strip()
+        if kind == "EXPLAIN":  # EXPLAIN ANALYZE runs what it explains
+            inner = re.sub(r"(?is)^\s*explain\s+(analy[sz]e\s+)?", "", text)
+            with contextlib.suppress(duckdb.Error):
+                if any(s.type.name not in _READING - {"EXPLAIN"}
+                       for s in duckdb.extract_statements(inner)):  # fmt: skip
+                    kind = "EXPLAIN of " + duckdb.extract_statements(inner)[0].type.name
+        if kind not in _READING:
+            first = " ".join(text.split())[:60]
+            raise ReadOnlyQuery(
+                f"read-only: {first!r} is a {kind} statement, and only queries run here (no"
+                " INSERT, DELETE, COPY ... TO, EXPORT, INSTALL, LOAD, ATTACH, SET, CREATE); to"
+                " save a result, use --format csv|json > FILE or `newsflow export`"
+            )
 
 
 class Store:
@@ -871,6 +907,16 @@ class Store:
         if cur.description is None:
             return [], []
         return [d[0] for d in cur.description], cur.fetchall()
+
+    def read_query(
+        self, sql: str, params: Sequence | dict | None = None
+    ) -> tuple[list[str], list[tuple]]:
+        """``query`` for SQL a person wrote (``newsflow sql``): only statements that read.
+        The lake is attached read-only already; this also refuses what would write elsewhere
+        or change the session (``COPY ... TO``, ``EXPORT``, ``INSTALL``/``LOAD``, ``ATTACH``,
+        ``SET``, ``CREATE`` even of a temp table), with ReadOnlyQuery naming the statement."""
+        check_read_only(sql)
+        return self.query(sql, params)
 
     def rows(self, sql: str, params: Sequence | None = None) -> list[dict]:
         cols, rows = self.query(sql, params)

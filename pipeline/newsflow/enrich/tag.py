@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 from newsflow.config import ConfigError, Settings
 from newsflow.enrich import entities as ent
 from newsflow.enrich.topics import LexiconClassifier, TopicClassifier, TopicInput, category_topic
+from newsflow.fetching.parse import language_code
 from newsflow.procs import worker_context
 from newsflow.rows import ARTICLE_SCHEMA, TAG_SCHEMAS
 from newsflow.staging import RunDir
@@ -167,7 +168,7 @@ class Tagger:
             aid = art["article_id"]
             text = (art.get("text") or "")[: self.max_chars]
             title = art.get("title") or ""
-            lang = art.get("language")
+            lang = language_code(art.get("language"))  # stored before codes were normalised
             if not text.strip() and not title.strip():
                 out[aid] = ([], "skipped", "no text", None)
             elif not lang:

@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 from newsflow.config import Settings
 from newsflow.fetching.client import FetchResult, PoliteClient
 from newsflow.fetching.extract import Extracted, ExtractorPool, detect_language, word_count
-from newsflow.fetching.parse import clean_text
+from newsflow.fetching.parse import clean_text, language_code, richest
 from newsflow.fetching.poll import Progress
 from newsflow.rows import ARTICLE_SCHEMA, ITEM_SCHEMA
 from newsflow.staging import RunDir, is_disk_full
@@ -223,17 +223,19 @@ def article_row(
             authors=item["authors"] or [clean_text(a) for a in page.authors or []],
             published_at=item["published_at"] or _parse_page_date(page.date),
             site_name=clean_text(page.site_name),
-            language=page.language or item["feed_language"],
+            language=language_code(page.language) or language_code(item["feed_language"]),
             text=clean_text(page.text),
             extraction_status="ok",
             extraction_error=None,
         )
     else:
         reason = problem or (page.error if page else None) or "page not extracted"
-        fallback = item["content"] or item["summary"]
+        # The richest body of the feed: never shorter than the item's own summary.
+        fallback = richest(item["content"], item["summary"])
         row.update(
             title=item["title"] or clean_text(page.title if page else None),
-            language=detect_language(fallback) or item["feed_language"],
+            language=detect_language(fallback, title=item["title"])
+            or language_code(item["feed_language"]),
             text=fallback,
             extraction_status="feed_content" if fallback else "failed" if final else "pending",
             extraction_error=reason,

@@ -83,6 +83,25 @@ def html_to_text(html: str | None) -> str | None:
     return text or None
 
 
+_LANGUAGE_TAG = re.compile(r"\s*([A-Za-z]{2,3})(?:[-_][A-Za-z0-9]{1,8})*\s*")
+
+
+def language_code(tag: str | None) -> str | None:
+    """The language of a BCP 47 tag, the way models are keyed: ``en-US``, ``en_gb``, ``EN``
+    -> ``en``; None for what is not a language tag (empty, ``x-klingon``, prose)."""
+    if not tag or not isinstance(tag, str):
+        return None
+    m = _LANGUAGE_TAG.fullmatch(tag)
+    return m.group(1).lower() if m else None
+
+
+def richest(*texts: str | None) -> str | None:
+    """The longest of a feed item's bodies. An item often carries several (RSS
+    ``content:encoded`` with the whole article, ``media:description`` with an image caption, a
+    summary): the first one is often the caption, the longest is the article."""
+    return max((t for t in texts if t), key=len, default=None)
+
+
 def parse_date(struct) -> datetime | None:
     """UTC datetime from feedparser's UTC struct_time; None when absent or implausible."""
     if not struct:
@@ -229,7 +248,7 @@ def _parse_feed(body: bytes, feed_url: str, content_type: str | None, max_items:
     result = ParsedFeed(
         title=_clip(html_to_text(meta.get("title")), MAX_TITLE_CHARS),
         site_url=_clip(meta.get("link"), 2000),
-        language=_clip(meta.get("language"), 50) or None,
+        language=language_code(meta.get("language")),
         ttl_s=parse_ttl(meta.get("ttl")),
         update_period_s=parse_update_period(
             meta.get("sy_updateperiod"), meta.get("sy_updatefrequency")
@@ -269,11 +288,7 @@ def _collect_items(result: ParsedFeed, entries: list, feed_url: str, max_items: 
         if aid in seen:
             continue
         seen.add(aid)
-        content_html = None
-        for content in entry.get("content") or []:
-            if content.get("value"):
-                content_html = content["value"]
-                break
+        bodies = [html_to_text(c.get("value")) for c in entry.get("content") or []]
         result.items.append(
             FeedItem(
                 article_id=aid,
@@ -281,7 +296,7 @@ def _collect_items(result: ParsedFeed, entries: list, feed_url: str, max_items: 
                 canonical_url=canonical,
                 title=_clip(html_to_text(entry.get("title")), MAX_TITLE_CHARS),
                 summary=_clip(html_to_text(entry.get("summary")), MAX_FEED_TEXT_CHARS),
-                content=_clip(html_to_text(content_html), MAX_FEED_TEXT_CHARS),
+                content=_clip(richest(*bodies), MAX_FEED_TEXT_CHARS),
                 authors=_authors(entry),
                 categories=_categories(entry),
                 # dict.get: FeedParserDict.get maps missing keys to others, with a warning.
@@ -338,14 +353,14 @@ def _parse_json_feed(body: bytes, feed_url: str, max_items: int) -> ParsedFeed:
         if not isinstance(item, dict):
             continue
         authors = _list(item.get("authors")) or ([item["author"]] if item.get("author") else [])
-        content = item.get("content_html") or item.get("content_text")
+        content = [item.get("content_html"), item.get("content_text")]
         entries.append(
             {
                 "link": item.get("url") or item.get("external_url"),
                 "id": str(item["id"]) if item.get("id") is not None else None,
                 "title": item.get("title") if isinstance(item.get("title"), str) else None,
                 "summary": item.get("summary") if isinstance(item.get("summary"), str) else None,
-                "content": [{"value": content}] if isinstance(content, str) else [],
+                "content": [{"value": c} for c in content if isinstance(c, str)],
                 "authors": [a for a in authors if isinstance(a, dict)],
                 "tags": [{"term": t} for t in _list(item.get("tags")) if isinstance(t, str)],
                 "published_parsed": _json_date(item.get("date_published"))
@@ -358,7 +373,7 @@ def _parse_json_feed(body: bytes, feed_url: str, max_items: int) -> ParsedFeed:
     result = ParsedFeed(
         title=_clip(html_to_text(title), MAX_TITLE_CHARS),
         site_url=_clip(home, 2000) if isinstance(home, str) else None,
-        language=(_clip(language, 50) or None) if isinstance(language, str) else None,
+        language=language_code(language),
     )
     return _collect_items(result, entries, feed_url, max_items)
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from newsflow.config import Settings
 from newsflow.fetching.client import FetchResult, PoliteClient
-from newsflow.fetching.parse import ParsedFeed, serve_parser
+from newsflow.fetching.parse import ParsedFeed, language_code, serve_parser
 from newsflow.fetching.rhythm import Hints, next_interval
 from newsflow.procs import worker_context
 from newsflow.rows import ITEM_SCHEMA, POLL_SCHEMA, DueFeed
@@ -256,7 +256,7 @@ async def poll_async(
     items: dict[str, dict] = {}  # article_id -> staged item; the first feed to carry it owns it
     for feed, polled_at, res, parsed, outcome, error in results:
         fresh = 0
-        language = feed.language or (parsed.language if parsed else None)
+        language = language_code(feed.language) or (parsed.language if parsed else None)
         usable = parsed.items if parsed and parsed.usable else []
         for item in usable:
             if item.article_id in already:
