@@ -69,6 +69,30 @@ def test_ingest_needs_allow_private_for_loopback_then_loads(env, capsys, small_s
     assert code == 0 and "nothing new" in out and "1 not modified" in out
 
 
+def test_a_run_that_polls_nothing_says_which_feeds_wait_until_when_and_why(
+    env, capsys, small_site
+):
+    site, feeds = small_site
+    db = str(env / "x.sqlite")
+    run(capsys, "ingest", "--feeds", str(feeds), "--catalog", db)  # refused: loopback
+    # The next run, even allowed now: the feed is in backoff, and the run says so and the way out
+    code, out, _ = run(capsys, "ingest", "--catalog", db, "--allow-private")
+    assert code == 0 and "0 polled" in out and "nothing new since the last run" not in out
+    line = next(x for x in out.splitlines() if "nothing polled" in x)
+    assert "none of the 1 active feed(s) is due" in line
+    assert "1 in backoff after failed polls until 20" in line
+    assert "(last error: blocked: refused to connect to 127.0.0.1: 127.0.0.1 is a loopback" in line
+    assert line.endswith("`newsflow ingest --all` polls them now")
+    code, out, _ = run(capsys, "ingest", "--catalog", db, "--allow-private", "--all")
+    assert code == 0 and "1 loaded" in out
+    # polled a moment ago, healthy: not due yet, and when it will be
+    code, out, _ = run(capsys, "ingest", "--catalog", db, "--allow-private", "--json")
+    waiting = json.loads(out)["waiting_feeds"]
+    assert waiting["active"] == waiting["not_due"] == 1 and waiting["backoff"] == 0
+    code, out, _ = run(capsys, "ingest", "--catalog", db, "--allow-private")
+    assert re.search(r"1 not due until \d{4}-\d\d-\d\d \d\d:\d\d UTC or later", out), out
+
+
 def test_allow_private_from_the_environment(env, capsys, small_site, monkeypatch):
     site, feeds = small_site
     monkeypatch.setenv("NEWSFLOW_ALLOW_PRIVATE", "1")

@@ -98,6 +98,31 @@ class ProgressLine:
 # -- commands ---------------------------------------------------------------------------------
 
 
+def _at(when) -> str:
+    return f"{when:%Y-%m-%d %H:%M} UTC" if when else "unknown"
+
+
+def why_nothing_polled(w: dict) -> str:
+    """The line a run that polled no feed prints: which feeds wait, until when, and why."""
+    if not w["active"]:
+        return (
+            "nothing polled: no active feed (add some: `newsflow feeds add URL`,"
+            " or `newsflow ingest --feeds FILE`)"
+        )
+    parts = []
+    if w["not_due"]:
+        parts.append(f"{w['not_due']} not due until {_at(w['next_due_at'])} or later")
+    if w["backoff"]:
+        parts.append(
+            f"{w['backoff']} in backoff after failed polls until {_at(w['backoff_until'])} or"
+            f" later (last error: {(w['backoff_error'] or '?')[:200]})"
+        )
+    return (
+        f"nothing polled: none of the {w['active']} active feed(s) is due ({'; '.join(parts)});"
+        " `newsflow ingest --all` polls them now"
+    )
+
+
 def summary_text(s: dict) -> str:
     f, a = s["feeds"], s["articles"]
     lines = [f"run {s['run_id']}  ({s['elapsed_s']:.1f}s)"]
@@ -146,7 +171,9 @@ def summary_text(s: dict) -> str:
         )
         cpu = sum(t["cpu_s"] for t in timings.values())
         lines.append(f"  time      {steps}; {cpu:.1f}s of CPU in all")
-    if s["articles_loaded"] == 0 and not s["resumed_runs"] and not s.get("articles_upgraded"):
+    if w := s.get("waiting_feeds"):
+        lines.append("  " + why_nothing_polled(w))
+    elif s["articles_loaded"] == 0 and not s["resumed_runs"] and not s.get("articles_upgraded"):
         lines.append("  nothing new since the last run")
     for failure in s["failed_feeds"]:
         lines.append(f"  failed    {failure['url']}: {failure['outcome']} {failure['error'] or ''}")

@@ -567,6 +567,25 @@ class Store:
             """
         )
 
+    def waiting_feeds(self) -> dict:
+        """Why active feeds were not polled: those simply not due yet, and those in backoff
+        after failed polls (the last error of the one failing longest), each with the earliest
+        time one is due again."""
+        row = self.con.execute(
+            """
+            select count(*),
+                count(*) filter (consecutive_failures = 0),
+                min(next_poll_at) filter (consecutive_failures = 0),
+                count(*) filter (consecutive_failures > 0),
+                min(next_poll_at) filter (consecutive_failures > 0),
+                arg_max(last_outcome || coalesce(': ' || last_error, ''), consecutive_failures)
+                    filter (consecutive_failures > 0)
+            from feeds where active
+            """
+        ).fetchone()
+        keys = ("active", "not_due", "next_due_at", "backoff", "backoff_until", "backoff_error")
+        return dict(zip(keys, row))
+
     def known_article_ids(self, ids: Iterable[str]) -> set[str]:
         ids = list(set(ids))
         if not ids:

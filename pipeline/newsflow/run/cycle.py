@@ -129,6 +129,7 @@ class CycleSummary:
     articles_upgraded: int = 0  # stored earlier from feed content; their page came this time
     pages_requeued: int = 0  # pages the fetch queue gave back to this cycle
     pages_waiting: list = field(default_factory=list)  # the queue per host after the load
+    waiting_feeds: dict | None = None  # when nothing was polled: why (Store.waiting_feeds)
     timings: dict = field(default_factory=dict)  # step -> wall and CPU seconds (steps.Timings)
     resumed_runs: list[str] = field(default_factory=list)
     failures: list[dict] = field(default_factory=list)
@@ -146,6 +147,7 @@ class CycleSummary:
             "articles_upgraded": self.articles_upgraded,
             "pages_requeued": self.pages_requeued,
             "pages_waiting": self.pages_waiting,
+            "waiting_feeds": self.waiting_feeds,
             "resumed_runs": self.resumed_runs,
             "failed_feeds": self.failures,
             "timings": self.timings,
@@ -358,5 +360,7 @@ def _cycle(
     run.remove()
     summary.failures = store.run_failures(run.run_id)
     summary.pages_waiting = store.pending_pages()
+    if not summary.polls.feeds:
+        summary.waiting_feeds = store.waiting_feeds()
     summary.timings = timings.as_dict()
     return summary
