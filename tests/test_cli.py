@@ -93,6 +93,26 @@ def test_a_run_that_polls_nothing_says_which_feeds_wait_until_when_and_why(
     assert re.search(r"1 not due until \d{4}-\d\d-\d\d \d\d:\d\d UTC or later", out), out
 
 
+def test_status_shows_a_feed_whose_polls_are_ok_but_whose_pages_all_fail(
+    env, capsys, site, monkeypatch
+):
+    items = [{"link": f"{site.base_url}/p{i}.html", "title": f"Story {i}",
+              "description": f"Teaser {i} of a story."} for i in range(3)]  # fmt: skip
+    site.routes["/feed.xml"] = Route(rss("Blocked", items), content_type="application/rss+xml")
+    site.routes["/robots.txt"] = Route(b"down", status=503, conditional=False)
+    feeds = env / "feeds.yaml"
+    feeds.write_text(f"feeds:\n  - url: {site.base_url}/feed.xml\n    name: Blocked\n")
+    monkeypatch.setenv("NEWSFLOW_ALLOW_PRIVATE", "1")
+    assert run(capsys, "ingest", "--feeds", str(feeds))[0] == 0
+    code, out, _ = run(capsys, "status", "--format", "json")
+    [feed] = json.loads(out)["feeds"]
+    assert feed["last_outcome"] == "ok" and feed["pages_failed_7d"] == 3
+    assert feed["page_error"].startswith("robots.txt unavailable")
+    code, out, _ = run(capsys, "status")
+    line = next(x for x in out.splitlines() if x.startswith("Blocked"))
+    assert "robots.txt unavailable" in line
+
+
 def test_allow_private_from_the_environment(env, capsys, small_site, monkeypatch):
     site, feeds = small_site
     monkeypatch.setenv("NEWSFLOW_ALLOW_PRIVATE", "1")

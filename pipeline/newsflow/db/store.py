@@ -403,13 +403,28 @@ class Store:
 
     def feed_status(self) -> tuple[list[str], list[tuple]]:
         """``newsflow status``'s feed table: each active feed's last poll, outcome, failures in a
-        row, next poll, adaptive interval (minutes) and why, items, last error."""
+        row, next poll, adaptive interval (minutes) and why, items, last error; then its pages
+        of the last 7 days that could not be extracted (stored from the feed's text, or
+        failed) and the commonest reason (e.g. robots.txt unreachable): a feed polls ``ok``
+        while every one of its pages fails."""
         return self.query(
-            "select coalesce(title, url) as feed, last_polled_at, last_outcome,"
-            " consecutive_failures as failures, next_poll_at,"
-            " round(poll_interval_s / 60, 1) as every_min, poll_interval_reason as why,"
-            " items_total as items, last_error"
-            " from feeds where active order by consecutive_failures desc, title"
+            """
+            with pages as (
+                select feed_id, count(*) as pages_failed, mode(extraction_error) as page_error
+                from articles
+                where extraction_status in ('feed_content', 'failed')
+                  and first_seen_at >= now() - interval 7 day
+                group by feed_id
+            )
+            select coalesce(f.title, f.url) as feed, f.last_polled_at, f.last_outcome,
+                f.consecutive_failures as failures, f.next_poll_at,
+                round(f.poll_interval_s / 60, 1) as every_min, f.poll_interval_reason as why,
+                f.items_total as items, f.last_error,
+                coalesce(p.pages_failed, 0) as pages_failed_7d, p.page_error
+            from feeds f left join pages p using (feed_id)
+            where f.active
+            order by f.consecutive_failures desc, coalesce(p.pages_failed, 0) desc, f.title
+            """
         )
 
     def articles_by_status(self) -> dict[str, int]:
