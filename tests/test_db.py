@@ -439,7 +439,7 @@ def test_search_shards_rebuild_only_what_a_load_touched_and_score_as_one_index(s
     one = {h.article_id: round(h.score, 9) for h in search.search(store.con, "volcano coast rate")}
     assert search.rebuild_index(store.con, size=2) > 0  # three shards of two
     files = sorted(p.name for p in store.lake.search_path.glob("shard-*.duckdb"))
-    assert files == ["shard-v2-00000.duckdb", "shard-v2-00001.duckdb", "shard-v2-00002.duckdb"]
+    assert files == ["shard-v3-00000.duckdb", "shard-v3-00001.duckdb", "shard-v3-00002.duckdb"]
     sharded = {
         h.article_id: round(h.score, 9) for h in search.search(store.con, "volcano coast rate")
     }
@@ -456,7 +456,7 @@ def test_search_shards_rebuild_only_what_a_load_touched_and_score_as_one_index(s
     assert search.stale(store.con, size=2) and search.unindexed_articles(store.con, size=2) == 1
     search.refresh(store.con, size=2)
     after = {p.name: p.stat().st_mtime_ns for p in store.lake.search_path.glob("shard-*")}
-    assert {k for k in after if after[k] != before.get(k)} == {"shard-v2-00003.duckdb"}
+    assert {k for k in after if after[k] != before.get(k)} == {"shard-v3-00003.duckdb"}
     assert "9" * 32 in [h.article_id for h in search.search(store.con, "tulips")]
     # an article whose text changed (a page that arrived later) rebuilds its own shard
     store.con.execute("update articles set text = 'gardens of orchids' where article_id = ?",
@@ -465,4 +465,4 @@ def test_search_shards_rebuild_only_what_a_load_touched_and_score_as_one_index(s
     search.refresh(store.con, size=2, changed=[f"{0:032x}"])
     assert [h.article_id for h in search.search(store.con, "orchids")] == [f"{0:032x}"]
     again = {p.name: p.stat().st_mtime_ns for p in store.lake.search_path.glob("shard-*")}
-    assert {k for k in again if again[k] != after[k]} == {"shard-v2-00000.duckdb"}
+    assert {k for k in again if again[k] != after[k]} == {"shard-v3-00000.duckdb"}
