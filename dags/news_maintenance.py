@@ -58,7 +58,11 @@ def news_maintenance():
         return run_step(
             "rebuild the full-text search index",
             lambda: tasks.rebuild_search(settings()),
-            lambda r: r.get("skipped") or f"{r['articles']} articles indexed in {r['seconds']}s",
+            lambda r: (
+                r.get("skipped")
+                or f"{r['articles']} articles indexed in {r['search_files']} file(s) in"
+                f" {r['seconds']}s; {len(r['segments_built'])} segment(s) merged"
+            ),
         )
 
     @task(retries=0, on_failure_callback=[ALERT])

@@ -69,9 +69,7 @@ def test_ingest_needs_allow_private_for_loopback_then_loads(env, capsys, small_s
     assert code == 0 and "nothing new" in out and "1 not modified" in out
 
 
-def test_a_run_that_polls_nothing_says_which_feeds_wait_until_when_and_why(
-    env, capsys, small_site
-):
+def test_a_run_that_polls_nothing_says_which_feeds_wait_until_when_and_why(env, capsys, small_site):
     site, feeds = small_site
     db = str(env / "x.sqlite")
     run(capsys, "ingest", "--feeds", str(feeds), "--catalog", db)  # refused: loopback
@@ -111,6 +109,42 @@ def test_status_shows_a_feed_whose_polls_are_ok_but_whose_pages_all_fail(
     code, out, _ = run(capsys, "status")
     line = next(x for x in out.splitlines() if x.startswith("Blocked"))
     assert "robots.txt unavailable" in line
+
+
+def test_the_feed_file_is_the_source_of_truth_unless_told_to_keep_unlisted_feeds(
+    env, capsys, small_site, monkeypatch
+):
+    site, feeds = small_site
+    site.routes["/other.xml"] = Route(rss("Other", []), content_type="application/rss+xml")
+    monkeypatch.setenv("NEWSFLOW_ALLOW_PRIVATE", "1")
+    db = str(env / "x.sqlite")
+    both = env / "both.yaml"
+    both.write_text(feeds.read_text() + f"  - url: {site.base_url}/other.xml\n    name: Other\n")
+    assert run(capsys, "ingest", "--feeds", str(both), "--catalog", db)[0] == 0
+    # a feed added by hand survives a run with --keep-unlisted...
+    run(capsys, "feeds", "add", f"{site.base_url}/manual.xml", "--catalog", db)
+    code, out, _ = run(capsys, "ingest", "--feeds", str(both), "--catalog", db, "--keep-unlisted")
+    assert code == 0 and "deactivated" not in out
+    # ...and the list without Other (and without the manual one) deactivates both, saying so
+    hits = site.hits["/other.xml"]
+    code, out, _ = run(capsys, "ingest", "--feeds", str(feeds), "--catalog", db, "--all")
+    assert code == 0
+    assert "2 feed(s) not in the feed list deactivated" in out and "--keep-unlisted" in out
+    assert site.hits["/other.xml"] == hits  # not polled again
+    code, out, _ = run(capsys, "feeds", "list", "--all", "--catalog", db)
+    assert out.splitlines()[0].split()[:4] == ["url", "title", "tags", "active"]
+    line = next(x for x in out.splitlines() if "/other.xml" in x)
+    assert " False " in line
+    code, out, _ = run(capsys, "feeds", "list", "--all", "--catalog", db, "--format", "json")
+    active = {f["url"].rsplit("/", 1)[1]: f["active"] for f in json.loads(out)}
+    assert active == {"feed.xml": True, "other.xml": False, "manual.xml": False}
+    code, out, _ = run(capsys, "feeds", "list", "--catalog", db, "--format", "json")
+    assert [f["url"] for f in json.loads(out)] == [f"{site.base_url}/feed.xml"]
+    # its polls and articles stay; listing it again brings it back
+    code, out, _ = run(capsys, "ingest", "--feeds", str(both), "--catalog", db, "--json")
+    assert json.loads(out)["feeds_deactivated"] == []  # manual.xml is inactive already
+    code, out, _ = run(capsys, "feeds", "list", "--catalog", db, "--format", "json")
+    assert sorted(f["url"].rsplit("/", 1)[1] for f in json.loads(out)) == ["feed.xml", "other.xml"]
 
 
 def test_allow_private_from_the_environment(env, capsys, small_site, monkeypatch):

@@ -439,7 +439,7 @@ def test_search_shards_rebuild_only_what_a_load_touched_and_score_as_one_index(s
     one = {h.article_id: round(h.score, 9) for h in search.search(store.con, "volcano coast rate")}
     assert search.rebuild_index(store.con, size=2) > 0  # three shards of two
     files = sorted(p.name for p in store.lake.search_path.glob("shard-*.duckdb"))
-    assert files == ["shard-v3-00000.duckdb", "shard-v3-00001.duckdb", "shard-v3-00002.duckdb"]
+    assert files == ["shard-v5-00000.duckdb", "shard-v5-00001.duckdb", "shard-v5-00002.duckdb"]
     sharded = {
         h.article_id: round(h.score, 9) for h in search.search(store.con, "volcano coast rate")
     }
@@ -456,7 +456,7 @@ def test_search_shards_rebuild_only_what_a_load_touched_and_score_as_one_index(s
     assert search.stale(store.con, size=2) and search.unindexed_articles(store.con, size=2) == 1
     search.refresh(store.con, size=2)
     after = {p.name: p.stat().st_mtime_ns for p in store.lake.search_path.glob("shard-*")}
-    assert {k for k in after if after[k] != before.get(k)} == {"shard-v3-00003.duckdb"}
+    assert {k for k in after if after[k] != before.get(k)} == {"shard-v5-00003.duckdb"}
     assert "9" * 32 in [h.article_id for h in search.search(store.con, "tulips")]
     # an article whose text changed (a page that arrived later) rebuilds its own shard
     store.con.execute("update articles set text = 'gardens of orchids' where article_id = ?",
@@ -465,4 +465,68 @@ def test_search_shards_rebuild_only_what_a_load_touched_and_score_as_one_index(s
     search.refresh(store.con, size=2, changed=[f"{0:032x}"])
     assert [h.article_id for h in search.search(store.con, "orchids")] == [f"{0:032x}"]
     again = {p.name: p.stat().st_mtime_ns for p in store.lake.search_path.glob("shard-*")}
-    assert {k for k in again if again[k] != after[k]} == {"shard-v3-00000.duckdb"}
+    assert {k for k in again if again[k] != after[k]} == {"shard-v5-00000.duckdb"}
+
+
+def test_maintenance_merges_sealed_shards_into_segments_that_search_reads_as_one_index(store):
+    """Size-tiered merging: aligned blocks of sealed shards become one file; a search over
+    segments ranks as over one index; a text that changes later is served from its shard's own
+    new file and the segment skips its old document; the next merge folds it back in."""
+    fid = add_feed(store.con, "https://s.example/feed")
+    texts = ["volcano erupts near the coast", "central bank raises interest rate",
+             "volcano ash closes airports", "election results are in",
+             "storm hits the coast", "bank shares fall after the rate decision",
+             "coast guard rescues sailors", "rate cut expected", "volcano quiet again"]  # fmt: skip
+    for i, text in enumerate(texts):
+        store.con.execute(
+            "insert into articles (article_id, feed_id, run_id, url, canonical_url, title, text,"
+            " first_seen_at, loaded_at, word_count, extraction_status)"
+            " values (?, ?, 'run', ?, ?, ?, ?, ?, ?, 5, 'ok')",
+            [f"{i:032x}", fid, f"u{i}", f"u{i}", f"t{i}", text, NOW, NOW + timedelta(minutes=i)],
+        )
+    query = "volcano coast rate"
+    search.refresh(store.con, size=100)
+    one = {h.article_id: round(h.score, 9) for h in search.search(store.con, query, limit=20)}
+    search.rebuild_index(store.con, size=2)  # shards 0-3 full, 4 holds the ninth article
+    assert search.compact(store.con, size=2, blocks=(4, 2)) == ["segment-v5-00000-00003.duckdb"]
+    names = sorted(p.name for p in store.lake.search_path.glob("*.duckdb"))
+    assert names == ["segment-v5-00000-00003.duckdb", "shard-v5-00004.duckdb"]
+    assert store.search_files() == 2 and not search.stale(store.con, size=2)
+    merged = {h.article_id: round(h.score, 9) for h in search.search(store.con, query, limit=20)}
+    assert merged == one and len(one) == 8
+    assert search.compact(store.con, size=2, blocks=(4, 2)) == []  # nothing new to merge
+    # article 0 gets a new text: its shard gets a file of its own again, the segment skips it
+    store.con.execute("update articles set text = 'gardens of orchids' where article_id = ?",
+                      [f"{0:032x}"])  # fmt: skip
+    search.refresh(store.con, size=2, changed=[f"{0:032x}"])
+    assert store.search_files() == 3
+    assert [h.article_id for h in search.search(store.con, "orchids")] == [f"{0:032x}"]
+    assert f"{0:032x}" not in {h.article_id for h in search.search(store.con, "erupts coast")}
+    hits = [h.article_id for h in search.search(store.con, query, limit=20)]
+    assert len(hits) == len(set(hits)) == 7  # no article twice, the old text of 0 is gone
+    hits = [h.article_id for h in search.search(store.con, query, limit=20, since=NOW)]
+    assert len(hits) == len(set(hits)) == 7  # the filtered path skips it too
+    # the next merge folds the shard back into its segment, and its file goes
+    assert search.compact(store.con, size=2, blocks=(4, 2)) == ["segment-v5-00000-00003.duckdb"]
+    assert sorted(p.name for p in store.lake.search_path.glob("*.duckdb")) == names
+    assert [h.article_id for h in search.search(store.con, "orchids")] == [f"{0:032x}"]
+
+
+def test_search_files_of_an_older_version_are_rebuilt_not_read(store):
+    fid = add_feed(store.con, "https://s.example/feed")
+    store.con.execute(
+        "insert into articles (article_id, feed_id, run_id, url, canonical_url, title, text,"
+        " first_seen_at, loaded_at, word_count, extraction_status)"
+        " values (?, ?, 'run', 'u', 'u', 't', 'volcano erupts', ?, ?, 2, 'ok')",
+        ["0" * 32, fid, NOW, NOW],
+    )
+    search.refresh(store.con)
+    folder = store.lake.search_path
+    [current] = [p.name for p in folder.glob("*.duckdb")]
+    old = current.replace(search.SHARD_FILE.split("-")[1], "v1")  # e.g. shard-v1-00000.duckdb
+    (folder / current).rename(folder / old)
+    store.con.execute("update search_index_state set file = ?", [old])
+    assert search.stale(store.con)
+    search.refresh(store.con)
+    assert sorted(p.name for p in folder.glob("*.duckdb")) == [current]
+    assert [h.article_id for h in search.search(store.con, "volcano")] == ["0" * 32]

@@ -141,6 +141,9 @@ class Settings:
     # A feed due within this many seconds is polled now: a schedule as long as a feed's interval
     # would otherwise miss it by the seconds a run takes to start, and poll it every other run.
     poll_grace: float = 60.0
+    # A feed list given (--feeds, NEWSFLOW_FEEDS) is the source of truth: registered feeds it
+    # does not list are deactivated (their polls and articles stay). True keeps them.
+    keep_unlisted_feeds: bool = False
     max_items_per_feed: int = 500
 
     respect_robots: bool = True
@@ -248,7 +251,14 @@ _ENV_PREFIX = "NEWSFLOW_"
 # Names that differ from the field names, kept short for the environment.
 _ENV_ALIASES = {"FEEDS": "feeds_file"}
 # NEWSFLOW_* variables read by others (docker-compose.yml, the DAGs), not by Settings.
-_ENV_OTHERS = {"IMAGE", "INGEST_EVERY_MINUTES", "RETRY_DELAY_SECONDS", "TASK_RETRIES"}
+_ENV_OTHERS = {
+    "ALERT_WEBHOOK",
+    "IMAGE",
+    "INGEST_DEADLINE_MINUTES",
+    "INGEST_EVERY_MINUTES",
+    "RETRY_DELAY_SECONDS",
+    "TASK_RETRIES",
+}
 # Settings that name a store location: a path or a URL, kept as text.
 _LOCATIONS = {"catalog", "data_path"}
 _KIND_NAMES = {

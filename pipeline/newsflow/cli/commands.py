@@ -42,6 +42,8 @@ def _settings(args) -> Settings:
         overrides["catalog"] = args.db
     if getattr(args, "allow_private", False):
         overrides["allow_private"] = True
+    if getattr(args, "keep_unlisted", False):
+        overrides["keep_unlisted_feeds"] = True
     if getattr(args, "no_tag", False):
         overrides["tagging"] = False
     return settings.with_overrides(**overrides)
@@ -136,6 +138,8 @@ def cmd_feeds(args) -> int:
         ]
         if args.format == "table":
             cols = ["url", "title", "tags", "last_polled_at", "last_outcome", "items_total"]
+            if args.all:  # removed feeds too: say which are which
+                cols.insert(3, "active")
         print(render(cols, [tuple(f[c] for c in cols) for f in feeds], args.format))
         return 0
     if action == "add":
@@ -433,7 +437,7 @@ def cmd_maintain(args) -> int:
         " still to load"
     )
     indexed = tasks.rebuild_search(settings)
-    print(f"search     {indexed.get('skipped') or str(indexed['articles']) + ' articles indexed'}")
+    print(f"search     {indexed.get('skipped') or _indexed(indexed)}")
     size = tasks.checkpoint(settings)
     print(
         f"lake       {size['database']}: {size['rows_flushed']:,} inlined row(s) flushed,"
@@ -445,6 +449,13 @@ def cmd_maintain(args) -> int:
     report = tasks.feed_health(settings)
     print("feeds      " + tasks.describe_health(report))
     return 3 if report["problems"] or not report["active_feeds"] else 0
+
+
+def _indexed(r: dict) -> str:
+    merged = r["segments_built"]
+    return f"{r['articles']} articles indexed in {r['search_files']} file(s)" + (
+        f"; {len(merged)} segment(s) merged: {', '.join(merged)}" if merged else ""
+    )
 
 
 def cmd_search(args) -> int:

@@ -130,6 +130,12 @@ def summary_text(s: dict) -> str:
         lines.append(f"  resumed   {len(s['resumed_runs'])} interrupted run(s) and loaded them")
     if s["feeds_registered"]:
         lines.append(f"  registry  {s['feeds_registered']} new feed(s) registered")
+    if gone := s.get("feeds_deactivated"):
+        lines.append(
+            f"  registry  {len(gone)} feed(s) not in the feed list deactivated"
+            f" ({', '.join(gone[:3])}{', ...' if len(gone) > 3 else ''}); --keep-unlisted keeps"
+            " them"
+        )
     lines.append(
         f"  feeds     {f['feeds']} polled: {f['ok']} ok, {f['not_modified']} not modified, "
         f"{f['failed']} failed"

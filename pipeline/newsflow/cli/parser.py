@@ -59,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--all", action="store_true", help="poll every active feed, due or not")
     p.add_argument(
+        "--keep-unlisted",
+        action="store_true",
+        help="keep registered feeds the feed list does not name (default: the list is the"
+        " source of truth, they are deactivated; NEWSFLOW_KEEP_UNLISTED_FEEDS=1)",
+    )
+    p.add_argument(
         "--no-tag", action="store_true", help="skip entity and topic tagging (NEWSFLOW_TAGGING=0)"
     )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")

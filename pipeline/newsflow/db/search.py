@@ -14,6 +14,13 @@ Searching does not use the extension's ``match_bm25`` macro (its body names the 
 built in): ``ranked`` scores BM25 (k1 = 1.2, b = 0.75, as the macro) over the shards' tables,
 with the collection's statistics summed over all shards (documents, lengths, document
 frequencies), so a score does not depend on which shard an article fell into.
+
+A search costs about the same per file, so maintenance merges sealed shards into **segments**
+(``compact``), size-tiered as in an LSM tree: each aligned block of 4, 16 or 64 sealed shards
+becomes one file (``segment-v5-FIRST-LAST.duckdb``), so 1M articles are read from 6 files, not
+40. Each shard's row in ``search_index_state`` names the file holding its index. A shard
+rebuilt after it was merged (an upgraded text) gets its own file again; the segment then
+skips that shard's documents (its statistics still count them until the next merge).
 """
 
 from __future__ import annotations
@@ -42,10 +49,16 @@ from newsflow.db.engine import (
 
 SHARD_ARTICLES = 25_000
 # v2: with the table `meta` (title, url, feed, time of each article), so that ranking needs
-# nothing from the lake; v3: `meta` has each article's loaded_at, by which the lake finds the
-# best hits' texts in a few of its files (by article_id it scans them all: 0.4 s at 1M).
+# nothing from the lake; v5: `meta` has each article's lead (its first LEAD_CHARS characters)
+# and shard, so that an unfiltered search reads nothing from the lake at all: fetching the ten
+# best texts from Parquet costs 0.5 s at 1M articles (a column chunk decompressed per hit).
 # Files of another version are stale, rebuilt by the next refresh.
-SHARD_FILE = "shard-v3-{:05d}.duckdb"
+SHARD_FILE = "shard-v5-{:05d}.duckdb"
+SEGMENT_FILE = "segment-v5-{:05d}-{:05d}.duckdb"
+_FILE_RANGE = re.compile(r"(?:shard|segment)-v5-(\d{5})(?:-(\d{5}))?\.duckdb")
+LEAD_CHARS = 1000
+# Block sizes of a segment, in shards, largest first: 64 shards are 1.6M articles.
+SEGMENT_BLOCKS = (64, 16, 4)
 INDEX_SCHEMA = "fts_main_docs"
 # What the tokenizer drops (dots and anything not a letter, after lower-casing and accents):
 # the index is built with it and a query is split with it.
@@ -70,6 +83,15 @@ def shard_path(con: duckdb.DuckDBPyConnection, shard: int) -> Path:
     return lake_of(con).search_path / SHARD_FILE.format(shard)
 
 
+def file_range(name: str) -> tuple[int, int] | None:
+    """The first and last shard a shard or segment file holds, from its name."""
+    m = _FILE_RANGE.fullmatch(name)
+    if not m:
+        return None
+    first = int(m.group(1))
+    return first, int(m.group(2)) if m.group(2) else first
+
+
 def _ranks(size: int) -> str:
     """Every article with its shard: its place in the order of loading, by ``size``."""
     return (
@@ -86,6 +108,7 @@ class Shard:
     last_loaded_at: datetime | None
     indexed: int  # articles its file holds (0: no file)
     stale: bool
+    file: str | None = None  # the file holding its index: its own, or a segment
 
 
 def shards(
@@ -102,9 +125,11 @@ def shards(
     state = {
         r[0]: r[1:]
         for r in con.execute(
-            "select shard, articles, last_loaded_at from search_index_state where shard is not null"
+            "select shard, articles, last_loaded_at, coalesce(file, '') from search_index_state"
+            " where shard is not null"
         ).fetchall()
     }
+    folder = lake_of(con).search_path
     touched: set[int] = set()
     if changed:
         with arrow(con, "changed_ids", article_id=list(changed)):
@@ -118,16 +143,23 @@ def shards(
     found = []
     for shard, articles, last in now:
         have = state.get(shard)
-        exists = shard_path(con, shard).exists()
+        file = (have[2] or SHARD_FILE.format(shard)) if have else None
+        # a file of another version (its name does not parse) is stale, whatever it holds
+        exists = file is not None and file_range(file) is not None and (folder / file).exists()
         indexed = have[0] if have and exists else 0
-        stale = not exists or have is None or tuple(have) != (articles, last) or shard in touched
-        found.append(Shard(shard, articles, last, indexed, stale))
+        stale = not exists or tuple(have[:2]) != (articles, last) or shard in touched
+        found.append(Shard(shard, articles, last, indexed, stale, file if exists else None))
     return found
 
 
-def _build_shard(con: duckdb.DuckDBPyConnection, shard: int, size: int) -> Path:
-    """Write the index of one shard into a new file beside its current one; its path."""
-    final = shard_path(con, shard)
+def _build_shard(
+    con: duckdb.DuckDBPyConnection, shard: int, size: int, last: int | None = None
+) -> Path:
+    """Write the index of one shard (or of the segment of shards ``shard``..``last``) into a
+    new file beside the one it replaces; its path."""
+    last = shard if last is None else last
+    name = SHARD_FILE.format(shard) if last == shard else SEGMENT_FILE.format(shard, last)
+    final = lake_of(con).search_path / name
     final.parent.mkdir(parents=True, exist_ok=True)
     building = final.with_name(f".{final.stem}-{os.getpid()}-{next(_counter)}.building.duckdb")
     building.unlink(missing_ok=True)
@@ -136,9 +168,11 @@ def _build_shard(con: duckdb.DuckDBPyConnection, shard: int, size: int) -> Path:
     try:
         con.execute(
             f"create table {alias}.main.docs as select a.article_id, a.title, a.text, a.url,"
-            f" a.feed_id, coalesce(a.published_at, a.first_seen_at) as published, a.loaded_at"
-            f" from articles a join ({_ranks(size)}) r using (article_id) where r.shard = ?",
-            [shard],
+            f" a.feed_id, coalesce(a.published_at, a.first_seen_at) as published,"
+            f" r.shard"
+            f" from articles a join ({_ranks(size)}) r using (article_id)"
+            f" where r.shard between ? and ?",
+            [shard, last],
         )
         con.execute(
             f"pragma create_fts_index('{alias}.main.docs', 'article_id', 'title', 'text', "
@@ -153,7 +187,8 @@ def _build_shard(con: duckdb.DuckDBPyConnection, shard: int, size: int) -> Path:
         )
         con.execute(
             f"create table {alias}.main.meta as"
-            f" select article_id, title, url, feed_id, published, loaded_at"
+            f" select article_id, title, url, feed_id, published, shard,"
+            f" left(text, {LEAD_CHARS}) as lead"
             f" from {alias}.main.docs"
         )
         con.execute(f"drop table {alias}.main.docs")  # the texts stay in the lake
@@ -166,26 +201,30 @@ def _build_shard(con: duckdb.DuckDBPyConnection, shard: int, size: int) -> Path:
     return building
 
 
-def _install(con, built: dict[int, Path], wanted: Iterable[Shard]) -> None:
-    """Rename built shards into place (a search holding an old file keeps reading it), drop
-    the files of shards that no longer exist, and record them all in the lake."""
+def _install(con, built: dict[str, Path], assigned: dict[int, str], wanted: Iterable[Shard]):
+    """Rename built files into place (a search holding an old file keeps reading it), record
+    in the lake which file holds each shard (``assigned``: the ones that changed; a fresh
+    shard keeps its file, a stale one not rebuilt loses its row), and delete the files no
+    shard names any more."""
     wanted = list(wanted)
-    for shard, path in built.items():
-        os.replace(path, shard_path(con, shard))
-        path.with_name(path.name + ".wal").unlink(missing_ok=True)
     folder = lake_of(con).search_path
-    keep = {SHARD_FILE.format(s.shard) for s in wanted}
+    for name, path in built.items():
+        os.replace(path, folder / name)
+        path.with_name(path.name + ".wal").unlink(missing_ok=True)
+    con.execute("delete from search_index_state")
+    keep = set()
+    for s in wanted:
+        file = assigned.get(s.shard) or (None if s.stale else s.file)
+        if file:
+            keep.add(file)
+            con.execute(
+                "insert into search_index_state (built_at, articles, shard, last_loaded_at, file)"
+                " values (now(), ?, ?, ?, ?)",
+                [s.articles, s.shard, s.last_loaded_at, file],
+            )
     for old in folder.glob("*.duckdb"):
         if old.name not in keep and not old.name.startswith("."):
-            old.unlink(missing_ok=True)  # e.g. index.duckdb of a store before the shards
-    con.execute("delete from search_index_state")
-    for s in wanted:
-        if s.shard in built or not s.stale:
-            con.execute(
-                "insert into search_index_state (built_at, articles, shard, last_loaded_at)"
-                " values (now(), ?, ?, ?)",
-                [s.articles, s.shard, s.last_loaded_at],
-            )
+            old.unlink(missing_ok=True)  # replaced, merged, or of an older version
 
 
 def refresh(
@@ -209,15 +248,15 @@ def refresh(
     total = sum(s.articles for s in current)
     if max_articles is not None and sum(s.articles for s in stale) > max_articles:
         return None
-    built: dict[int, Path] = {}
+    built: dict[str, Path] = {}
     try:
         for s in stale:
-            built[s.shard] = _build_shard(con, s.shard, size)
+            built[SHARD_FILE.format(s.shard)] = _build_shard(con, s.shard, size)
         con.execute("begin")
         try:
             if max_articles is None or total <= max_articles:
                 rebuild_derived(con)
-            _install(con, built, current)
+            _install(con, built, {s.shard: SHARD_FILE.format(s.shard) for s in stale}, current)
             con.execute("commit")
         except BaseException:
             rollback(con)
@@ -228,10 +267,60 @@ def refresh(
     return time.perf_counter() - started
 
 
+def compact(
+    con: duckdb.DuckDBPyConnection,
+    size: int = SHARD_ARTICLES,
+    blocks: Sequence[int] = SEGMENT_BLOCKS,
+) -> list[str]:
+    """Merge sealed shards into segments (maintenance): every aligned block of ``blocks[i]``
+    shards, all sealed (full, fresh, not the last shard) and not yet in one file of that
+    size or larger, is indexed into one segment file. The names of the files built."""
+    load_extension(con)
+    current = shards(con, size)
+    if not current:
+        return []
+    last = current[-1].shard
+    sealed = {s.shard: s for s in current if not s.stale and s.shard < last and s.articles == size}
+
+    def span(s: Shard) -> int:
+        r = file_range(s.file or "")
+        return r[1] - r[0] + 1 if r else 1
+
+    plan: list[tuple[int, int]] = []
+    taken: set[int] = set()
+    for block in sorted(blocks, reverse=True):
+        for first in range(0, last, block):
+            members = range(first, first + block)
+            if taken & set(members) or not all(k in sealed for k in members):
+                continue
+            taken |= set(members)
+            if not all(span(sealed[k]) >= block for k in members):
+                plan.append((first, first + block - 1))
+    built: dict[str, Path] = {}
+    assigned: dict[int, str] = {}
+    try:
+        for first, end in plan:
+            name = SEGMENT_FILE.format(first, end)
+            built[name] = _build_shard(con, first, size, end)
+            assigned |= dict.fromkeys(range(first, end + 1), name)
+        if built:
+            con.execute("begin")
+            try:
+                _install(con, built, assigned, current)
+                con.execute("commit")
+            except BaseException:
+                rollback(con)
+                raise
+    finally:
+        for path in built.values():
+            path.unlink(missing_ok=True)
+    return list(built)
+
+
 def rebuild_index(con: duckdb.DuckDBPyConnection, size: int = SHARD_ARTICLES) -> float:
     """Rebuild every shard of the index (and the derived tables); seconds taken."""
     started = time.perf_counter()
-    for path in lake_of(con).search_path.glob("shard-*.duckdb"):
+    for path in lake_of(con).search_path.glob("*.duckdb"):
         path.unlink()
     refresh(con, size=size)
     return time.perf_counter() - started
@@ -293,13 +382,20 @@ def search(
     if not query.strip():
         raise ValueError("the search query is empty")
     load_extension(con)
-    files = [
-        shard_path(con, r[0])
-        for r in con.execute(
-            "select shard from search_index_state where shard is not null order by shard"
+    folder = lake_of(con).search_path
+    holder = {
+        shard: name or SHARD_FILE.format(shard)
+        for shard, name in con.execute(
+            "select shard, file from search_index_state where shard is not null order by shard"
         ).fetchall()
-    ]
-    files = [f for f in files if f.exists()]
+    }
+    names = [n for n in dict.fromkeys(holder.values()) if (folder / n).exists()]
+    files = [folder / n for n in names]
+    # A segment skips the shards it holds that a newer file of their own has replaced.
+    skips = []
+    for name in names:
+        first, last = file_range(name) or (0, -1)
+        skips.append([k for k in range(first, last + 1) if holder.get(k, name) != name])
     if not files and not con.execute("select count(*) from articles").fetchone()[0]:
         return []  # nothing stored, nothing to find
     if not files:
@@ -315,7 +411,8 @@ def search(
             con.execute(f"attach '{sql_string(str(path))}' as {alias} (read_only)")
             aliases.append(alias)
         return ranked_over(con, [f"{a}.{INDEX_SCHEMA}" for a in aliases], query, since, entity,
-                           limit, metas=[f"{a}.main.meta" for a in aliases])  # fmt: skip
+                           limit, metas=[f"{a}.main.meta" for a in aliases],
+                           skips=skips)  # fmt: skip
     finally:
         for alias in aliases:
             with contextlib.suppress(duckdb.Error):
@@ -328,13 +425,21 @@ def ranked(con, fts: str, query: str, since, entity, limit) -> list[Hit]:
 
 
 def ranked_over(
-    con, indexes: list[str], query: str, since, entity, limit, metas: list[str] | None = None
+    con,
+    indexes: list[str],
+    query: str,
+    since,
+    entity,
+    limit,
+    metas: list[str] | None = None,
+    skips: list[list[int]] | None = None,
 ) -> list[Hit]:
     """Articles ranked by BM25 over the fts index schemas ``indexes`` (the shards), on a
     connection whose default catalog has the articles and feeds; the collection statistics are
-    summed over all of them. With ``metas`` (each shard's table of titles, URLs and times) and
-    no filter, the ranking reads nothing from the lake but the best ``limit`` texts, for their
-    snippets: a lookup in the lake costs a scan of its Parquet files."""
+    summed over all of them. With ``metas`` (each shard's table of titles, URLs, times and
+    leads) and no filter, the ranking reads nothing from the lake but the feeds' names; the
+    snippets come from the leads (the passage around the first query word in an article's
+    first LEAD_CHARS characters, else its beginning)."""
     where, params = ["true"], []
     if since is not None:
         where.append("coalesce(a.published_at, a.first_seen_at) >= ?")
@@ -365,12 +470,12 @@ def ranked_over(
                 join {x}.dict d using (termid) join df on df.term = d.term
                 join {x}.docs docs using (docid), st
                 group by tf.docid) s
-            join {x}.docs docs using (docid) {keep})"""
-        for x in indexes
+            join {x}.docs docs using (docid) {_skipping(metas, skips, k)} {keep})"""
+        for k, x in enumerate(indexes)
     )
     keep_params = [] if len(where) > 1 else [limit] * len(indexes)
     if metas and len(where) == 1:
-        return _ranked_from_shards(con, indexes, metas, query, dfs, stats, limit)
+        return _ranked_from_shards(con, indexes, metas, query, dfs, stats, limit, skips)
     # BM25 over the postings of the query's terms; the best `limit` first, from the narrow
     # columns; titles and texts of those only.
     rows = con.execute(
@@ -422,12 +527,22 @@ def _bm25_per_shard(x: str, extra: str, keep: str) -> str:
         join {x}.docs docs using (docid)"""
 
 
-def _ranked_from_shards(con, indexes, metas, query, dfs, stats, limit) -> list[Hit]:
+def _skipping(metas: list[str] | None, skips: list[list[int]] | None, k: int) -> str:
+    """The filter of a segment's documents of the shards it no longer holds (ints only)."""
+    if not metas or not skips or not skips[k]:
+        return ""
+    shards = ", ".join(str(int(n)) for n in skips[k])
+    return f"where docs.name not in (select article_id from {metas[k]} where shard in ({shards}))"
+
+
+def _ranked_from_shards(con, indexes, metas, query, dfs, stats, limit, skips=None) -> list[Hit]:
+    skips = skips or [[] for _ in indexes]
     per_shard = " union all ".join(
-        _bm25_per_shard(x, ", m.title, m.url, m.feed_id, m.published, m.loaded_at", "")
+        _bm25_per_shard(x, ", m.title, m.url, m.feed_id, m.published, m.lead", "")
         + f" join {m} m on m.article_id = docs.name"
-        " order by s.score desc, m.published desc nulls last limit ?)"
-        for x, m in zip(indexes, metas, strict=True)
+        + (f" where m.shard not in ({', '.join(str(int(n)) for n in skip)})" if skip else "")
+        + " order by s.score desc, m.published desc nulls last limit ?)"
+        for x, m, skip in zip(indexes, metas, skips, strict=True)
     )
     best = con.execute(
         f"""
@@ -440,24 +555,13 @@ def _ranked_from_shards(con, indexes, metas, query, dfs, stats, limit) -> list[H
             select sum(num_docs) as num_docs, sum(num_docs * avgdl) / sum(num_docs) as avgdl
             from ({stats})
         )
-        select article_id, score, title, feed_id, published, url, loaded_at from ({per_shard})
+        select article_id, score, title, feed_id, published, url, lead from ({per_shard})
         order by score desc, published desc nulls last limit ?
         """,
         [query, *[limit] * len(indexes), limit],
     ).fetchall()
     if not best:
         return []
-    # By loaded_at first: the lake's files are in loading order, so its statistics skip all
-    # but the few files that hold these times.
-    with arrow(con, "best_ids", article_id=[r[0] for r in best]):
-        texts = dict(
-            con.execute(
-                "select article_id, text from articles"
-                " where loaded_at in (select unnest(?::timestamptz[]))"
-                " and article_id in (select article_id from best_ids)",
-                [sorted({r[6] for r in best})],
-            ).fetchall()
-        )
     feeds = dict(
         con.execute(
             "select feed_id, title from feeds where feed_id in (select unnest(?::varchar[]))",
@@ -465,9 +569,8 @@ def _ranked_from_shards(con, indexes, metas, query, dfs, stats, limit) -> list[H
         ).fetchall()
     )
     return [
-        Hit(aid, score, title, feeds.get(fid), published, url,
-            snippet(texts.get(aid) or title or "", query))
-        for aid, score, title, fid, published, url, _ in best
+        Hit(aid, score, title, feeds.get(fid), published, url, snippet(lead or title or "", query))
+        for aid, score, title, fid, published, url, lead in best
     ]  # fmt: skip
 
 

@@ -296,6 +296,16 @@ class Store:
         texts of upgraded ones), or that miss articles (db/search.py). Seconds, or None."""
         return search.refresh_after_load(self.con, articles_loaded, max_articles, changed)
 
+    def compact_search_index(self) -> list[str]:
+        """Merge sealed search shards into segments (db/search.py); the files built."""
+        return search.compact(self.con)
+
+    def search_files(self) -> int:
+        """How many files a search opens."""
+        return self.con.execute(
+            "select count(distinct coalesce(file, shard::varchar)) from search_index_state"
+        ).fetchone()[0]
+
     def search(self, query: str, **filters) -> list[search.Hit]:
         """Articles ranked by BM25 for ``query`` (db/search.py; since=, entity=, limit=)."""
         return search.search(self.con, query, **filters)
@@ -370,6 +380,33 @@ class Store:
             self._rollback()
             raise
         return added, updated
+
+    def deactivate_unlisted(self, specs: Sequence[FeedSpec]) -> list[str]:
+        """Deactivate the active feeds that the feed list ``specs`` does not name (their polls
+        and articles stay); their URLs."""
+        listed = [make_feed_id(s.url) for s in specs]
+        now = datetime.now(UTC)
+        self.con.execute("begin")
+        try:
+            urls = [
+                r[0]
+                for r in self.con.execute(
+                    "select url from feeds where active and feed_id not in"
+                    " (select unnest(?::varchar[])) order by url",
+                    [listed],
+                ).fetchall()
+            ]
+            if urls:
+                self.con.execute(
+                    "update feeds set active = false, removed_at = ?"
+                    " where active and feed_id not in (select unnest(?::varchar[]))",
+                    [now, listed],
+                )
+            self.con.execute("commit")
+        except BaseException:
+            rollback(self.con)
+            raise
+        return urls
 
     def remove_feed(self, url: str) -> bool:
         """Deactivate a feed (its polls and articles stay). False when no active feed has it."""

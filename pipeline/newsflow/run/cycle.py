@@ -121,6 +121,7 @@ class IngestLock:
 class CycleSummary:
     run_id: str
     feeds_registered: int = 0
+    feeds_deactivated: list[str] = field(default_factory=list)  # not in the feed list any more
     feeds_due: int = 0
     polls: PollCounts = field(default_factory=PollCounts)
     articles: FetchCounts = field(default_factory=FetchCounts)
@@ -139,6 +140,7 @@ class CycleSummary:
         return {
             "run_id": self.run_id,
             "feeds_registered": self.feeds_registered,
+            "feeds_deactivated": self.feeds_deactivated,
             "feeds_due": self.feeds_due,
             "feeds": self.polls.as_dict(),
             "articles": self.articles.as_dict(),
@@ -334,12 +336,17 @@ def _cycle(
     _reopen(store, settings)  # released while waiting for another cycle
     # Registered before polling (not by the load, as in Airflow), so that a reader sees the
     # feeds while the cycle works.
-    registered = steps.register(store, feeds or [])
+    registered, deactivated = steps.register(store, feeds or [], settings.keep_unlisted_feeds)
 
     with _Stages(settings) as stages:
         resumed = resume_pending(settings, store, stages, progress, timings)
         run = RunDir.create(settings.runs_dir, trigger)
-        summary = CycleSummary(run.run_id, feeds_registered=registered, resumed_runs=resumed)
+        summary = CycleSummary(
+            run.run_id,
+            feeds_registered=registered,
+            feeds_deactivated=deactivated,
+            resumed_runs=resumed,
+        )
         with timings.step("plan"):
             planned = steps.plan(settings, run, store, include_not_due=include_not_due)
         summary.feeds_due = planned["feeds_due"]

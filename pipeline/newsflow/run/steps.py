@@ -80,13 +80,19 @@ class Timings:
 # -- register and plan ------------------------------------------------------------------------
 
 
-def register(store: Store, specs: Sequence[FeedSpec]) -> int:
-    """Add the feeds of a feed list to the registry (or update their name, tags, language);
-    returns how many were new."""
+def register(
+    store: Store, specs: Sequence[FeedSpec], keep_unlisted: bool = True
+) -> tuple[int, list[str]]:
+    """Add the feeds of a feed list to the registry (or update their name, tags, language) and,
+    unless ``keep_unlisted``, deactivate the registered feeds it does not name: the list is the
+    source of truth. How many were new, and the URLs deactivated. No list: nothing changes."""
     if not specs:
-        return 0
+        return 0, []
     added, _ = store.upsert_feeds(list(specs))
-    return added
+    gone = [] if keep_unlisted else store.deactivate_unlisted(list(specs))
+    for url in gone:
+        LOGGER.warning("feed %s is not in the feed list any more: deactivated", url)
+    return added, gone
 
 
 def plan(
@@ -115,6 +121,9 @@ def plan(
         # Due by now, or within the grace: a run starting seconds before a feed is due polls it.
         grace = timedelta(seconds=settings.poll_grace)
         due = store.due_feeds(now + grace, include_not_due=include_not_due)
+        if specs and not settings.keep_unlisted_feeds:  # the load deactivates the others
+            listed = {make_feed_id(s.url) for s in specs}
+            due = [f for f in due if f.feed_id in listed]
         registered = store.feed_ids()
         requeued = stage_queue(run, store.due_pages(now))
     new = [s for s in specs if make_feed_id(s.url) not in registered]
@@ -270,12 +279,13 @@ class Loaded:
     result: LoadResult
     feeds_registered: int = 0
     search_index_s: float | None = None
+    feeds_deactivated: list[str] = field(default_factory=list)
 
 
 def load(settings: Settings, store: Store, run: RunDir, trigger: str) -> Loaded:
     """Register the plan's new feeds, then load the run in one transaction (a run loaded
     already changes nothing), then refresh the search index when the load changed texts."""
-    registered = register(store, planned_specs(run))
+    registered, gone = register(store, planned_specs(run), settings.keep_unlisted_feeds)
     result = store.load_run(
         run, poll_interval=settings.poll_interval, max_backoff=settings.max_backoff, trigger=trigger
     )
@@ -290,4 +300,4 @@ def load(settings: Settings, store: Store, run: RunDir, trigger: str) -> Loaded:
         )
         if search_s is not None:
             LOGGER.info("search index rebuilt in %.2fs", search_s)
-    return Loaded(result, registered, search_s)
+    return Loaded(result, registered, search_s, gone)

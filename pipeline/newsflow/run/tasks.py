@@ -174,6 +174,7 @@ def load(settings: Settings, run_path: str, trigger: str = "airflow") -> dict:
         "already_loaded": result.already_loaded,
         "snapshot_id": result.snapshot_id,
         "feeds_registered": loaded.feeds_registered,
+        "feeds_deactivated": loaded.feeds_deactivated,
         "polls": result.polls,
         "articles_loaded": result.articles_loaded,
         "articles_upgraded": result.articles_upgraded,
@@ -222,14 +223,18 @@ def remove_stale_runs(settings: Settings, older_than: timedelta | None = None) -
 
 
 def rebuild_search(settings: Settings) -> dict:
-    """Rebuild the full-text index whatever the database's size (the daily catch-up)."""
+    """Rebuild the stale search shards whatever the database's size (the daily catch-up),
+    then merge sealed shards into segments, so that a search opens few files."""
     if not settings.search_index:
         return {"skipped": "NEWSFLOW_SEARCH_INDEX=0"}
     with Store(settings.lake, lock_wait=settings.load_lock_wait) as store:
         store.record_settings(settings)
         seconds = store.refresh_search_index()
+        merged = store.compact_search_index()
         articles = store.totals()["articles"]
-    return {"articles": articles, "seconds": round(seconds, 2)}
+        files = store.search_files()
+    return {"articles": articles, "seconds": round(seconds, 2), "segments_built": merged,
+            "search_files": files}  # fmt: skip
 
 
 def checkpoint(settings: Settings) -> dict:
