@@ -394,3 +394,10 @@ def test_newsroom_serves_in_the_foreground_until_terminated(tmp_path):
         out, _ = proc.communicate(timeout=10)
     assert proc.returncode == 0
     assert "sample newsroom at http://127.0.0.1:" in out
+
+
+def test_demo_help_names_the_database_the_demo_writes(capsys):
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default <data-dir>/demo.sqlite" in out and "newsflow.sqlite" not in out

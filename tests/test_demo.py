@@ -1,10 +1,14 @@
 """The offline demo, as a user runs it: twice, from a fresh data folder."""
 
+import re
+import shlex
 import subprocess
 import sys
 
 from newsflow.db.store import Store
 from newsflow.demo.newsroom import manifest
+
+from tests.helpers import ROOT
 
 
 def demo(data_dir):
@@ -31,6 +35,24 @@ def test_demo_ingests_the_sample_newsroom_then_finds_nothing_new(tmp_path):
             "select * from articles where canonical_url like '%sample-boat-strike%'"
         )
     assert "Nicolas Maduro" in sample[0]["text"]
+
+    # The README's queries on the demo database print what the README shows (their order
+    # has a tiebreak, so a fresh run prints the same rows).
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    shown = re.findall(
+        r'\$ (?:\.venv/bin/)?newsflow (sql --catalog \S+ "[^"]*")\n(.*?\(\d+ rows\))', readme, re.S
+    )
+    assert len(shown) >= 2
+    for command, expected in shown:
+        argv = shlex.split(command)
+        argv[argv.index("--catalog") + 1] = str(db)
+        done = subprocess.run([sys.executable, "-m", "newsflow.cli", *argv], capture_output=True,
+                              text=True, timeout=120, check=False)  # fmt: skip
+        got, want = done.stdout.strip().splitlines(), expected.strip().splitlines()
+        if "..." in want:  # the README elides rows: the ones it shows, and the count
+            cut = want.index("...")
+            got, want = got[:cut] + got[-1:], want[:cut] + want[-1:]
+        assert got == want, (command, done.stderr)
 
     second = demo(tmp_path)
     assert second.returncode == 0, second.stderr

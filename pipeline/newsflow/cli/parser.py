@@ -34,14 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def db_args(p):
+    def db_args(p, default="$NEWSFLOW_CATALOG or <data-dir>/newsflow.sqlite"):
         p.add_argument(
             "--catalog",
             "--db",
             dest="db",
             metavar="CATALOG",
-            help="the store's catalog: a SQLite file or postgres:dbname=... (default"
-            " $NEWSFLOW_CATALOG or <data-dir>/newsflow.sqlite); data files per $NEWSFLOW_DATA_PATH",
+            help=f"the store's catalog: a SQLite file or postgres:dbname=... (default {default});"
+            " data files per $NEWSFLOW_DATA_PATH",
         )
         p.add_argument(
             "--data-dir", metavar="DIR", help="data folder (default $NEWSFLOW_DATA_DIR or ./data)"
@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "demo", help="ingest the bundled sample newsroom into <data-dir>/demo.sqlite"
     )
-    db_args(p)
+    db_args(p, default="<data-dir>/demo.sqlite, whatever $NEWSFLOW_CATALOG says")
     p.add_argument("--port", type=int, default=0, help="newsroom port (default: a free one)")
     p.set_defaults(func=cmd_demo)
 
