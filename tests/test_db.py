@@ -530,3 +530,63 @@ def test_search_files_of_an_older_version_are_rebuilt_not_read(store):
     search.refresh(store.con)
     assert sorted(p.name for p in folder.glob("*.duckdb")) == [current]
     assert [h.article_id for h in search.search(store.con, "volcano")] == ["0" * 32]
+
+
+@pytest.mark.parametrize(
+    ("query", "words", "required", "excluded", "phrases"),
+    [
+        ("boat strike", ["boat", "strike"], [], [], []),
+        ('"boat strike"', ["boat", "strike"], ["boat", "strike"], [], [["boat", "strike"]]),
+        ("boat AND NOT venezuela", ["boat"], ["boat"], ["venezuela"], []),
+        ("boat -venezuela", ["boat"], [], ["venezuela"], []),
+        ("+boat festival", ["boat", "festival"], ["boat"], [], []),
+        ("boat AND festival OR light", ["boat", "festival", "light"], ["boat", "festival"], [], []),
+        ("boat and festival", ["boat", "and", "festival"], [], [], []),  # lower case: words
+        ('NOT "boat strike" coast', ["coast"], [], ["boat", "strike"], []),
+        ("covid-19", ["covid", "19"], [], [], []),
+    ],
+)  # fmt: skip
+def test_the_search_syntax_means_what_it_means_everywhere(
+    query, words, required, excluded, phrases
+):
+    q = search.parse_query(query)
+    assert (q.words, q.required, q.excluded, q.phrases) == (words, required, excluded, phrases)
+
+
+@pytest.mark.parametrize("query", ["NOT boat", "-boat", "AND OR", '""'])
+def test_a_query_with_nothing_to_look_for_is_refused_naming_it(query):
+    with pytest.raises(ValueError, match="has no word to look for"):
+        search.parse_query(query)
+
+
+@pytest.mark.parametrize("merged", [False, True])
+def test_phrases_required_and_excluded_words_filter_the_ranking(store, merged):
+    fid = add_feed(store.con, "https://s.example/feed")
+    texts = ["a boat strike in the caribbean", "a strike on a boat at sea",
+             "the boat festival of lights", "a general strike closes the port",
+             "boat sinks near the coast", "coast guard and the strike"]  # fmt: skip
+    for i, text in enumerate(texts):
+        store.con.execute(
+            "insert into articles (article_id, feed_id, run_id, url, canonical_url, title, text,"
+            " first_seen_at, loaded_at, word_count, extraction_status)"
+            " values (?, ?, 'run', ?, ?, ?, ?, ?, ?, 5, 'ok')",
+            [f"{i:032x}", fid, f"u{i}", f"u{i}", f"t{i}", text, NOW, NOW + timedelta(minutes=i)],
+        )
+    search.rebuild_index(store.con, size=2)
+    if merged:
+        search.compact(store.con, size=2, blocks=(2,))
+
+    def found(query, **kw):
+        return {int(h.article_id, 16) for h in search.search(store.con, query, limit=10, **kw)}
+
+    for kw in ({}, {"since": NOW}):  # the unfiltered path and the filtered one
+        assert found("boat strike", **kw) == {0, 1, 2, 3, 4, 5}
+        assert found('"boat strike"', **kw) == {0}
+        assert found('"strike on a boat"', **kw) == {1}
+        assert found("boat AND strike", **kw) == {0, 1}
+        assert found("+boat strike", **kw) == {0, 1, 2, 4}
+        assert found("boat AND NOT strike", **kw) == {2, 4}
+        assert found("boat -strike -coast", **kw) == {2}
+        assert found("strike -boat", **kw) == {3, 5}
+        assert found("the AND boat", **kw) == {0, 1, 2, 4}  # a stopword requires nothing
+        assert found("boat AND xylophone", **kw) == set()

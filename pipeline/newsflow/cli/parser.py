@@ -91,7 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("search", help="full-text search (BM25) over titles and texts")
     db_args(p)
-    p.add_argument("query", help="words to look for")
+    p.add_argument(
+        "query",
+        help='words to look for (any of them, ranked); "a phrase"; +word or a AND b: required;'
+        " -word or NOT word: excluded",
+    )
     p.add_argument("--since", metavar="DATE", help="only articles published since DATE")
     p.add_argument("--entity", metavar="NAME", help="only articles that name this entity")
     p.add_argument("--limit", type=int, default=10, metavar="N", help="at most N hits (10)")

@@ -359,6 +359,111 @@ def rebuild_derived(con: duckdb.DuckDBPyConnection) -> None:
 
 
 @dataclass
+class Query:
+    """A search query: its words (ranked by BM25, any of them), the words an article must have
+    (``+word``, ``a AND b``, a phrase's words), those it must not (``-word``, ``NOT word``), and
+    its quoted phrases (their words next to each other, in order)."""
+
+    words: list[str]
+    required: list[str]
+    excluded: list[str]
+    phrases: list[list[str]]
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.words)
+
+
+_QUERY_TOKEN = re.compile(r'"([^"]*)"?|(\S+)')
+
+
+def parse_query(query: str) -> Query:
+    """The syntax of every search box: words rank (any of them); ``"a b"`` is a phrase;
+    ``+word`` and ``a AND b`` require; ``-word`` and ``NOT word`` exclude; ``OR`` is what a
+    space means already. Operators are upper-case (``and`` is a word, and a stopword)."""
+    words: list[str] = []
+    required: list[str] = []
+    excluded: list[str] = []
+    phrases: list[list[str]] = []
+    negate = need_next = False
+    last: list[str] = []  # the words of the previous term, for `a AND b`
+    for m in _QUERY_TOKEN.finditer(query):
+        phrase, token = m.group(1), m.group(2)
+        if token in ("AND", "OR", "NOT"):
+            if token == "NOT":
+                negate = True
+            elif token == "AND":
+                required.extend(w for w in last if w not in required)
+                need_next = True
+            continue
+        if phrase is not None:
+            terms = re.findall(r"\w+", phrase.lower())
+            if not terms:
+                continue
+        else:
+            sign = token[0] if token[0] in "+-" and len(token) > 1 else ""
+            terms = re.findall(r"\w+", (token[1:] if sign else token).lower())
+            if not terms:
+                continue
+            negate = negate or sign == "-"
+            need_next = need_next or sign == "+"
+        if negate:
+            excluded.extend(terms)
+        else:
+            words.extend(terms)
+            if phrase is not None and len(terms) > 1:
+                phrases.append(terms)
+            if need_next or phrase is not None:
+                required.extend(w for w in terms if w not in required)
+        last = [] if negate else terms
+        negate = need_next = False
+    if not words:
+        raise ValueError(
+            f"the search query {query!r} has no word to look for (only exclusions or operators)"
+        )
+    return Query(words, required, excluded, phrases)
+
+
+def _tokens_sql() -> str:
+    """The CTEs of a query's stemmed words: tokens (ranked), req (required, with their raw
+    word), excl (excluded); parameters: the three lists' texts, in that order."""
+    stem = (
+        "select distinct {raw} stem(unnest(string_split_regex(regexp_replace("
+        f"lower(strip_accents(?::varchar)), '{IGNORE}', ' ', 'g'), '\\s+')), 'porter') as t"
+    )
+    return (
+        f"tokens as ({stem.format(raw='')}),"
+        f" req as (select w, stem(w, 'porter') as t from (select distinct unnest("
+        f"string_split_regex(regexp_replace(lower(strip_accents(?::varchar)), '{IGNORE}', ' ',"
+        " 'g'), '\\s+')) as w) where w <> ''),"
+        f" excl as ({stem.format(raw='')})"
+    )
+
+
+def _must(x: str, q: Query, stopwords: str) -> str:
+    """The filter of a shard's postings by a query's required and excluded words (none: '')."""
+    cond = ""
+    if q.required:
+        cond += (
+            f" and docid in (select t2.docid from {x}.terms t2 join {x}.dict d2 using (termid)"
+            f" join req on d2.term = req.t group by t2.docid having count(distinct t2.termid) ="
+            f" (select count(distinct t) from req where w not in (select sw from {stopwords})))"
+        )
+    if q.excluded:
+        cond += (
+            f" and docid not in (select t3.docid from {x}.terms t3 join {x}.dict d3"
+            f" using (termid) join excl on d3.term = excl.t)"
+        )
+    return cond
+
+
+def _has_phrase(text: str, phrase: list[str]) -> bool:
+    words = re.findall(r"\w+", text.lower())
+    n = len(phrase)
+    return any(words[i : i + n] == phrase for i in range(len(words) - n + 1))
+
+
+@dataclass
 class Hit:
     article_id: str
     score: float
@@ -439,7 +544,11 @@ def ranked_over(
     summed over all of them. With ``metas`` (each shard's table of titles, URLs, times and
     leads) and no filter, the ranking reads nothing from the lake but the feeds' names; the
     snippets come from the leads (the passage around the first query word in an article's
-    first LEAD_CHARS characters, else its beginning)."""
+    first LEAD_CHARS characters, else its beginning). The query's syntax: ``parse_query``."""
+    q = parse_query(query)
+    stopwords = f"{indexes[0]}.stopwords"
+    # A phrase is checked on the text: rank more candidates, keep those that have it.
+    want = max(limit * 10, 100) if q.phrases else limit
     where, params = ["true"], []
     if since is not None:
         where.append("coalesce(a.published_at, a.first_seen_at) >= ?")
@@ -466,6 +575,7 @@ def ranked_over(
                 from (select docid, termid, count(*) as tf from {x}.terms
                       where termid in (select d.termid from {x}.dict d
                                        join tokens on d.term = tokens.t)
+                            {_must(x, q, stopwords)}
                       group by docid, termid) tf
                 join {x}.dict d using (termid) join df on df.term = d.term
                 join {x}.docs docs using (docid), st
@@ -473,17 +583,16 @@ def ranked_over(
             join {x}.docs docs using (docid) {_skipping(metas, skips, k)} {keep})"""
         for k, x in enumerate(indexes)
     )
-    keep_params = [] if len(where) > 1 else [limit] * len(indexes)
+    keep_params = [] if len(where) > 1 else [want] * len(indexes)
+    terms = [q.text, " ".join(q.required), " ".join(q.excluded)]
     if metas and len(where) == 1:
-        return _ranked_from_shards(con, indexes, metas, query, dfs, stats, limit, skips)
+        hits = _ranked_from_shards(con, indexes, metas, q, dfs, stats, want, skips)
+        return _with_phrases(con, hits, q, limit)
     # BM25 over the postings of the query's terms; the best `limit` first, from the narrow
     # columns; titles and texts of those only.
     rows = con.execute(
         f"""
-        with tokens as (
-            select distinct stem(unnest(string_split_regex(regexp_replace(
-                lower(strip_accents(?::varchar)), '{IGNORE}', ' ', 'g'), '\\s+')), 'porter') as t
-        ),
+        with {_tokens_sql()},
         df as (select term, sum(df) as df from ({dfs}) group by term),
         st as (
             select sum(num_docs) as num_docs, sum(num_docs * avgdl) / sum(num_docs) as avgdl
@@ -505,21 +614,40 @@ def ranked_over(
         left join feeds f using (feed_id)
         order by r.score desc, r.published_at desc nulls last
         """,
-        [query, *keep_params, *params, limit],
+        [*terms, *keep_params, *params, want],
     ).fetchall()
-    return [
-        Hit(r[0], r[1], r[2], r[3], r[4], r[5], snippet(r[6] or r[2] or "", query)) for r in rows
+    hits = [
+        Hit(r[0], r[1], r[2], r[3], r[4], r[5], snippet(r[6] or r[2] or "", q.text)) for r in rows
     ]
+    texts = {r[0]: f"{r[2] or ''} {r[6] or ''}" for r in rows}
+    return _with_phrases(con, hits, q, limit, texts)
 
 
-def _bm25_per_shard(x: str, extra: str, keep: str) -> str:
+def _with_phrases(con, hits: list[Hit], q: Query, limit: int, texts: dict | None = None):
+    """The first ``limit`` hits that contain every phrase of ``q`` (title or text)."""
+    if not q.phrases:
+        return hits[:limit]
+    if texts is None:
+        with arrow(con, "phrase_ids", article_id=[h.article_id for h in hits]):
+            texts = {
+                aid: f"{title or ''} {text or ''}"
+                for aid, title, text in con.execute(
+                    "select article_id, title, text from articles"
+                    " where article_id in (select article_id from phrase_ids)"
+                ).fetchall()
+            }
+    kept = [h for h in hits if all(_has_phrase(texts.get(h.article_id, ""), p) for p in q.phrases)]
+    return kept[:limit]
+
+
+def _bm25_per_shard(x: str, extra: str, keep: str, must: str = "") -> str:
     return f"""(select s.score, docs.name as article_id{extra} from (
             select tf.docid, sum(log(((st.num_docs - df.df + 0.5) / (df.df + 0.5)) + 1)
                    * (tf.tf * 2.2) / (tf.tf + 1.2 * (0.25 + 0.75 * docs.len / st.avgdl)))
                    as score
             from (select docid, termid, count(*) as tf from {x}.terms
                   where termid in (select d.termid from {x}.dict d
-                                   join tokens on d.term = tokens.t)
+                                   join tokens on d.term = tokens.t) {must}
                   group by docid, termid) tf
             join {x}.dict d using (termid) join df on df.term = d.term
             join {x}.docs docs using (docid), st
@@ -535,10 +663,13 @@ def _skipping(metas: list[str] | None, skips: list[list[int]] | None, k: int) ->
     return f"where docs.name not in (select article_id from {metas[k]} where shard in ({shards}))"
 
 
-def _ranked_from_shards(con, indexes, metas, query, dfs, stats, limit, skips=None) -> list[Hit]:
+def _ranked_from_shards(con, indexes, metas, q: Query, dfs, stats, limit, skips=None) -> list[Hit]:
     skips = skips or [[] for _ in indexes]
+    stopwords = f"{indexes[0]}.stopwords"
     per_shard = " union all ".join(
-        _bm25_per_shard(x, ", m.title, m.url, m.feed_id, m.published, m.lead", "")
+        _bm25_per_shard(
+            x, ", m.title, m.url, m.feed_id, m.published, m.lead", "", _must(x, q, stopwords)
+        )
         + f" join {m} m on m.article_id = docs.name"
         + (f" where m.shard not in ({', '.join(str(int(n)) for n in skip)})" if skip else "")
         + " order by s.score desc, m.published desc nulls last limit ?)"
@@ -546,10 +677,7 @@ def _ranked_from_shards(con, indexes, metas, query, dfs, stats, limit, skips=Non
     )
     best = con.execute(
         f"""
-        with tokens as (
-            select distinct stem(unnest(string_split_regex(regexp_replace(
-                lower(strip_accents(?::varchar)), '{IGNORE}', ' ', 'g'), '\\s+')), 'porter') as t
-        ),
+        with {_tokens_sql()},
         df as (select term, sum(df) as df from ({dfs}) group by term),
         st as (
             select sum(num_docs) as num_docs, sum(num_docs * avgdl) / sum(num_docs) as avgdl
@@ -558,7 +686,7 @@ def _ranked_from_shards(con, indexes, metas, query, dfs, stats, limit, skips=Non
         select article_id, score, title, feed_id, published, url, lead from ({per_shard})
         order by score desc, published desc nulls last limit ?
         """,
-        [query, *[limit] * len(indexes), limit],
+        [q.text, " ".join(q.required), " ".join(q.excluded), *[limit] * len(indexes), limit],
     ).fetchall()
     if not best:
         return []
@@ -569,7 +697,7 @@ def _ranked_from_shards(con, indexes, metas, query, dfs, stats, limit, skips=Non
         ).fetchall()
     )
     return [
-        Hit(aid, score, title, feeds.get(fid), published, url, snippet(lead or title or "", query))
+        Hit(aid, score, title, feeds.get(fid), published, url, snippet(lead or title or "", q.text))
         for aid, score, title, fid, published, url, lead in best
     ]  # fmt: skip
 
