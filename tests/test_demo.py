@@ -35,6 +35,20 @@ def test_demo_ingests_the_sample_newsroom_then_finds_nothing_new(tmp_path):
             "select * from articles where canonical_url like '%sample-boat-strike%'"
         )
     assert "Nicolas Maduro" in sample[0]["text"]
+    # What the real pages say about themselves is stored: description, lead image, keywords
+    with Store(db, read_only=True) as store:
+        described, imaged, keyworded = store.query(
+            "select count(description), count(top_image), count(*) filter (len(keywords) > 0)"
+            " from articles"
+        )[1][0]
+        nyt = store.rows(
+            "select description, top_image, keywords from articles"
+            " where title like 'Opinion | Republicans Are Following Trump to Nowhere%'"
+        )[0]
+    assert described >= 40 and imaged >= 40 and keyworded >= 30, (described, imaged, keyworded)
+    assert nyt["description"].startswith("There’s an impeachment lesson hiding")
+    assert nyt["top_image"].startswith("https://static01.nyt.com/images/2019/11/19/")
+    assert "United States Politics and Government" in nyt["keywords"]
 
     # The README's queries on the demo database print what the README shows (their order
     # has a tiebreak, so a fresh run prints the same rows).

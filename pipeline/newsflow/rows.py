@@ -80,6 +80,11 @@ ARTICLE_SCHEMA = pa.schema(
         ("first_seen_at", TS),
         ("language", pa.string()),
         ("site_name", pa.string()),
+        # What the page says about itself (migration 010): its meta description, its lead
+        # image (og:image), its keywords and tags.
+        ("description", pa.string()),
+        ("top_image", pa.string()),
+        ("keywords", STRINGS),
         ("text", pa.string()),
         ("word_count", pa.int32()),
         ("extraction_status", pa.string()),
@@ -126,6 +131,12 @@ STAGED_SINCE_006 = {
         "queued_s": "double",
         "requeued": "boolean default false",
     },
+}
+
+
+# Columns of staged articles added by migration 010 (page metadata): older runs load as null.
+STAGED_SINCE_010 = {
+    "articles": {"description": "varchar", "top_image": "varchar", "keywords": "varchar[]"}
 }
 
 

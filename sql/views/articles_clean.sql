@@ -25,5 +25,6 @@ stories as (
 )
 select s.story as story_id, a.article_id, a.feed_id, a.url, a.title, a.authors, a.language,
        a.site_name, a.published_at, a.first_seen_at, s.first_seen as story_first_seen_at,
-       s.first_feed_id, s.articles, s.outlets, a.word_count, a.extraction_status, a.text
+       s.first_feed_id, s.articles, s.outlets, a.word_count, a.extraction_status,
+       a.description, a.top_image, a.keywords, a.text
 from stories s join articles a on a.article_id = s.best;

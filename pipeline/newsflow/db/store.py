@@ -45,6 +45,7 @@ from newsflow.fetching.feedlist import FeedSpec
 from newsflow.fetching.urls import feed_id as make_feed_id
 from newsflow.rows import (
     STAGED_SINCE_006,
+    STAGED_SINCE_010,
     STORED_ARTICLE_COLUMNS,
     TAG_SCHEMAS,
     TAG_TABLES,
@@ -688,6 +689,7 @@ class Store:
                     [articles],
                 )
                 self._add_missing_columns("staged_articles", STAGED_SINCE_006["articles"])
+                self._add_missing_columns("staged_articles", STAGED_SINCE_010["articles"])
                 stored = ", ".join(STORED_ARTICLE_COLUMNS)
                 # The key, kept by this one writer: staged articles not stored yet.
                 con.execute(
@@ -804,6 +806,8 @@ class Store:
                                    else s.authors end,
                     published_at = coalesce(articles.published_at, s.published_at),
                     language = s.language, site_name = s.site_name, text = s.text,
+                    description = s.description, top_image = s.top_image,
+                    keywords = s.keywords,
                     word_count = s.word_count, extraction_status = s.extraction_status,
                     extraction_error = null, content_hash = s.content_hash,
                     story_id = null, fingerprint = null

@@ -40,6 +40,9 @@ class Extracted:
     date: str | None = None  # YYYY-MM-DD as found on the page
     site_name: str | None = None
     language: str | None = None
+    description: str | None = None  # the page's meta description (og:description)
+    top_image: str | None = None  # its lead image (og:image)
+    keywords: list[str] | None = None  # its keywords, tags and categories
     error: str | None = None
 
 
@@ -124,10 +127,24 @@ def extract_page(html: bytes, url: str | None = None, timeout: float = 20.0) -> 
         date=doc.date or None,
         site_name=doc.sitename or None,
         language=detect_language(text, html),
+        description=doc.description or None,
+        top_image=doc.image or None,
+        keywords=_keywords(doc.tags, doc.categories),
     )
     if not result.ok:
         result.error = f"extracted text too short ({words} words)"
     return result
+
+
+def _keywords(*lists) -> list[str]:
+    """A page's keywords, tags and categories, each once, in order."""
+    seen: dict[str, None] = {}
+    for values in lists:
+        for value in values or []:
+            value = " ".join(str(value).split())
+            if value and value.lower() not in {k.lower() for k in seen}:
+                seen[value] = None
+    return list(seen)[:50]
 
 
 def _ready() -> bool:

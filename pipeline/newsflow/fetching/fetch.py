@@ -178,6 +178,11 @@ def article_batches(run: RunDir, batch_size: int) -> list[list[dict]]:
     return pack_by_host(by_host, batch_size)
 
 
+def _is_http(url: str | None) -> bool:
+    """A page's image URL worth keeping: http(s), of a sane length."""
+    return bool(url) and len(url) <= 2000 and url.lower().startswith(("http://", "https://"))
+
+
 def _parse_page_date(value: str | None) -> datetime | None:
     if not value:
         return None
@@ -214,6 +219,9 @@ def article_row(
         "first_seen_at": item["first_seen_at"],
         "http_status": http_status,
         "site_name": None,
+        "description": None,
+        "top_image": None,
+        "keywords": [],
     }
     if page is not None and page.ok:
         # What a page says is cleaned like what a feed says: no control characters, nothing
@@ -223,6 +231,9 @@ def article_row(
             authors=item["authors"] or [clean_text(a) for a in page.authors or []],
             published_at=item["published_at"] or _parse_page_date(page.date),
             site_name=clean_text(page.site_name),
+            description=clean_text(page.description),
+            top_image=page.top_image if _is_http(page.top_image) else None,
+            keywords=[k for k in (clean_text(k) for k in page.keywords or []) if k],
             language=language_code(page.language) or language_code(item["feed_language"]),
             text=clean_text(page.text),
             extraction_status="ok",
