@@ -343,6 +343,40 @@ def _article_id(store: Store, ref: str) -> str:
     return aid
 
 
+def cmd_extract(args) -> int:
+    from newsflow.run.extract_one import ExtractError, extract
+
+    settings = _settings(args)
+    try:
+        art = extract(args.target, settings, tag=not args.no_tag)
+    except ExtractError as exc:
+        print(f"newsflow: {exc}", file=sys.stderr)
+        return 1
+    if args.format == "json":
+        print(json.dumps(art, default=json_default, ensure_ascii=False, indent=2))
+        return 0 if art["extraction_status"] == "ok" else 1
+    fields = ["url", "final_url", "title", "authors", "published_at", "language", "site_name",
+              "description", "top_image", "keywords", "word_count", "extraction_status",
+              "extraction_error"]  # fmt: skip
+    width = max(map(len, fields))
+    for name in fields:
+        value = art.get(name)
+        if value in (None, [], ""):
+            continue
+        shown = ", ".join(value) if isinstance(value, list) else value
+        print(f"{name:<{width}}  {shown}")
+    if art["entities"]:
+        names = [f"{e['entity']} ({e['label']}, {e['mentions']})" for e in art["entities"][:25]]
+        print(f"{'entities':<{width}}  " + "; ".join(names))
+    if art["topics"]:
+        topics = [f"{t['topic']} ({t['score']:.2f})" for t in art["topics"]]
+        print(f"{'topics':<{width}}  " + "; ".join(topics))
+    if art["text"]:
+        print()
+        print(art["text"])
+    return 0 if art["extraction_status"] == "ok" else 1
+
+
 def cmd_tags(args) -> int:
     with _open(args, read_only=True) as store:
         aid = _article_id(store, args.article)

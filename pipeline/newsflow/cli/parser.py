@@ -10,6 +10,7 @@ from newsflow import __version__
 from newsflow.cli.commands import (
     cmd_demo,
     cmd_export,
+    cmd_extract,
     cmd_feeds,
     cmd_ingest,
     cmd_maintain,
@@ -133,6 +134,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retention-days", type=float, metavar="N", help="default: setting (7)")
     p.add_argument("--silence-hours", type=float, metavar="H", help="default: setting (48)")
     p.set_defaults(func=cmd_maintain)
+
+    p = sub.add_parser(
+        "extract",
+        help="fetch and extract one page (text, title, byline, date, language, description,"
+        " image, keywords, entities, topics), storing nothing",
+        description="Fetch one page as an ingest would (robots.txt honoured, private addresses"
+        " refused unless --allow-private), extract it and tag it: what it prints is what"
+        " ingesting the page stores. Touches no database. A local HTML file works too.",
+    )
+    p.add_argument("target", metavar="URL", help="the page's http(s) URL, or an HTML file")
+    p.add_argument(
+        "--allow-private",
+        action="store_true",
+        help="allow loopback/private addresses (also NEWSFLOW_ALLOW_PRIVATE=1)",
+    )
+    p.add_argument("--no-tag", action="store_true", help="skip entities and topics")
+    p.add_argument("--format", choices=["text", "json"], default="text", help="output (text)")
+    p.set_defaults(func=cmd_extract)
 
     p = sub.add_parser("tags", help="an article's entities, topics and tagging status")
     db_args(p)

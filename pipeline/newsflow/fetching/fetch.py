@@ -292,7 +292,9 @@ class _Page:
         return self.problem is None
 
 
-async def _fetch_page(item: dict, client: PoliteClient, settings: Settings) -> _Page:
+async def fetch_page(item: dict, client: PoliteClient, settings: Settings) -> _Page:
+    """The page of ``item["url"]``, fetched as politely as the settings say (robots.txt
+    first); its ``problem`` says why there is none."""
     url = item["url"]
     if settings.respect_robots:
         allowed, why = await client.robots_allowed(url)
@@ -397,7 +399,7 @@ async def crawl(
                 return  # the budget is spent for this host: the rest stays pending
             item = queue.popleft()
             try:
-                page = await _fetch_page(item, client, settings)
+                page = await fetch_page(item, client, settings)
             except Exception as exc:  # one page this code did not foresee fails alone
                 if is_disk_full(exc):
                     raise
