@@ -96,3 +96,35 @@ def test_extract_raises_naming_the_page_when_there_is_none(ingested):
     settings, site, *_ = ingested
     with pytest.raises(ExtractError, match=r"missing\.html: page http_error"):
         extract(f"{site.base_url}/a/missing.html", settings)
+
+
+def test_feeds_discover_finds_linked_feeds_then_the_usual_paths(capsys, site):
+    feed = rss("Wire", [{"link": f"{site.base_url}/a.html", "title": "A"}])
+    site.routes["/news/rss.xml"] = Route(feed, content_type="application/rss+xml")
+    site.routes["/news/atom-broken.xml"] = Route(b"<html>not a feed</html>")
+    site.routes["/"] = Route(
+        b"<!doctype html><html><head><title>Site</title>"
+        b'<link rel="alternate" type="application/rss+xml" href="/news/rss.xml">'
+        b'<link rel="alternate" type="application/atom+xml" href="/news/atom-broken.xml">'
+        b'<link rel="stylesheet" href="/s.css"></head><body>Hi</body></html>',
+        content_type="text/html",
+    )
+    site.routes["/blog/post.html"] = Route(b"<html><head></head><body>A post</body></html>")
+    site.routes["/feed"] = Route(feed, content_type="application/rss+xml")
+    assert main(["feeds", "discover", f"{site.base_url}/", "--allow-private", "--format",
+                 "json"]) == 0  # fmt: skip
+    [found] = json.loads(capsys.readouterr().out)  # the broken one is checked and left out
+    assert found == {"url": f"{site.base_url}/news/rss.xml", "title": "Wire", "items": 1,
+                     "found_by": "<link rel=alternate>"}  # fmt: skip
+    # a page that links none: the usual paths of its site
+    assert main(["feeds", "discover", f"{site.base_url}/blog/post.html", "--allow-private"]) == 0
+    out = capsys.readouterr().out
+    assert f"{site.base_url}/feed " in out and "common path" in out
+    assert f"add one with: newsflow feeds add {site.base_url}/feed" in out
+    # a feed is its own answer; a dead page says why, exit 1
+    assert main(["feeds", "discover", f"{site.base_url}/feed", "--allow-private"]) == 0
+    assert "the URL itself" in capsys.readouterr().out
+    assert main(["feeds", "discover", f"{site.base_url}/gone", "--allow-private"]) == 1
+    assert "404" in capsys.readouterr().err
+    assert main(["feeds", "discover", f"{site.base_url}/"]) == 1  # loopback, not allowed
+    assert "--allow-private" in capsys.readouterr().err

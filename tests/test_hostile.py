@@ -733,7 +733,8 @@ def test_html_empty_and_charset_confused_feeds(world):
     c = w.cycle(html_feed, empty, wrong, no_charset)
     c.assert_bounded()
     poll = w.poll(html_feed)
-    assert poll["outcome"] == "parse_error" and "not a usable feed" in poll["error"], poll
+    assert poll["outcome"] == "parse_error" and "not a feed but a web page" in poll["error"], poll
+    assert "newsflow feeds discover" in poll["error"]
     poll = w.poll(empty)
     assert poll["outcome"] == "parse_error" and poll["error"] == "empty response body", poll
     assert w.poll(wrong)["outcome"] == "ok"

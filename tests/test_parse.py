@@ -73,7 +73,7 @@ def test_malformed_but_usable_feed_is_processed_and_flagged():
         (b"", "application/rss+xml", "empty response body"),
         (b"   \n", "application/rss+xml", "empty response body"),
         (b"<!DOCTYPE html><html><body><h1>Welcome</h1></body></html>", "text/html",
-         "not a usable feed (text/html)"),
+         f"not a feed but a web page (text/html): `newsflow feeds discover {FEED}` lists"),
         (b"\x89PNG\r\n\x1a\n\x00\x00", "image/png", "not a usable feed"),
     ],
 )  # fmt: skip

@@ -142,6 +142,29 @@ def cmd_feeds(args) -> int:
                 cols.insert(3, "active")
         print(render(cols, [tuple(f[c] for c in cols) for f in feeds], args.format))
         return 0
+    if action == "discover":
+        from newsflow.fetching.discover import DiscoveryError, discover
+
+        try:
+            url = validate_http_url(args.url)
+        except InvalidURL as exc:
+            raise UsageError(f"feeds discover: invalid URL {args.url!r}: {exc}") from None
+        try:
+            found = discover(url, _settings(args))
+        except DiscoveryError as exc:
+            print(f"newsflow: feeds discover: {exc}", file=sys.stderr)
+            return 1
+        cols = ["url", "title", "items", "found_by"]
+        rows = [(f.url, f.title, f.items, f.how) for f in found]
+        if args.format != "table":
+            print(render(cols, rows, args.format))
+        elif not found:
+            print(f"no feed found for {url} (no <link rel=alternate> to a feed, none at the"
+                  " usual paths)")  # fmt: skip
+        else:
+            print(render(cols, rows, "table"))
+            print(f"add one with: newsflow feeds add {found[0].url}")
+        return 0 if found else 1
     if action == "add":
         try:
             url = validate_http_url(args.url)

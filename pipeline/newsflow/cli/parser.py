@@ -172,6 +172,20 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument(
         "--format", choices=["table", "csv", "json"], default="table", help="output (table)"
     )
+    q = fsub.add_parser(
+        "discover",
+        help="find a site's feeds from one of its pages (its <link rel=alternate>, else the"
+        " usual feed paths), each checked to parse",
+    )
+    q.add_argument("url", help="a page of the site (or a feed)")
+    q.add_argument(
+        "--allow-private",
+        action="store_true",
+        help="allow loopback/private addresses (also NEWSFLOW_ALLOW_PRIVATE=1)",
+    )
+    q.add_argument(
+        "--format", choices=["table", "csv", "json"], default="table", help="output (table)"
+    )
     q = fsub.add_parser("add", help="register one feed")
     db_args(q)
     q.add_argument("url", help="the feed's URL (RSS, Atom or JSON Feed)")

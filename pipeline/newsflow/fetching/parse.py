@@ -261,7 +261,14 @@ def _parse_feed(body: bytes, feed_url: str, content_type: str | None, max_items:
         if not entries and not meta.get("title"):
             result.usable = False
             kind = (content_type or "").split(";")[0].strip() or "unknown type"
-            result.error = f"not a usable feed ({kind}): {reason}"
+            head = body[:2000].lstrip().lower()
+            if "html" in kind or head.startswith((b"<!doctype html", b"<html")):
+                result.error = (
+                    f"not a feed but a web page ({kind}): `newsflow feeds discover {feed_url}`"
+                    " lists the feeds it links"
+                )
+            else:
+                result.error = f"not a usable feed ({kind}): {reason}"
             return result
         # A wrong Content-Type is the server's mistake, not the document's: note it only.
         result.malformed = not isinstance(exc, feedparser.NonXMLContentType)
