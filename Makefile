@@ -4,21 +4,32 @@ PYTHON ?= python3
 UV_VERSION := 0.13.8
 VENV := .venv
 STAMP := $(VENV)/.installed
+STAMP_DEV := $(VENV)/.installed-dev
 UV := $(shell command -v uv 2>/dev/null)
 ifeq ($(UV),)
 UV := $(PYTHON) -m uv
 endif
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup demo test lint format bench newsroom airflow compose-check chromium postgres clean
+.PHONY: setup setup-dev demo test lint format bench newsroom airflow compose-check chromium postgres clean
 
-## setup: create .venv from uv.lock (a fast no-op when nothing changed)
+## setup: create .venv from uv.lock with what the CLI and the demo need, no Airflow and no test
+## tools (a fast no-op when nothing changed; --inexact keeps what setup-dev added)
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml uv.lock
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
-	$(UV) sync --frozen
+	$(UV) sync --frozen --no-default-groups --inexact
 	@touch $(STAMP)
+
+## setup-dev: also the groups `dev` (pytest, ruff, ...) and `airflow`, for make test, lint,
+## bench and airflow
+setup-dev: $(STAMP_DEV)
+
+$(STAMP_DEV): pyproject.toml uv.lock
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
+	$(UV) sync --frozen
+	@touch $(STAMP) $(STAMP_DEV)
 
 ## demo: serve the bundled sample newsroom on 127.0.0.1 and ingest it into data/demo.sqlite
 demo: setup
@@ -26,7 +37,7 @@ demo: setup
 
 ## test: the whole test suite (tests using ../shared/corpus skip when it is absent), and the
 ## docker-compose file validated
-test: setup compose-check chromium postgres
+test: setup-dev compose-check chromium postgres
 	$(VENV)/bin/pytest
 
 ## chromium: Debian's headless Chromium and its driver, for the report's rendering test
@@ -55,18 +66,18 @@ compose-check:
 	docker-compose --env-file .env.example -f docker-compose.yml config -q
 
 ## lint: ruff over everything
-lint: setup
+lint: setup-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff check dags/ --select AIR3
 	$(VENV)/bin/ruff format --check .
 
-format: setup
+format: setup-dev
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
 ## bench: the performance and quality benchmarks (benchmarks/README.md), ~25 minutes; each
 ## prints its figures (benchmarks.stories, .search and .ingest run on their own)
-bench: setup
+bench: setup-dev
 	$(VENV)/bin/python -m benchmarks.extraction
 	$(VENV)/bin/python -m benchmarks.tagging --quality
 	$(VENV)/bin/python -m benchmarks.e2e --articles 5000
@@ -78,7 +89,7 @@ bench: setup
 
 ## airflow: Airflow standalone on 127.0.0.1:8080 with the DAGs, against the sample newsroom
 ## unless NEWSFLOW_FEEDS is set (Ctrl-C stops everything)
-airflow: setup
+airflow: setup-dev
 	scripts/airflow.sh
 
 ## newsroom: serve the sample newsroom in the foreground on 127.0.0.1:8765
