@@ -98,3 +98,68 @@ def test_english_feeds_get_entities_whatever_their_language_tag_says(first_hour)
 def test_no_title_keeps_an_undecoded_character_reference(first_hour):
     _, rows, _ = first_hour
     assert [title for _, title, *_ in rows if title and UNDECODED.search(title)] == []
+
+
+def test_a_scripted_first_hour_every_message_names_the_cause_and_the_way_out(
+    tmp_path, capsys, monkeypatch
+):
+    """The README's path on the five real feeds, with a newcomer's mistakes: exit codes, and
+    each message naming what is wrong and what to do."""
+    import json
+
+    from newsflow.cli import main
+
+    if not all((ROOT / f).exists() for f in FEEDS):
+        pytest.skip(f"corpus not available: {ROOT}")
+    monkeypatch.setenv("NEWSFLOW_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("NEWSFLOW_ALLOW_PRIVATE", raising=False)
+
+    def run(*argv):
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    with SiteServer() as site:
+        for name in FEEDS:
+            body = re.sub(rb"https?://(www\.)?[a-z0-9.-]+\.(com|org|net|au)(?=/)",
+                          b"http://127.0.0.1:9", (ROOT / name).read_bytes())  # fmt: skip
+            site.routes[f"/{name}"] = Route(body, content_type="application/xml")
+        site.routes["/front.html"] = Route(b"<!doctype html><html><body>News</body></html>",
+                                           content_type="text/html")  # fmt: skip
+        feeds = tmp_path / "feeds.yaml"
+        feeds.write_text("feeds:\n" + "".join(f"  - {site.base_url}/{n}\n" for n in FEEDS))
+        # 1. loopback without permission: every feed refused, the way out named
+        code, out, _ = run("ingest", "--feeds", str(feeds))
+        assert code == 0 and "5 failed" in out
+        assert out.count("allow with --allow-private or NEWSFLOW_ALLOW_PRIVATE=1") == 5
+        # 2. allowed now, but the feeds are in backoff: said, with --all
+        code, out, _ = run("ingest", "--feeds", str(feeds), "--allow-private")
+        assert code == 0 and "in backoff after failed polls" in out and "--all" in out
+        # 3. polled now: pages fail (their links lead nowhere), the feeds' texts are kept
+        code, out, _ = run("ingest", "--feeds", str(feeds), "--allow-private", "--all")
+        assert code == 0 and "from feed content" in out
+        loaded = int(re.search(r"articles\s+(\d+) loaded", out).group(1))
+        assert loaded > 200
+        # 4. status: machine-readable, and why the pages failed, per feed
+        code, out, _ = run("status", "--format", "json")
+        doc = json.loads(out)
+        assert code == 0 and len(doc["feeds"]) == 5
+        assert all(f["pages_failed_7d"] > 0 and f["page_error"].startswith("robots.txt")
+                   for f in doc["feeds"])  # fmt: skip
+        # 5. a feed removed from the file is deactivated, and the run says so
+        feeds.write_text(feeds.read_text().replace(f"  - {site.base_url}/{FEEDS[-1]}\n", ""))
+        code, out, _ = run("ingest", "--feeds", str(feeds), "--allow-private")
+        assert code == 0 and "1 feed(s) not in the feed list deactivated" in out
+        assert "--keep-unlisted keeps them" in out
+        # 6. a web page given as a feed: its poll says so and names feeds discover
+        page = tmp_path / "page.yaml"
+        page.write_text(f"feeds:\n  - {site.base_url}/front.html\n")
+        code, out, _ = run("ingest", "--feeds", str(page), "--allow-private", "--keep-unlisted")
+        assert code == 0 and "not a feed but a web page" in out
+        assert f"newsflow feeds discover {site.base_url}/front.html" in out
+    # 7. sql writes nothing: refused, exit 2, the way to save a result named
+    code, _, err = run("sql", f"copy articles to '{tmp_path / 'x.csv'}'")
+    assert code == 2 and "read-only" in err and "--format csv" in err
+    assert not (tmp_path / "x.csv").exists()
+    code, out, _ = run("sql", "select count(*) as n from articles", "--format", "json")
+    assert code == 0 and json.loads(out) == [{"n": loaded}]
