@@ -74,7 +74,7 @@ from newsflow.db.store import Store, store_exists
 
 from benchmarks.common import GROUND_TRUTH, MB, ROOT, TreeMemory, run_main
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: page metadata columns
 FEEDS = 2_000
 DAYS = 365
 POLL_DAYS = 60
@@ -437,7 +437,15 @@ def generate(store: Store, n: int, texts: str, log) -> dict[str, float]:
                     when g.status = 'failed' and g.i % 4 = 3 then 403 else 200 end,
                case when tx.text is not null then sha256(g.article_id) end,
                r.article_id,
-               case when tx.words >= 30 then from_hex(repeat(md5(g.root::varchar), 32)) end
+               case when tx.words >= 30 then from_hex(repeat(md5(g.root::varchar), 32)) end,
+               -- the page's own metadata (migration 010), for extracted articles
+               case when g.status = 'ok' then substr(tx.text, 1, 120 + g.i % 80) end,
+               case when g.status = 'ok' and u01(i, 4, 50) < 0.9
+                    then 'https://img.example.com/' || g.article_id || '.jpg' end,
+               case when g.status = 'ok' and u01(i, 5, 50) < 0.75
+                    then [(['World', 'Politics', 'Business', 'Sport', 'Technology', 'Health',
+                            'Culture', 'Opinion', 'Crime', 'Environment'])[1 + g.i % 10],
+                          'Site ' || g.f] else [] end
         from g left join texts tx using (i) join titles ti using (root)
         join g r on r.i = g.root
         order by g.i
@@ -876,6 +884,13 @@ def prepare(path: Path, n: int, texts: str, log) -> dict:
                 ).fetchone()
         except (duckdb.Error, StoreError):
             row = None
+            with contextlib.suppress(duckdb.Error, StoreError):
+                Store(path).close()  # an older schema: migrated by a writing open, then read
+                with Store(path, read_only=True) as store:
+                    row = store.con.execute(
+                        "select articles, version, texts, generate_s, fts_build_s, steps"
+                        " from bench_scale_meta"
+                    ).fetchone()
         if row and tuple(row[:3]) == (n, GENERATOR_VERSION, texts):
             log(f"reusing {path} ({n:,} articles, {texts} texts, generator v{row[1]})")
             return {"generate_s": row[3], "fts_build_s": row[4], "steps": json.loads(row[5]),
