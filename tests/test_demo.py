@@ -10,7 +10,6 @@ from newsflow.demo.newsroom import manifest
 
 from tests.helpers import ROOT
 
-
 # The CLI and the demo need no Airflow (`make demo` installs none): the demo runs with every
 # import of airflow failing.
 WITHOUT_AIRFLOW = (
