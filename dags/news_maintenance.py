@@ -1,6 +1,7 @@
-"""news_maintenance: daily retention of staged files, a rebuild of the full-text index (the
-ingest load stops rebuilding it once the database is large), a DuckDB CHECKPOINT, and a
-feed-health check that fails loudly, without retries (its verdict is deterministic), when a feed
+"""news_maintenance: daily retention of staged files, the full-text index (stale shards rebuilt,
+sealed shards merged into segments) and the derived tables (which the ingest load stops
+recomputing once the store is large), the lake's housekeeping (checkpoint), and a feed-health
+check that fails loudly, without retries (its verdict is deterministic), when a feed
 is dead (404, 410, not a feed), failing, never brought an item, or went silent, or when no feed
 is registered; a green run logs the whole feed table too.
 
@@ -23,7 +24,7 @@ from newsflow_common import ALERT, DEFAULT_ARGS, WRITER_POOL, run_step, settings
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     tags=["newsflow", "maintenance"],
-    description="Daily: staged-file retention, search index, CHECKPOINT, feed health check",
+    description="Daily: staged-file retention, search index, lake housekeeping, feed health check",
     doc_md=__doc__,
 )
 def news_maintenance():
@@ -41,18 +42,21 @@ def news_maintenance():
 
     @task(pool=WRITER_POOL)
     def checkpoint() -> dict:
-        """Runs DuckDB's CHECKPOINT, folding the write-ahead log into the database file."""
+        """Keeps the lake tidy: flushes the rows inlined in the catalog into Parquet, merges
+        small files, expires snapshots past NEWSFLOW_SNAPSHOT_RETENTION_DAYS, deletes the files
+        no snapshot needs and orphaned ones (a killed load's)."""
         from newsflow.run import tasks
 
         return run_step(
-            "checkpoint the DuckDB file",
+            "tidy the lake (flush, merge, expire snapshots, delete unneeded files)",
             lambda: tasks.checkpoint(settings()),
             lambda r: f"{r['database']} is {r['bytes']:,} bytes",
         )
 
     @task(pool=WRITER_POOL)
     def search_index() -> dict:
-        """Rebuilds the full-text index and the derived tables (entity pairs)."""
+        """Rebuilds the stale search shards, merges sealed ones into segments, and recomputes
+        the derived tables (entity pairs)."""
         from newsflow.run import tasks
 
         return run_step(

@@ -74,7 +74,7 @@ for _ in $(seq 120); do
 done
 cat <<INFO
 
-Airflow UI:  $url   (DAGs: news_ingest every ${NEWSFLOW_INGEST_EVERY_MINUTES:-10} min, news_maintenance daily, news_retag on demand)
+Airflow UI:  $url   (DAGs: news_ingest every ${NEWSFLOW_INGEST_EVERY_MINUTES:-10} min, news_maintenance daily, news_search after each load, news_retag on demand)
 login:       admin, password in $AIRFLOW_HOME/simple_auth_manager_passwords.json.generated
 database:    ${NEWSFLOW_CATALOG:-$NEWSFLOW_DATA_DIR/newsflow.sqlite}   (query it: .venv/bin/newsflow sql --catalog ... "select ...")
 logs:        $AIRFLOW_HOME/standalone.log, task logs under $AIRFLOW_HOME/logs

@@ -26,7 +26,7 @@ from tests.helpers import ROOT
 DAGS = ROOT / "dags"
 PYTHON = sys.executable
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
-DAG_IDS = {"news_ingest", "news_maintenance", "news_retag"}
+DAG_IDS = {"news_ingest", "news_maintenance", "news_retag", "news_search"}
 ARTICLES_IN_NEWSROOM = len(manifest()["articles"])
 
 
@@ -133,6 +133,11 @@ INTEGRITY = textwrap.dedent(
                 max_active_runs=dag.max_active_runs, description=dag.description,
                 tasks={t.task_id: {"owner": t.owner, "retries": t.retries,
                                    "pool": t.pool, "doc_md": t.doc_md} for t in dag.tasks},
+            )
+            condition = getattr(dag.timetable, "asset_condition", None)
+            info["timetable"] = type(dag.timetable).__name__
+            info["scheduled_on"] = sorted(
+                a.name for a in getattr(condition, "objects", [condition]) if hasattr(a, "name")
             )
             alerts = dag.deadline if isinstance(dag.deadline, list) else [dag.deadline]
             info["deadlines"] = [
@@ -241,7 +246,9 @@ def test_news_ingest_has_a_deadline_of_its_interval_whose_callback_the_triggerer
     assert events[-1]["state"] == "success" and len(received) == 1
 
 
-@pytest.mark.parametrize("name", ["news_ingest.py", "news_maintenance.py", "news_retag.py"])
+@pytest.mark.parametrize(
+    "name", ["news_ingest.py", "news_maintenance.py", "news_retag.py", "news_search.py"]
+)
 def test_dag_conventions(integrity, name):
     info = integrity[name]
     assert info["dag_id"] == name.removesuffix(".py")
@@ -361,7 +368,7 @@ def test_failed_load_is_retried_and_loads_once(airflow_env, newsroom, tmp_path):
     assert c["runs"] == 1
 
 
-def test_news_maintenance_and_news_retag(airflow_env, newsroom, tmp_path):
+def test_news_maintenance_and_news_retag(airflow_env, newsroom, tmp_path, integrity):
     room, feeds = newsroom
     data = tmp_path / "data"
     env = newsflow_env(airflow_env, data, feeds)
@@ -386,6 +393,13 @@ def test_news_maintenance_and_news_retag(airflow_env, newsroom, tmp_path):
         "feed_health": "failed",
     }
     assert "FeedHealthError" in log and room.feeds[0].url in log
+
+    # news_search, which the load's asset event triggers: shards and derived tables current
+    assert integrity["news_search.py"]["timetable"] == "AssetTriggeredTimetable"
+    assert integrity["news_search.py"]["scheduled_on"] == ["newsflow_articles"]
+    searched, log = run_dag(env, "news_search")
+    assert searched["state"] == "success", log[-5000:]
+    assert re.search(r"\d+ articles indexed in 1 file\(s\)", log), log[-3000:]
 
     retagged, log = run_dag(env, "news_retag", {"tagger": "spacy"})
     assert retagged["state"] == "success", log[-5000:]
