@@ -277,6 +277,7 @@ def test_only_writer_tasks_use_the_writer_pool(integrity):
         ("news_maintenance.py", "checkpoint"),
         ("news_maintenance.py", "search_index"),
         ("news_retag.py", "retag"),
+        ("news_search.py", "search_index"),
     }
 
 
