@@ -238,11 +238,16 @@ def test_sql_is_read_only_it_writes_no_file_and_installs_nothing(env, capsys):
         ("set enable_external_access = true", "SET"),
         (f"attach '{env / 'other.duckdb'}' as other", "ATTACH"),
         ("create temp table t as select 1", "CREATE"),
+        ("pragma enable_profiling", "PRAGMA"),
+        ("vacuum", "VACUUM"),
     ]:
         code, out, err = run(capsys, "sql", statement, "--catalog", db)
         assert code == 2, statement
         assert f"is a {kind} statement" in err and "read-only" in err, err
         assert "--format csv" in err  # the way to save a result
+    code, _, err = run(capsys, "sql", "pragma create_fts_index('feeds', 'feed_id', 'url')",
+                       "--catalog", db)  # fmt: skip
+    assert code == 2 and "cannot tell whether" in err and "read-only" in err
     assert not out_file.exists() and not (env / "dump").exists()
     assert not (env / "other.duckdb").exists()
     # what reads still runs: queries, SHOW/DESCRIBE, EXPLAIN of a query, CALL of a table function

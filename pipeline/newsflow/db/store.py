@@ -115,8 +115,14 @@ def check_read_only(sql: str) -> None:
     left to the run, which names its position."""
     try:
         statements = duckdb.extract_statements(sql)
-    except duckdb.Error:
-        return
+    except duckdb.ParserException:
+        return  # the run names the syntax error and its position
+    except duckdb.Error as exc:  # a PRAGMA expands when parsed: what it would run is unknown
+        first = " ".join(sql.split())[:60]
+        raise ReadOnlyQuery(
+            f"read-only: cannot tell whether {first!r} only reads ({type(exc).__name__}:"
+            f" {str(exc)[:200]}); only queries run here"
+        ) from None
     for statement in statements:
         kind = statement.type.name
         text = statement.query.strip()
