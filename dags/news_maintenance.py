@@ -1,4 +1,5 @@
-"""news_maintenance: daily retention of staged files, the full-text index (stale shards rebuilt,
+"""news_maintenance: daily retention of staged files, entity identity re-resolved over the
+corpus, the full-text index (stale shards rebuilt,
 sealed shards merged into segments) and the derived tables (which the ingest load stops
 recomputing once the store is large), the lake's housekeeping (checkpoint), and a feed-health
 check that fails loudly, without retries (its verdict is deterministic), when a feed
@@ -24,7 +25,10 @@ from newsflow_common import ALERT, DEFAULT_ARGS, WRITER_POOL, run_step, settings
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     tags=["newsflow", "maintenance"],
-    description="Daily: staged-file retention, search index, lake housekeeping, feed health check",
+    description=(
+        "Daily: staged-file retention, entity identity, search index, lake housekeeping,"
+        " feed health check"
+    ),
     doc_md=__doc__,
 )
 def news_maintenance():
@@ -51,6 +55,18 @@ def news_maintenance():
             "tidy the lake (flush, merge, expire snapshots, delete unneeded files)",
             lambda: tasks.checkpoint(settings()),
             lambda r: f"{r['database']} is {r['bytes']:,} bytes",
+        )
+
+    @task(pool=WRITER_POOL)
+    def entities() -> dict:
+        """Re-resolves entity identity over the whole corpus: short forms and acronyms join
+        the full names the evidence now points to; a merged entity's id redirects."""
+        from newsflow.run import tasks
+
+        return run_step(
+            "re-resolve entities across articles",
+            lambda: tasks.resolve_entities(settings()),
+            lambda r: f"{r['keys']} names in {r['entities']} entities; {r['merged']} merged",
         )
 
     @task(pool=WRITER_POOL)
@@ -82,7 +98,7 @@ def news_maintenance():
             lambda r: f"all {r['active_feeds']} active feeds healthy",
         )
 
-    retention() >> search_index() >> checkpoint() >> feed_health()
+    retention() >> entities() >> search_index() >> checkpoint() >> feed_health()
 
 
 DAG = news_maintenance()

@@ -275,6 +275,7 @@ def test_only_writer_tasks_use_the_writer_pool(integrity):
     assert writers == {
         ("news_ingest.py", "load"),
         ("news_maintenance.py", "checkpoint"),
+        ("news_maintenance.py", "entities"),
         ("news_maintenance.py", "search_index"),
         ("news_retag.py", "retag"),
         ("news_search.py", "search_index"),
@@ -389,6 +390,7 @@ def test_news_maintenance_and_news_retag(airflow_env, newsroom, tmp_path, integr
     states = {t["task_id"]: t["state"] for t in silent["tis"]}
     assert states == {
         "retention": "success",
+        "entities": "success",
         "search_index": "success",
         "checkpoint": "success",
         "feed_health": "failed",

@@ -16,6 +16,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 from newsflow.config import Settings
+from newsflow.db import entities as entity_db
 from newsflow.db import queries, retag, search
 from newsflow.db import stories as story_db
 from newsflow.db.engine import StoreError, migrations
@@ -63,6 +64,7 @@ def add_article(con, url, fid, *, published=None, seen=None, text="", entities=(
             " in_title, tagger) values (?, ?, ?, 1, 0.5, false, 'spacy/test')",
             [aid, entity, label],
         )
+    entity_db.assign(con, [aid])  # as a load does
     return aid
 
 

@@ -13,6 +13,7 @@ import duckdb
 import pytest
 from newsflow import connect
 from newsflow.analysis.report import build_report, write_report
+from newsflow.db import entities as entity_db
 from newsflow.db.store import Store
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -75,6 +76,7 @@ def _article(con, aid, feed_id, when, *, published=True, topics=(), entities=())
             " in_title, first_offset, tagger) values (?, ?, ?, ?, ?, false, ?, 'test/1')",
             [aid, entity, label, 2, round(1 - i / 10, 2), i],
         )
+    entity_db.assign(con, [aid])  # as a load does
 
 
 POLITICS = ("medtop:11000000", "politics", 0.9)

@@ -138,6 +138,8 @@ STAGED_SINCE_006 = {
 STAGED_SINCE_010 = {
     "articles": {"description": "varchar", "top_image": "varchar", "keywords": "varchar[]"}
 }
+# ... and since migration 011 (entity identity): their keys are computed at the load instead.
+STAGED_SINCE_011 = {"entities": {"entity_key": "varchar", "aliases": "varchar[]"}}
 
 
 # -- tags --------------------------------------------------------------------------------------
@@ -152,6 +154,8 @@ ENTITY_SCHEMA = pa.schema(
         ("in_title", pa.bool_()),
         ("first_offset", pa.int32()),
         ("tagger", pa.string()),
+        ("entity_key", pa.string()),  # the name across articles (enrich/identity.entity_key)
+        ("aliases", STRINGS),  # this article's other names for it ("Maduro", "NSC")
     ]
 )
 TOPIC_SCHEMA = pa.schema(

@@ -1,28 +1,33 @@
--- Who was in the news: the people named in the most articles since a date, with how many
+-- Who was in the news: the entities named in the most articles since a date, with how many
 -- outlets named them and the entity most often named beside them.
--- Parameters: $since (date, e.g. 2026-02-10), $label (PERSON, ORG, GPE, ... or 'any')
+-- Parameters: $since (date, e.g. 2026-02-10), $label (PERSON, ORG, GPE, ... or 'any').
+-- One entity across its spellings and short forms (entity_id, table entities).
 with hits as (
-    select e.entity, e.label, e.article_id, a.feed_id, e.salience
+    select e.entity_id, e.article_id, a.feed_id, e.salience
     from article_entities e join articles a using (article_id)
+    join entities n using (entity_id)
     where coalesce(a.published_at, a.first_seen_at) >= cast($since as date)
-      and ($label = 'any' or e.label = $label)
+      and ($label = 'any' or n.label = $label)
 ),
 top as (
-    select entity, label, count(distinct article_id) as articles,
-           count(distinct feed_id) as outlets, round(avg(salience), 3) as avg_salience
-    from hits group by all
+    select h.entity_id, n.name as entity, n.label, count(distinct h.article_id) as articles,
+           count(distinct h.feed_id) as outlets, round(avg(h.salience), 3) as avg_salience
+    from hits h join entities n using (entity_id) group by all
     order by articles desc, outlets desc, entity limit 25
 ),
 beside as (
-    select t.entity, t.label, o.entity as other, count(*) as together
+    select t.entity_id, o.entity_id as other_id, count(distinct o.article_id) as together
     from top t
-    join hits h on h.entity = t.entity and h.label = t.label
-    join article_entities o on o.article_id = h.article_id
-         and not (o.entity = t.entity and o.label = t.label)
-    group by t.entity, t.label, o.entity
-    qualify row_number() over (partition by t.entity, t.label order by count(*) desc, other) = 1
+    join hits h using (entity_id)
+    join article_entities o on o.article_id = h.article_id and o.entity_id <> t.entity_id
+    group by t.entity_id, o.entity_id
+),
+best as (
+    select b.entity_id, n.name as other, b.together
+    from beside b join entities n on n.entity_id = b.other_id
+    qualify row_number() over (partition by b.entity_id order by b.together desc, n.name) = 1
 )
 select t.entity, t.label, t.articles, t.outlets, t.avg_salience,
-       b.other as most_named_with, b.together
-from top t left join beside b using (entity, label)
+       b.other as most_named_with, b.together, t.entity_id
+from top t left join best b using (entity_id)
 order by t.articles desc, t.outlets desc, t.entity;

@@ -3,7 +3,7 @@ select
     (select path from duckdb_databases() where database_name = current_database()) as database,
     (select count(*) from article_days) as articles_total,
     (select count(*) from article_days where day between $start and $end) as articles_period,
-    (select count(distinct e.entity) from article_entities e join article_days a using (article_id)
+    (select count(distinct e.entity_id) from article_entities e join article_days a using (article_id)
      where a.day between $start and $end) as entities_period,
     (select count(distinct e.article_id) from article_entities e join article_days a using (article_id)
      where a.day between $start and $end) as articles_with_entities,

@@ -4,8 +4,8 @@
 --
 -- entity_pairs_between(first_day, last_day, per_article := 12, min_articles := 2): among the
 -- articles of those UTC days (article_days), each article's per_article most salient entities
--- (an entity is its name; its label is its most common one), the pairs named together in at
--- least min_articles articles, with lift (how much more often than chance) and PMI.
+-- (an entity is its entity_id, with the entity's name and label), the pairs named together in
+-- at least min_articles articles, with lift (how much more often than chance) and PMI.
 create or replace macro entity_pairs_between(
     first_day, last_day, per_article := 12, min_articles := 2
 ) as table
@@ -13,36 +13,41 @@ with period as (
     select article_id from article_days where day between first_day and last_day
 ),
 ents as (
-    select e.article_id, e.entity, max(e.salience) as salience, mode(e.label) as label
+    select e.article_id, e.entity_id, max(e.salience) as salience
     from article_entities e semi join period p using (article_id)
-    group by e.article_id, e.entity
+    where e.entity_id is not null
+    group by e.article_id, e.entity_id
 ),
 -- (a macro parameter is not allowed next to aggregates: the limits apply a step later)
 top as (
     select * from ents
     qualify row_number() over (
-        partition by article_id order by salience desc, entity) <= per_article
+        partition by article_id order by salience desc, entity_id) <= per_article
 ),
 n as (select count(distinct article_id) as n from top),
 singles as (
-    select entity, mode(label) as label, count(*) as articles from top group by entity
+    select entity_id, count(*) as articles from top group by entity_id
 ),
 pairs as (
     select * from (
-        select a.entity as entity_a, b.entity as entity_b, count(*) as articles
-        from top a join top b on a.article_id = b.article_id and a.entity < b.entity
-        group by a.entity, b.entity
+        select a.entity_id as id_a, b.entity_id as id_b, count(*) as articles
+        from top a join top b on a.article_id = b.article_id and a.entity_id < b.entity_id
+        group by a.entity_id, b.entity_id
     )
     where articles >= min_articles
 )
-select p.entity_a, sa.label as label_a, p.entity_b, sb.label as label_b, p.articles,
+select p.id_a as entity_id_a, ea.name as entity_a, ea.label as label_a,
+       p.id_b as entity_id_b, eb.name as entity_b, eb.label as label_b, p.articles,
        sa.articles as articles_a, sb.articles as articles_b,
        round(p.articles * n.n / (sa.articles * sb.articles), 3) as lift,
        round(ln(p.articles * n.n / (sa.articles * sb.articles)), 3) as pmi
 from pairs p, n
-join singles sa on sa.entity = p.entity_a
-join singles sb on sb.entity = p.entity_b;
+join singles sa on sa.entity_id = p.id_a
+join singles sb on sb.entity_id = p.id_b
+join entities ea on ea.entity_id = p.id_a
+join entities eb on eb.entity_id = p.id_b;
 
 create or replace view entity_cooccurrence as
-select entity_a, label_a, entity_b, label_b, articles, articles_a, articles_b, lift, pmi
+select entity_id_a, entity_a, label_a, entity_id_b, entity_b, label_b, articles, articles_a,
+       articles_b, lift, pmi
 from entity_pairs;

@@ -6,8 +6,8 @@
 -- before last_day, its article count (n_today), the articles of the baseline_days before it
 -- (n_base) and on how many of those days there were articles (base_days).
 --
--- trending_entities_on(last_day, baseline_days := 7, min_articles := 3): per entity (its most
--- common label) named in at least min_articles articles of that day, its share of the day's
+-- trending_entities_on(last_day, baseline_days := 7, min_articles := 3): per entity (entity_id,
+-- with the entity's name and label) named in at least min_articles articles of that day, its share of the day's
 -- articles against its share of the baseline's. z is a two-proportion z-score (pooled), so a
 -- jump from 1 to 2 articles scores low and a jump from 5 to 40 scores high (NULL without a
 -- baseline). lift = (share today + 1/N) / (baseline share + 1/N), with N the baseline's article
@@ -35,13 +35,13 @@ scope as (
     where a.day between t.day - cast(baseline_days as integer) and t.day
 ),
 counts as (
-    select e.entity, mode(e.label) as label,
+    select e.entity_id,
            count(distinct e.article_id) filter (where s.is_today) as today,
            count(distinct e.article_id) filter (where not s.is_today) as base
     from article_entities e join scope s using (article_id)
-    group by e.entity
+    group by e.entity_id
 )
-select c.entity, c.label, t.day,
+select c.entity_id, n.name as entity, n.label, t.day,
        c.today as articles_today, t.n_today,
        round(c.today / nullif(t.n_today, 0), 4) as share_today,
        c.base as articles_baseline, t.n_base,
@@ -55,7 +55,7 @@ select c.entity, c.label, t.day,
            / sqrt(((c.today + c.base) / (t.n_today + t.n_base))
                   * (1 - (c.today + c.base) / (t.n_today + t.n_base))
                   * (1.0 / t.n_today + 1.0 / t.n_base) + 1e-12) end, 3) as z
-from counts c, totals t
+from counts c join entities n using (entity_id), totals t
 where c.today >= min_articles;
 
 create or replace view trending_entities as

@@ -493,6 +493,12 @@ def cmd_maintain(args) -> int:
         f"retention  removed {removed['removed']} staged run folder(s), kept {removed['kept']}"
         " still to load"
     )
+    resolved = tasks.resolve_entities(settings)
+    print(
+        f"entities   {resolved['keys']:,} name(s) resolved into {resolved['entities']:,}"
+        f" entities; {resolved['merged']:,} merged into another (their ids redirect),"
+        f" {resolved['changed']:,} name(s) changed entity"
+    )
     indexed = tasks.rebuild_search(settings)
     print(f"search     {indexed.get('skipped') or _indexed(indexed)}")
     size = tasks.checkpoint(settings)

@@ -128,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "maintain",
-        help="retention of staged files, CHECKPOINT, the search index rebuild, feed health",
+        help="retention of staged files, entity identity, the search index rebuild, CHECKPOINT,"
+        " feed health",
     )
     db_args(p)
     p.add_argument("--retention-days", type=float, metavar="N", help="default: setting (7)")

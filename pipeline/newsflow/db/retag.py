@@ -9,6 +9,7 @@ from datetime import datetime
 import duckdb
 import pyarrow as pa
 
+from newsflow.db import entities as entity_db
 from newsflow.db.engine import arrow, drop_temp, rollback
 from newsflow.rows import TAG_SCHEMAS, TAG_TABLES, columns, tagger_name
 
@@ -33,6 +34,15 @@ def replace_tags(
                 "create or replace temp table retag_ids as select article_id from retag_batch"
             )
         in_batch = "article_id in (select article_id from retag_ids)"
+        unlinked = set()
+        if "entities" in kinds:
+            unlinked = {
+                r[0]
+                for r in con.execute(
+                    f"select distinct entity_id from article_entities where {in_batch}"
+                    " and entity_id is not null"
+                ).fetchall()
+            }
         for kind in kinds:
             names = sorted(
                 {
@@ -66,6 +76,8 @@ def replace_tags(
                 )
             finally:
                 con.unregister("new_tag_rows")
+        if "entities" in kinds:
+            entity_db.assign(con, ids, also=unlinked)
         con.execute("commit")
     except BaseException:
         rollback(con)

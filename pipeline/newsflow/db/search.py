@@ -554,11 +554,14 @@ def ranked_over(
         where.append("coalesce(a.published_at, a.first_seen_at) >= ?")
         params.append(since)
     if entity:
+        # The entity by its name, an alias or its id (one entity across articles).
         where.append(
-            "exists (select 1 from article_entities e where e.article_id = a.article_id"
-            " and lower(e.entity) = lower(?))"
+            "exists (select 1 from article_entities e join entities n using (entity_id)"
+            " where e.article_id = a.article_id and (lower(n.name) = lower(?)"
+            " or n.entity_id = ? or list_contains(list_transform(n.aliases, x -> lower(x)),"
+            " lower(?))))"
         )
-        params.append(entity)
+        params.extend([entity, entity, entity])
     dfs = " union all ".join(
         f"select d.term, d.df from {x}.dict d join tokens on d.term = tokens.t" for x in indexes
     )

@@ -22,6 +22,7 @@ import duckdb
 import pyarrow as pa
 
 from newsflow.config import LakeLocation, fault_point, load_settings
+from newsflow.db import entities as entity_db
 from newsflow.db import migrate as file_migration
 from newsflow.db import queries, retag, search
 from newsflow.db import stories as story_db
@@ -46,6 +47,7 @@ from newsflow.fetching.urls import feed_id as make_feed_id
 from newsflow.rows import (
     STAGED_SINCE_006,
     STAGED_SINCE_010,
+    STAGED_SINCE_011,
     STORED_ARTICLE_COLUMNS,
     TAG_SCHEMAS,
     TAG_TABLES,
@@ -64,6 +66,8 @@ HEALTHY_OUTCOMES_SQL = str(HEALTHY_OUTCOMES)  # ('ok', 'not_modified')
 VIEWS_MARKER = "-- @views"
 # A migration with this marker fills the derived tables (rebuild_derived) once it is applied.
 DERIVED_MARKER = "-- @derived"
+# A migration that asks for every stored entity row to be resolved afresh (db/entities.py).
+ENTITIES_MARKER = "-- @entities"
 
 
 @dataclass
@@ -278,6 +282,8 @@ class Store:
         derive = False
         for version, name, text in pending:
             self.con.execute(text)
+            if ENTITIES_MARKER in text:
+                entity_db.resolve_all(self.con)
             derive = derive or DERIVED_MARKER in text
             if version == views_at:
                 self.create_views()
@@ -319,6 +325,19 @@ class Store:
 
     def search_index_stale(self) -> bool:
         return search.stale(self.con)
+
+    def resolve_entities(self) -> dict[str, int]:
+        """Re-resolve every entity over the whole corpus in one transaction (db/entities.py):
+        short forms and acronyms join the full names the evidence now points to, merged ids
+        redirect. Counts: keys, entities, merged, changed."""
+        self.con.execute("begin")
+        try:
+            done = entity_db.resolve_all(self.con)
+            self.con.execute("commit")
+        except BaseException:
+            self._rollback()
+            raise
+        return done
 
     def rebuild_derived(self) -> None:
         search.rebuild_derived(self.con)
@@ -525,6 +544,13 @@ class Store:
         """Copy a DuckDB-file store into this (empty) lake, verify the row counts, and rebuild
         the search index (db/migrate.py). (table, source rows, lake rows) per table."""
         counts = file_migration.copy_file_store(self.con, Path(source))
+        self.con.execute("begin")
+        try:
+            entity_db.resolve_all(self.con)  # entity ids for the copied rows
+            self.con.execute("commit")
+        except BaseException:
+            self._rollback()
+            raise
         search.refresh(self.con)
         return counts
 
@@ -710,13 +736,14 @@ class Store:
                     " where article_id in (select article_id from new_articles)",
                     [run.run_id, now],
                 )
-                upgraded = self._apply_requeued()
+                upgraded, unlinked = self._apply_requeued()
                 self._record_fetches(now)
             else:
-                inserted, upgraded = [], []
+                inserted, upgraded, unlinked = [], [], set()
             fault_point("load_articles")
             new_ids = [aid for aid, _ in inserted]
             tag_rows = self._load_tags(run, new_ids + upgraded)
+            entity_db.assign(con, new_ids + upgraded, also=unlinked)
             fault_point("load_tags")
             stories = story_db.assign(self.con, new_ids + upgraded)
             by_status: dict[str, int] = {}
@@ -786,12 +813,12 @@ class Store:
         for name, definition in columns.items():
             self.con.execute(f"alter table {table} add column if not exists {name} {definition}")
 
-    def _apply_requeued(self) -> list[str]:
+    def _apply_requeued(self) -> tuple[list[str], set[str]]:
         """Inside the load: the staged rows of articles that are stored already (their pages
         came back from the fetch queue). A page that arrived upgrades its article in place,
         same ``article_id``, and loses its old tags and story bands (the load then writes the
         new ones); one that did not only updates the reason, and ``pending`` becomes ``failed``
-        when it is final. Returns the upgraded ids."""
+        when it is final. Returns the upgraded ids, and the entities their old rows named."""
         con = self.con
         upgraded = [
             r[0]
@@ -832,14 +859,22 @@ class Store:
               and s.extraction_status <> 'ok' and articles.extraction_status <> 'ok'
             """
         )
+        unlinked: set[str] = set()
         if upgraded:
             with arrow(con, "upgraded_ids", article_id=upgraded):
+                unlinked = {
+                    r[0]
+                    for r in con.execute(
+                        "select distinct entity_id from article_entities where entity_id"
+                        " is not null and article_id in (select article_id from upgraded_ids)"
+                    ).fetchall()
+                }
                 for table in (*TAG_TABLES.values(), "article_bands"):
                     con.execute(
                         f"delete from {table}"
                         " where article_id in (select article_id from upgraded_ids)"
                     )
-        return upgraded
+        return upgraded, unlinked
 
     def _record_fetches(self, now: datetime) -> None:
         """Inside the load: the frontier state of every page that did not arrive at its first
@@ -893,14 +928,18 @@ class Store:
                 if not files:
                     continue
                 cols = columns(TAG_SCHEMAS[kind])
-                counts[kind] = self.con.execute(
-                    f"insert into {table} ({cols}) select {cols}"
-                    f" from read_parquet(?, union_by_name = true)"
-                    f" where article_id in (select article_id from loaded_ids)",
+                self.con.execute(
+                    "create or replace temp table staged_tags as select *"
+                    " from read_parquet(?, union_by_name = true)"
+                    " where article_id in (select article_id from loaded_ids)",
                     [files],
+                )
+                self._add_missing_columns("staged_tags", STAGED_SINCE_011.get(kind, {}))
+                counts[kind] = self.con.execute(
+                    f"insert into {table} ({cols}) select {cols} from staged_tags"
                 ).fetchone()[0]
         finally:
-            self._drop_temp("loaded_ids")
+            self._drop_temp("loaded_ids", "staged_tags")
         return counts
 
     # -- tags ----------------------------------------------------------------------------------

@@ -26,6 +26,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from newsflow.enrich import identity
+
 # OntoNotes types analysts use; dates, times, numbers, money and the like are dropped.
 KEPT_LABELS = (
     "PERSON",
@@ -42,7 +44,7 @@ KEPT_LABELS = (
 # Labels of other model families (e.g. the WikiNER-trained de/fr/es/... models) mapped onto ours.
 LABEL_MAP = {"PER": "PERSON", "MISC": None, **{label: label for label in KEPT_LABELS}}
 
-NORMALISER_VERSION = 1
+NORMALISER_VERSION = 2
 
 # Personal titles stripped from the front of a mention; longest first so that "Vice President"
 # goes before "President".
@@ -175,6 +177,9 @@ class Entity:
     in_title: bool
     first_offset: int | None  # character offset of the first mention in the article text
     forms: list[str] = field(default_factory=list)  # distinct spellings seen, most frequent first
+    # Other names this article gives it: short forms and acronyms merged into it ("Maduro",
+    # "NSC"), and its other spellings; evidence for identity across articles (enrich/identity).
+    aliases: list[str] = field(default_factory=list)
 
 
 def model_available(name: str) -> bool:
@@ -285,6 +290,7 @@ class _Group:
     key: str
     forms: Counter
     mentions: list[Mention]
+    absorbed: Counter = field(default_factory=Counter)  # names of groups merged into this one
 
     @property
     def tokens(self) -> list[str]:
@@ -322,10 +328,39 @@ def _display(group: _Group) -> str:
     return max(group.forms.items(), key=lambda kv: (kv[1], sum(c.isupper() for c in kv[0])))[0]
 
 
+_GENERATIONAL = {"jr", "jr.", "sr", "sr.", "ii", "iii", "iv"}
+
+
 def _contains(long: list[str], short: list[str]) -> bool:
-    """``short`` is a run of ``long``'s words: "Carlineo" in "Patrick W. Carlineo Jr."."""
+    """``short`` is a run of ``long``'s words: "Carlineo" in "Patrick W. Carlineo Jr.", but a
+    name is not the same name with a generational suffix ("Donald Trump" in "Donald Trump
+    Jr." is his father)."""
     n = len(short)
+    if long and long[-1] in _GENERATIONAL and long[:-1] == short:
+        return False
     return n < len(long) and any(long[i : i + n] == short for i in range(len(long) - n + 1))
+
+
+def _merge_acronyms(groups: dict[str, _Group]) -> None:
+    """An acronym joins the one name of the article it abbreviates: "NSC" and "National
+    Security Council", "DHS" and "Department of Homeland Security"."""
+    for key in list(groups):
+        g = groups[key]
+        short = _display(g)
+        if not identity.is_acronym(short) or g.votes().get("PERSON", 0) > 0:
+            continue
+        matches = [
+            other
+            for okey, other in groups.items()
+            if okey != key and identity.acronym_of(short, _display(other))
+        ]
+        if len(matches) != 1:
+            continue
+        target = matches[0]
+        target.mentions.extend(g.mentions)
+        target.absorbed.update(g.forms)
+        target.absorbed.update(g.absorbed)
+        del groups[key]
 
 
 def merge_mentions(mentions: Iterable[Mention]) -> list[_Group]:
@@ -350,6 +385,8 @@ def merge_mentions(mentions: Iterable[Mention]) -> list[_Group]:
                 target = groups[rest]
                 target.mentions.extend(g.mentions)  # its spellings stay out of the name
                 del groups[key]
+
+    _merge_acronyms(groups)
 
     # Short person names into the one full name they are part of.
     person_like = {
@@ -379,6 +416,8 @@ def merge_mentions(mentions: Iterable[Mention]) -> list[_Group]:
         if not all(c is longest or _contains(longest.tokens, c.tokens) for c in candidates):
             continue
         longest.mentions.extend(g.mentions)
+        longest.absorbed.update(g.forms)
+        longest.absorbed.update(g.absorbed)
         del groups[key]
     return list(groups.values())
 
@@ -411,6 +450,7 @@ def build_entities(
                 in_title=in_title,
                 first_offset=first,
                 forms=[f for f, _ in g.forms.most_common()],
+                aliases=_aliases(g),
             )
         )
     # The same name may settle on one label from two groups only if spellings differ by case.
@@ -424,9 +464,18 @@ def build_entities(
             a.in_title = a.in_title or e.in_title
             offsets = [o for o in (a.first_offset, e.first_offset) if o is not None]
             a.first_offset = min(offsets) if offsets else None
+            a.aliases = sorted({*a.aliases, *e.aliases, *e.forms} - {a.entity})
         else:
             merged[k] = e
     return sorted(merged.values(), key=lambda e: (-e.salience, e.entity))
+
+
+def _aliases(g: _Group) -> list[str]:
+    """The group's names other than its display name, that are not the same key."""
+    name = _display(g)
+    own = identity.entity_key(name)
+    names = {*g.forms, *g.absorbed}
+    return sorted(n for n in names if n != name and identity.entity_key(n) != own)
 
 
 TITLE_SEPARATOR = "\n\n"

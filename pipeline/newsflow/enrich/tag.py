@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 
 from newsflow.config import ConfigError, Settings
 from newsflow.enrich import entities as ent
+from newsflow.enrich import identity
 from newsflow.enrich.topics import LexiconClassifier, TopicClassifier, TopicInput, category_topic
 from newsflow.fetching.parse import language_code
 from newsflow.procs import worker_context
@@ -153,6 +154,8 @@ class Tagger:
                         "in_title": e.in_title,
                         "first_offset": e.first_offset,
                         "tagger": ent_tagger,
+                        "entity_key": identity.entity_key(e.entity),
+                        "aliases": e.aliases,
                     }
                     for e in ents
                 )

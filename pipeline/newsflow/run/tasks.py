@@ -222,6 +222,14 @@ def remove_stale_runs(settings: Settings, older_than: timedelta | None = None) -
     return {"removed": len(removed), "kept": len(kept), "removed_runs": removed[:20]}
 
 
+def resolve_entities(settings: Settings) -> dict:
+    """Re-resolve entity identity over the whole corpus (``Store.resolve_entities``): what the
+    loads decided key by key, settled again with all the evidence; before the search rebuild,
+    whose derived tables (entity pairs) count by entity."""
+    with Store(settings.lake, lock_wait=settings.load_lock_wait) as store:
+        return store.resolve_entities()
+
+
 def rebuild_search(settings: Settings) -> dict:
     """Rebuild the stale search shards whatever the database's size (the daily catch-up),
     then merge sealed shards into segments, so that a search opens few files."""

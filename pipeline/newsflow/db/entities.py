@@ -1,0 +1,376 @@
+"""Entity identity in the database: ``article_entities.entity_id`` and the tables ``entities``,
+``entity_keys`` and ``entity_redirects`` (migration 011). The decisions are
+``newsflow.enrich.identity``'s; this module gives them the corpus's counts and writes them.
+
+* ``assign`` — inside a load (or a retag): the rows of these articles get their entity. A key
+  seen before keeps its entity; a new key joins an existing entity when the identity rules say
+  so (a new "Trump" joins a stored "Donald Trump"), else it starts one. Only new keys move:
+  stored ones wait for maintenance.
+* ``resolve_all`` — maintenance (and the migration that introduced the tables): every key
+  re-resolved over the whole corpus; an entity that merges into another leaves a redirect, so
+  an ``entity_id`` an analyst wrote down stays valid.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
+import duckdb
+import pyarrow as pa
+
+from newsflow.db.engine import arrow, drop_temp
+from newsflow.enrich import identity
+
+__all__ = ["assign", "resolve_all", "resolve_id"]
+
+LOGGER = logging.getLogger(__name__)
+
+_SEEN = "coalesce(a.published_at, a.first_seen_at)"
+_DAY = f"cast(timezone('UTC', {_SEEN}) as date)"
+
+
+def _fill_keys(con: duckdb.DuckDBPyConnection, scope: str = "") -> None:
+    """Rows stored before migration 011, or staged by an older newsflow, get their key."""
+    names = [
+        r[0]
+        for r in con.execute(
+            f"select distinct entity from article_entities where entity_key is null {scope}"
+        ).fetchall()
+    ]
+    if not names:
+        return
+    keys = [identity.entity_key(n) or n.casefold() for n in names]
+    with arrow(con, "entity_key_map", entity=names, entity_key=keys):
+        con.execute(
+            "update article_entities set entity_key = m.entity_key from entity_key_map m"
+            f" where article_entities.entity = m.entity and article_entities.entity_key is null"
+            f" {scope.replace('article_id', 'article_entities.article_id')}"
+        )
+
+
+def _stats(con: duckdb.DuckDBPyConnection, keys: Sequence[str] | None) -> dict:
+    """Corpus counts per key (of ``keys``, or all)."""
+    sql = (
+        f"select e.entity_key, e.entity, e.label, count(distinct e.article_id),"
+        f" sum(e.mentions), min({_DAY}), max({_DAY})"
+        " from article_entities e join articles a using (article_id)"
+        " where e.entity_key is not null {where} group by all"
+    )
+    if keys is None:
+        rows = con.execute(sql.format(where="")).fetchall()
+    else:
+        with arrow(con, "wanted_keys", entity_key=list(keys)):
+            rows = con.execute(
+                sql.format(where="and e.entity_key in (select entity_key from wanted_keys)")
+            ).fetchall()
+    stats: dict[str, identity.KeyStats] = {}
+    for key, name, label, articles, mentions, first, last in rows:
+        s = stats.get(key)
+        if s is None:
+            s = stats[key] = identity.KeyStats(key)
+        s.add(name, label, articles, int(mentions or 0), first, last)
+    return stats
+
+
+def _pairs(rows: Iterable[tuple[str, str]]) -> list[tuple[str, str, int]]:
+    counts: Counter = Counter()
+    for key, alias in rows:
+        alias_key = identity.entity_key(alias)
+        if alias_key and alias_key != key:
+            counts[(alias_key, key)] += 1
+    return [(a, k, n) for (a, k), n in counts.items()]
+
+
+def _known(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    return dict(con.execute("select entity_key, entity_id from entity_keys").fetchall())
+
+
+def _taken_ids(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {
+        r[0]
+        for r in con.execute(
+            "select entity_id from entities union select entity_id from entity_redirects"
+            " union select entity_id from entity_keys"
+        ).fetchall()
+    }
+
+
+def _new_id(root: str, taken: set[str]) -> str:
+    eid, n = identity.entity_id(root), 1
+    while eid in taken:
+        eid, n = identity.entity_id(f"{root}\x00{n}"), n + 1
+    taken.add(eid)
+    return eid
+
+
+def assign(
+    con: duckdb.DuckDBPyConnection, article_ids: Sequence[str], also: Iterable[str] = ()
+) -> int:
+    """Give the entity rows of these articles their ``entity_id`` (inside the caller's
+    transaction) and bring the touched entities' rows up to date; ``also``: entity ids whose
+    rows were removed meanwhile. Returns how many new entities were created."""
+    if not article_ids:
+        _refresh(con, set(also))
+        return 0
+    with arrow(con, "entity_articles", article_id=list(article_ids)):
+        con.execute(
+            "create or replace temp table assigned_ids as select article_id from entity_articles"
+        )
+    try:
+        scope = "and article_id in (select article_id from assigned_ids)"
+        _fill_keys(con, scope)
+        rows = con.execute(
+            f"select entity_key, aliases from article_entities where entity_key is not null {scope}"
+        ).fetchall()
+        known = _known(con)
+        new_keys = sorted({k for k, _ in rows} - set(known))
+        created = 0
+        if new_keys:
+            created = _place_new_keys(con, new_keys, rows, known)
+        con.execute(
+            "update article_entities set entity_id = k.entity_id from entity_keys k"
+            " where k.entity_key = article_entities.entity_key"
+            " and article_entities.article_id in (select article_id from assigned_ids)"
+            " and article_entities.entity_id is distinct from k.entity_id"
+        )
+        touched = {
+            r[0]
+            for r in con.execute(
+                f"select distinct entity_id from article_entities where entity_id is not null"
+                f" {scope}"
+            ).fetchall()
+        }
+        _refresh(con, touched | set(also))
+        return created
+    finally:
+        drop_temp(con, "assigned_ids")
+
+
+def _place_new_keys(
+    con: duckdb.DuckDBPyConnection,
+    new_keys: list[str],
+    rows: list[tuple[str, list | None]],
+    known: dict[str, str],
+) -> int:
+    """Resolve keys never seen before against themselves and the stored entities."""
+    singles = sorted({k for k in new_keys if " " not in k})
+    candidates = set(new_keys)
+    if singles:
+        with arrow(con, "single_keys", token=singles):
+            candidates.update(
+                r[0]
+                for r in con.execute(
+                    "select distinct k.entity_key from entity_keys k"
+                    " where k.entity_key like '% %' and list_has_any("
+                    " string_split(k.entity_key, ' '), (select list(token) from single_keys))"
+                ).fetchall()
+            )
+    pairs = _pairs((key, alias) for key, aliases in rows for alias in aliases or ())
+    candidates.update(k for _, k, _ in pairs)
+    stats = _stats(con, sorted(candidates))
+    res = identity.resolve(stats, pairs, only=new_keys)
+    taken = _taken_ids(con)
+    groups: dict[str, list[str]] = defaultdict(list)
+    for key in new_keys:
+        if key in res.root:
+            groups[res.root[key]].append(key)
+    for root in list(groups):
+        groups[root] = [k for k, r in res.root.items() if r == root]
+    ids, how, created = [], [], 0
+    out_keys = []
+    for root, keys in groups.items():
+        stored = [k for k in keys if k in known]
+        if stored:
+            eid = known[max(stored, key=lambda k: (stats[k].articles, k))]
+        else:
+            eid = _new_id(root, taken)
+            created += 1
+        for k in keys:
+            if k in known:
+                continue
+            out_keys.append(k)
+            ids.append(eid)
+            how.append(res.how.get(k, "name"))
+    # Keys without a row in the stats (no article stored yet: cannot happen inside a load,
+    # whose rows are inserted first) still get an entity of their own.
+    for k in new_keys:
+        if k not in res.root:
+            out_keys.append(k)
+            ids.append(_new_id(k, taken))
+            how.append("name")
+            created += 1
+    with arrow(con, "new_entity_keys", entity_key=out_keys, entity_id=ids, resolved_by=how):
+        con.execute("insert into entity_keys select * from new_entity_keys")
+    return created
+
+
+def _refresh(con: duckdb.DuckDBPyConnection, entity_ids: set[str] | None) -> None:
+    """Rewrite the ``entities`` rows of these ids (all when None) from their keys' counts."""
+    if entity_ids is not None and not entity_ids:
+        return
+    if entity_ids is None:
+        members = con.execute("select entity_id, entity_key from entity_keys").fetchall()
+    else:
+        with arrow(con, "refresh_ids", entity_id=sorted(entity_ids)):
+            members = con.execute(
+                "select entity_id, entity_key from entity_keys"
+                " where entity_id in (select entity_id from refresh_ids)"
+            ).fetchall()
+    keys_of: dict[str, list[str]] = defaultdict(list)
+    for eid, key in members:
+        keys_of[eid].append(key)
+    stats = _stats(con, None if entity_ids is None else [k for _, k in members])
+    ids, names, labels, aliases = [], [], [], []
+    for eid, keys in keys_of.items():
+        keys = [k for k in keys if k in stats]
+        if not keys:
+            continue
+        rep = max(keys, key=lambda k: (stats[k].articles, len(k), k))
+        name, label, other = identity.entity_of(keys, stats, rep)
+        ids.append(eid)
+        names.append(name)
+        labels.append(label)
+        aliases.append(other)
+    scope = "" if entity_ids is None else "where entity_id in (select entity_id from refresh_ids)"
+    with arrow(con, "refresh_ids", entity_id=sorted(entity_ids or ())):
+        con.execute(f"delete from entities {scope}")
+        if not ids:
+            return
+        with arrow(
+            con,
+            "entity_names",
+            entity_id=ids,
+            entity_name=names,
+            label=labels,
+            aliases=(aliases, pa.list_(pa.string())),
+        ):
+            con.execute(
+                f"""
+                insert into entities
+                select e.entity_id, n.entity_name, n.label, n.aliases,
+                       min({_SEEN}), max({_SEEN}), count(distinct e.article_id), sum(e.mentions)
+                from article_entities e join articles a using (article_id)
+                join entity_names n using (entity_id)
+                group by e.entity_id, n.entity_name, n.label, n.aliases
+                """
+            )
+
+
+def resolve_all(
+    con: duckdb.DuckDBPyConnection, now: datetime | None = None, *, window_days: int | None = None
+) -> dict[str, int]:
+    """Re-resolve every key over the whole corpus (inside the caller's transaction).
+
+    An entity that is now part of another leaves a redirect to it; an id keeps its entity when
+    the entity keeps most of its articles. Returns counts: keys, entities, merged (entities
+    that became part of another), changed (keys whose entity changed)."""
+    now = now or datetime.now(UTC)
+    _fill_keys(con)
+    stats = _stats(con, None)
+    pairs = _pairs(
+        con.execute(
+            "select entity_key, unnest(aliases) from article_entities"
+            " where entity_key is not null and len(aliases) > 0"
+        ).fetchall()
+    )
+    res = identity.resolve(stats, pairs, window_days=window_days or identity.WINDOW_DAYS)
+    known = _known(con)
+    live_before = {r[0] for r in con.execute("select entity_id from entities").fetchall()}
+    redirected = dict(
+        con.execute("select entity_id, to_entity_id from entity_redirects").fetchall()
+    )
+
+    groups = res.groups()
+    # Largest groups choose first: each takes the id held by most of its articles.
+    order = sorted(groups, key=lambda r: -sum(stats[k].articles for k in groups[r]))
+    taken: set[str] = set()
+    group_id: dict[str, str] = {}
+    for root in order:
+        votes: Counter = Counter()
+        for k in groups[root]:
+            if k in known:
+                votes[known[k]] += stats[k].articles
+        choice = next(
+            (eid for eid, _ in sorted(votes.items(), key=lambda kv: (-kv[1], kv[0]))
+             if eid not in taken),
+            None,
+        )  # fmt: skip
+        if choice is None:
+            choice = _new_id(root, taken | set(redirected) | live_before)
+        taken.add(choice)
+        group_id[root] = choice
+    new_map = {k: group_id[res.root[k]] for k in stats}
+
+    # Ids that are no longer an entity lead to where most of their articles went.
+    went: dict[str, Counter] = defaultdict(Counter)
+    for k, old in known.items():
+        if k in new_map and new_map[k] != old:
+            went[old][new_map[k]] += stats[k].articles
+    live = set(group_id.values())
+    redirects = {old: max(to, key=lambda t: (to[t], t)) for old, to in went.items()
+                 if old not in live}  # fmt: skip
+    for old, target in redirected.items():
+        if old not in live and old not in redirects:
+            redirects[old] = target
+    # Follow chains (a -> b, b merged into c: a -> c); an id that is live again loses its
+    # redirect.
+    for old in list(redirects):
+        seen, target = {old}, redirects[old]
+        while target not in live and target in redirects and target not in seen:
+            seen.add(target)
+            target = redirects[target]
+        redirects[old] = target
+    redirects = {o: t for o, t in redirects.items() if t in live and o != t}
+
+    changed = sum(1 for k in stats if known.get(k) != new_map[k])
+    keys = sorted(new_map)
+    con.execute("delete from entity_keys")
+    with arrow(
+        con,
+        "resolved_keys",
+        entity_key=keys,
+        entity_id=[new_map[k] for k in keys],
+        resolved_by=[res.how.get(k, "name") for k in keys],
+    ):
+        con.execute("insert into entity_keys select * from resolved_keys")
+    con.execute(
+        "update article_entities set entity_id = k.entity_id from entity_keys k"
+        " where k.entity_key = article_entities.entity_key"
+        " and article_entities.entity_id is distinct from k.entity_id"
+    )
+    con.execute("delete from entity_redirects")
+    if redirects:
+        olds = sorted(redirects)
+        merged_at = [now] * len(olds)
+        with arrow(
+            con,
+            "new_redirects",
+            entity_id=olds,
+            to_entity_id=[redirects[o] for o in olds],
+        ):
+            con.execute(
+                "insert into entity_redirects select entity_id, to_entity_id, ? from new_redirects",
+                [merged_at[0]],
+            )
+    _refresh(con, None)
+    merged = len({o for o in redirects if o in live_before})  # this pass's merges
+    result = {"keys": len(keys), "entities": len(live), "merged": merged, "changed": changed}
+    LOGGER.info(
+        "entities: %(keys)d keys resolved into %(entities)d entities; %(merged)d merged into"
+        " another, %(changed)d keys changed entity",
+        result,
+    )
+    return result
+
+
+def resolve_id(con: duckdb.DuckDBPyConnection, entity_id: str) -> str | None:
+    """The live entity an id stands for (itself, or where its redirects lead)."""
+    row = con.execute(
+        "select coalesce((select to_entity_id from entity_redirects where entity_id = $1),"
+        " (select entity_id from entities where entity_id = $1))",
+        [entity_id],
+    ).fetchone()
+    return row[0] if row else None
