@@ -14,11 +14,12 @@ import pytest
 from newsflow import connect
 from newsflow.analysis.report import build_report, write_report
 from newsflow.db import entities as entity_db
+from newsflow.db import places as places_db
 from newsflow.db.store import Store
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-CHARTS = ["topics", "entities", "cooccurrence", "feeds"]
+CHARTS = ["topics", "entities", "cooccurrence", "map", "feeds"]
 NOW = datetime(2026, 3, 10, 18, 0, tzinfo=UTC)
 HOSTILE = "<script>alert(1)</script>"
 
@@ -76,7 +77,9 @@ def _article(con, aid, feed_id, when, *, published=True, topics=(), entities=())
             " in_title, first_offset, tagger) values (?, ?, ?, ?, ?, false, ?, 'test/1')",
             [aid, entity, label, 2, round(1 - i / 10, 2), i],
         )
-    entity_db.assign(con, [aid])  # as a load does
+    places_db.locate(con, [aid])  # as a load does
+    entity_db.assign(con, [aid])
+    places_db.link(con, [aid])
 
 
 POLITICS = ("medtop:11000000", "politics", 0.9)
@@ -118,6 +121,8 @@ def make_db(path: Path, days: int = 10) -> Path:
                     ents.append(("AT&T", "ORG"))
                 if i == 5:
                     ents.append((HOSTILE, "PERSON"))
+                if i == 4:
+                    ents += [("Paris", "GPE"), ("France", "GPE")]
                 topics = [POLITICS, ECONOMY, SPORT, ()][i % 4]
                 _article(
                     con,
@@ -183,6 +188,8 @@ def test_report_of_a_filled_database(filled, tmp_path):
     assert charts["topics"]["topics"] == 3 and charts["topics"]["no_topic"] == 11
     assert charts["entities"]["mode"] == "trending" and charts["entities"]["day"] == "2026-03-10"
     assert charts["cooccurrence"]["entities"] >= 3 and charts["cooccurrence"]["pairs"] >= 3
+    # Springfield (a US city) in every article, Paris and France in one a day.
+    assert charts["map"] == {"empty": False, "countries": 2, "top": "US"}
     assert charts["feeds"] == {
         "empty": False,
         "feeds": 6,
@@ -243,14 +250,14 @@ def test_empty_database_says_no_data(empty, tmp_path):
     page = out.read_text(encoding="utf-8")
     assert_self_contained(page)
     assert all(c["empty"] for c in summary["charts"].values())
-    assert page.count('<p class="nodata">No data') == 4
+    assert page.count('<p class="nodata">No data') == len(CHARTS)
     assert summary["articles"] == 0
 
 
 def test_a_database_without_tables_still_reports(tmp_path):
     with duckdb.connect() as con:
         page = build_report(con, days=1)
-    assert page.count('<p class="nodata">No data') == 4
+    assert page.count('<p class="nodata">No data') == len(CHARTS)
 
 
 def test_days_must_be_positive(empty):
@@ -309,7 +316,7 @@ def render(driver, page: Path) -> dict:
     )
     WebDriverWait(driver, 20).until(
         lambda d: (
-            len(d.execute_script(count_svgs)) == 4
+            len(d.execute_script(count_svgs)) == len(CHARTS)
             and all(n > 0 for n in d.execute_script(count_svgs).values())
         )
     )
@@ -336,6 +343,14 @@ def test_charts_draw_in_chromium(browser, filled, tmp_path):
     assert set(seen["svgs"]) == {f"chart-{key}" for key in CHARTS}
     assert all(n > 0 for n in seen["svgs"].values())
     assert all(n > 20 for n in seen["drawn"].values()), seen["drawn"]  # more than empty axes
+    # The world map: every country's outline drawn, from the page itself (nothing fetched),
+    # the two countries of the database in colours of their own.
+    fills = browser.execute_script(
+        "return [...document.querySelectorAll('#chart-map .shapelayer path')]"
+        ".map(p => p.style.fill)"
+    )
+    assert len(fills) >= 150
+    assert len(set(fills)) == 3, set(fills)  # no coverage, and the US and France's shades
     assert not [r for r in seen["resources"] if not r.startswith("file:")]
     # Names the charts drew: an entity from the trending chart and a feed from the table.
     assert "Acme Corp" in seen["text"] and "Gotham Gazette" in seen["text"]
@@ -349,5 +364,7 @@ def test_empty_report_draws_in_chromium(browser, empty, tmp_path):
     seen = render(browser, out)
     assert seen["severe"] == []
     assert all(n > 0 for n in seen["svgs"].values())
-    assert seen["text"].count("No data") >= 8  # the note above each chart and inside it
+    assert seen["text"].count("No data") >= 2 * len(
+        CHARTS
+    )  # the note above each chart and inside it
     assert not [r for r in seen["resources"] if not r.startswith("file:")]

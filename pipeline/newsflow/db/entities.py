@@ -22,7 +22,7 @@ import duckdb
 import pyarrow as pa
 
 from newsflow.db.engine import arrow, drop_temp
-from newsflow.enrich import identity
+from newsflow.enrich import identity, places
 
 __all__ = ["assign", "resolve_all", "resolve_id"]
 
@@ -207,6 +207,14 @@ def _place_new_keys(
     return created
 
 
+def _place_name(key: str) -> str | None:
+    """A gazetteer place's own name ("United States" for the key of "U.S.")."""
+    if not key.startswith(identity.PLACE_KEY_PREFIX):
+        return None
+    place = places.gazetteer().place(key)
+    return place.name if place else None
+
+
 def _refresh(con: duckdb.DuckDBPyConnection, entity_ids: set[str] | None) -> None:
     """Rewrite the ``entities`` rows of these ids (all when None) from their keys' counts."""
     if entity_ids is not None and not entity_ids:
@@ -229,7 +237,7 @@ def _refresh(con: duckdb.DuckDBPyConnection, entity_ids: set[str] | None) -> Non
         if not keys:
             continue
         rep = max(keys, key=lambda k: (stats[k].articles, len(k), k))
-        name, label, other = identity.entity_of(keys, stats, rep)
+        name, label, other = identity.entity_of(keys, stats, rep, _place_name(rep))
         ids.append(eid)
         names.append(name)
         labels.append(label)
@@ -356,6 +364,16 @@ def resolve_all(
                 [merged_at[0]],
             )
     _refresh(con, None)
+    has_places = con.execute(
+        "select count(*) from ducklake_table_info(current_database())"
+        " where table_name = 'article_places'"
+    ).fetchone()[0]
+    if has_places:  # (migration 011 resolves before 012 made the table)
+        con.execute(
+            "update article_places set entity_id = k.entity_id from entity_keys k"
+            " where k.entity_key = article_places.place_key"
+            " and article_places.entity_id is distinct from k.entity_id"
+        )
     merged = len({o for o in redirects if o in live_before})  # this pass's merges
     result = {"keys": len(keys), "entities": len(live), "merged": merged, "changed": changed}
     LOGGER.info(

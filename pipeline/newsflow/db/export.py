@@ -4,6 +4,8 @@
     OUT_DIR/article_entities/day=.../   (the day of the article they belong to)
     OUT_DIR/article_topics/day=.../
     OUT_DIR/article_categories/day=.../
+    OUT_DIR/article_places/day=.../
+    OUT_DIR/article_countries/day=.../
     OUT_DIR/feed_polls/day=.../         (the day of the poll)
     OUT_DIR/feeds/data_0.parquet        (the registry, not partitioned)
 
@@ -28,6 +30,8 @@ TABLES = {
     "article_entities": _BY_ARTICLE.format("article_entities"),
     "article_topics": _BY_ARTICLE.format("article_topics"),
     "article_categories": _BY_ARTICLE.format("article_categories"),
+    "article_places": _BY_ARTICLE.format("article_places"),
+    "article_countries": _BY_ARTICLE.format("article_countries"),
     "feed_polls": "select p.*, cast(timezone('UTC', p.polled_at) as date) as day from feed_polls p",
 }
 FORMATS = {"parquet": "format parquet, compression zstd", "csv": "format csv, header true"}

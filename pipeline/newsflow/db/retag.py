@@ -10,6 +10,7 @@ import duckdb
 import pyarrow as pa
 
 from newsflow.db import entities as entity_db
+from newsflow.db import places as places_db
 from newsflow.db.engine import arrow, drop_temp, rollback
 from newsflow.rows import TAG_SCHEMAS, TAG_TABLES, columns, tagger_name
 
@@ -77,7 +78,9 @@ def replace_tags(
             finally:
                 con.unregister("new_tag_rows")
         if "entities" in kinds:
+            places_db.locate(con, ids)
             entity_db.assign(con, ids, also=unlinked)
+            places_db.link(con, ids)
         con.execute("commit")
     except BaseException:
         rollback(con)

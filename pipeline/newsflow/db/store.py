@@ -24,6 +24,7 @@ import pyarrow as pa
 from newsflow.config import LakeLocation, fault_point, load_settings
 from newsflow.db import entities as entity_db
 from newsflow.db import migrate as file_migration
+from newsflow.db import places as places_db
 from newsflow.db import queries, retag, search
 from newsflow.db import stories as story_db
 from newsflow.db.engine import (
@@ -68,6 +69,8 @@ VIEWS_MARKER = "-- @views"
 DERIVED_MARKER = "-- @derived"
 # A migration that asks for every stored entity row to be resolved afresh (db/entities.py).
 ENTITIES_MARKER = "-- @entities"
+# ... and for every stored article's places to be located afresh (db/places.py).
+PLACES_MARKER = "-- @places"
 
 
 @dataclass
@@ -282,6 +285,8 @@ class Store:
         derive = False
         for version, name, text in pending:
             self.con.execute(text)
+            if PLACES_MARKER in text:
+                places_db.locate_all(self.con)
             if ENTITIES_MARKER in text:
                 entity_db.resolve_all(self.con)
             derive = derive or DERIVED_MARKER in text
@@ -546,7 +551,8 @@ class Store:
         counts = file_migration.copy_file_store(self.con, Path(source))
         self.con.execute("begin")
         try:
-            entity_db.resolve_all(self.con)  # entity ids for the copied rows
+            places_db.locate_all(self.con)  # places and entity ids for the copied rows
+            entity_db.resolve_all(self.con)
             self.con.execute("commit")
         except BaseException:
             self._rollback()
@@ -743,7 +749,9 @@ class Store:
             fault_point("load_articles")
             new_ids = [aid for aid, _ in inserted]
             tag_rows = self._load_tags(run, new_ids + upgraded)
+            places_db.locate(con, new_ids + upgraded)
             entity_db.assign(con, new_ids + upgraded, also=unlinked)
+            places_db.link(con, new_ids + upgraded)
             fault_point("load_tags")
             stories = story_db.assign(self.con, new_ids + upgraded)
             by_status: dict[str, int] = {}

@@ -132,3 +132,85 @@ def evaluate(tagger, gold: list[GoldArticle]) -> Scores:
         for label in sorted(labels)
     }
     return s
+
+
+# -- places ------------------------------------------------------------------------------------
+
+
+@dataclass
+class PlaceScores:
+    """The gazetteer against tests/fixtures/places_gold.tsv (see ``score_places``)."""
+
+    gold: int = 0  # gold rows that are places (country or '-')
+    found: int = 0  # of them, entities the run's model found
+    with_country: int = 0  # found places in one country
+    country_right: int = 0  # ... resolved to that country
+    no_country: int = 0  # found places in no one country (regions, continents)
+    no_country_right: int = 0  # ... resolved to no country (or not resolved)
+    not_places: int = 0  # found entities that are no place ('X')
+    spurious: int = 0  # ... that the gazetteer gave a country
+    misses: list[tuple[str, str, str, str | None]] = field(default_factory=list)
+
+    @property
+    def country_accuracy(self) -> float:
+        return self.country_right / self.with_country if self.with_country else 0.0
+
+    @property
+    def accuracy(self) -> float:
+        n = self.with_country + self.no_country
+        return (self.country_right + self.no_country_right) / n if n else 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            "gold_places": self.gold,
+            "found_by_model": self.found,
+            "country_accuracy": round(self.country_accuracy, 3),
+            "accuracy_incl_no_country": round(self.accuracy, 3),
+            "not_places_given_a_country": f"{self.spurious}/{self.not_places}",
+        }
+
+
+def load_place_gold(path: Path) -> list[tuple[str, str, str, str]]:
+    """(page, entity, label, country) rows; country is an ISO code, '-' or 'X'."""
+    rows = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if not line or line.startswith("#") or line.startswith("page\t"):
+            continue
+        page, entity, label, country = line.split("\t")
+        rows.append((page, entity, label, country))
+    return rows
+
+
+def score_places(
+    gold: list[tuple[str, str, str, str]],
+    found: set[tuple[str, str]],
+    resolved: dict[tuple[str, str], str | None],
+) -> PlaceScores:
+    """``found``: the (page, entity) pairs the run's model tagged; ``resolved``: those the
+    gazetteer resolved, to their country (None: a place in no country)."""
+    s = PlaceScores()
+    for page, entity, _, country in gold:
+        key = (page, entity)
+        if country != "X":
+            s.gold += 1
+        if key not in found:
+            continue
+        got = resolved.get(key)
+        if country == "X":
+            s.not_places += 1
+            s.spurious += got is not None
+            continue
+        s.found += 1
+        if country == "-":
+            s.no_country += 1
+            if got is None:
+                s.no_country_right += 1
+            else:
+                s.misses.append((page, entity, country, got))
+        else:
+            s.with_country += 1
+            if got == country:
+                s.country_right += 1
+            else:
+                s.misses.append((page, entity, country, got))
+    return s

@@ -41,6 +41,10 @@ WINDOW_DAYS = 60  # how far apart in time a short form and its full name may be 
 DOMINANCE = 0.9  # the share of the candidates' articles the chosen full name must hold
 PERSON_SHARE = 0.25  # a key is person-like when this share of its mentions say PERSON
 PLACE_LABELS = {"GPE", "LOC", "FAC"}
+# A key of a place the gazetteer resolved (newsflow.enrich.places): 'geo:<geonameid>'. Its
+# identity is the gazetteer's ("U.S." and "United States" are one key; Georgia the country and
+# the state are two), so these rules never move it. ``entity_key`` never makes a ':'.
+PLACE_KEY_PREFIX = "geo:"
 
 _DELETED = re.compile(r"[.'’`´]")
 _PUNCT = re.compile(r"[^\w\s]|_")
@@ -235,6 +239,7 @@ def resolve(
     union = _Union(stats)
     how = {k: "name" for k in stats}
     movable = set(stats) if only is None else {k for k in only if k in stats}
+    movable = {k for k in movable if not k.startswith(PLACE_KEY_PREFIX)}
 
     # 1. Middle initials: "donald j trump" is "donald trump" when that is a person too.
     for key in sorted(movable):
@@ -247,12 +252,12 @@ def resolve(
     # 2. Short forms and paired names, shortest first so that chains settle in one pass.
     paired: dict[str, Counter] = defaultdict(Counter)
     for alias, key, n in pairs:
-        if alias != key and alias in stats and key in stats:
+        if alias != key and alias in stats and key in stats and ":" not in key:
             paired[alias][key] += n
     by_token: dict[str, list[str]] = defaultdict(list)
     for key, s in stats.items():
         toks = _tokens(key)
-        if len(toks) >= 2 and s.person_like and not s.place_like:
+        if len(toks) >= 2 and s.person_like and not s.place_like and ":" not in key:
             for tok in set(toks):
                 by_token[tok].append(key)
     for key in sorted(movable, key=lambda k: (len(_tokens(k)), k)):
@@ -301,17 +306,19 @@ def resolve(
     return Resolution(root, how)
 
 
-def entity_of(keys: list[str], stats: dict[str, KeyStats], rep: str) -> tuple[str, str, list]:
+def entity_of(
+    keys: list[str], stats: dict[str, KeyStats], rep: str, name: str | None = None
+) -> tuple[str, str, list]:
     """The name, label and aliases of the entity made of ``keys`` (``rep`` is its
-    representative): its name is the representative's commonest spelling, its label the
-    vote of all the group's mentions, its aliases every other spelling (most articles first,
-    at most 20)."""
+    representative): its name is ``name`` (a place's gazetteer name) or the representative's
+    commonest spelling, its label the vote of all the group's mentions, its aliases every
+    other spelling (most articles first, at most 20)."""
     labels: Counter = Counter()
     names: Counter = Counter()
     for k in keys:
         labels.update(stats[k].labels)
         names.update(stats[k].names)
-    name = stats[rep].name
+    name = name or stats[rep].name
     label = max(labels, key=lambda lab: (labels[lab], lab == "PERSON", lab)) if labels else "ORG"
     aliases = [n for n, _ in sorted(names.items(), key=lambda kv: (-kv[1], kv[0])) if n != name]
     return name, label, aliases[:20]

@@ -7,19 +7,26 @@ and the sentence under it. A chart with no rows is a "no data" figure that says 
    the most mentioned entities of the period instead, and the title says so;
 3. entity co-occurrence: pairs of entities named in the same article
    (``entity_pairs_between``), as a matrix of the top 15;
-4. feed health: per feed, its status (``feed_health_at``), the last poll's outcome,
+4. a world map of the countries the period's articles are about (``article_countries``),
+   drawn from the embedded 1:110m outlines (``newsflow/data/world_110m.json``): nothing is
+   fetched;
+5. feed health: per feed, its status (``feed_health_at``), the last poll's outcome,
    consecutive failures, items, last new item.
 """
 
 from __future__ import annotations
 
+import functools
 import html
+import json
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import duckdb
 import plotly.graph_objects as go
+from plotly.colors import sample_colorscale
 
 from newsflow.analysis.report import data
 from newsflow.analysis.report.data import (
@@ -33,6 +40,7 @@ from newsflow.analysis.report.data import (
     TREND_MIN_BASELINE_DAYS,
     Period,
 )
+from newsflow.enrich.places import DATA as DATA_DIR
 
 HEALTHY_OUTCOMES = ("ok", "not_modified")
 
@@ -418,7 +426,7 @@ def cooccurrence_chart(con: duckdb.DuckDBPyConnection, period: Period) -> Chart:
     return Chart("cooccurrence", title, text, fig, False, summary)
 
 
-# -- 4. feed health ------------------------------------------------------------------------------
+# -- 5. feed health ------------------------------------------------------------------------------
 
 
 def feeds_chart(con: duckdb.DuckDBPyConnection, period: Period) -> Chart:
@@ -508,3 +516,106 @@ def feeds_chart(con: duckdb.DuckDBPyConnection, period: Period) -> Chart:
 
 
 # -- HTML ----------------------------------------------------------------------------------------
+
+
+# -- 4. the world map of coverage ---------------------------------------------------------------
+
+MAP_SCALE = "Blues"
+MAP_EMPTY = "#eceff3"
+
+
+@functools.cache
+def world() -> dict:
+    """The embedded world map: per ISO code, the outline as an SVG path (Equal Earth, 1000 wide)
+    and the centre of its largest shape (scripts/world_map.py built it)."""
+    return json.loads((DATA_DIR / "world_110m.json").read_text("utf-8"))
+
+
+def map_chart(con: duckdb.DuckDBPyConnection, period: Period) -> Chart:
+    rows = data.countries(con, period)
+    title = f"Countries in the news, {period.start:%d %b} – {period.end:%d %b %Y}"
+    w = world()
+    shown = [r for r in rows if r[0] in w["countries"]]
+    off_map = [r for r in rows if r[0] not in w["countries"]]
+    top = ", ".join(f"{r[1]} {r[2]}" for r in rows[:8])
+    text = (
+        "Each article's countries of focus (table article_countries: the countries of the "
+        "places it names, weighted by how prominent each is, and of the nationalities it "
+        "names), counted over the period's articles; darker is more articles. "
+        + (f"Most covered: {top}. " if rows else "")
+        + (
+            "Too small for the 1:110m map: "
+            + ", ".join(f"{r[1]} {r[2]}" for r in off_map[:8])
+            + ". "
+            if off_map
+            else ""
+        )
+        + "Outlines: Natural Earth (public domain), embedded in the page."
+    )
+    summary: dict[str, Any] = {"countries": len(rows), "top": rows[0][0] if rows else None}
+    if not rows:
+        why = "no article of the period names a place the gazetteer knows"
+        return Chart("map", title, text, _empty_figure(why), True, summary, why)
+    peak = max(r[2] for r in rows)
+
+    def level(n: int) -> float:  # log scale: one article shows, the peak is darkest
+        return 0.15 + 0.85 * math.log1p(n) / math.log1p(peak)
+
+    ticks = sorted({1, *(round(peak**f) for f in (0.33, 0.66)), peak})
+    count = {r[0]: r for r in rows}
+    shapes = []
+    for cc, c in w["countries"].items():
+        r = count.get(cc)
+        fill = sample_colorscale(MAP_SCALE, [level(r[2])])[0] if r else MAP_EMPTY
+        shapes.append(
+            {
+                "type": "path",
+                "path": c["path"],
+                "fillcolor": fill,
+                "line": {"color": "#ffffff", "width": 0.5},
+                "layer": "below",
+                "xref": "x",
+                "yref": "y",
+            }
+        )
+    fig = go.Figure()
+    fig.add_scatter(
+        x=[w["countries"][r[0]]["x"] for r in shown],
+        y=[w["countries"][r[0]]["y"] for r in shown],
+        mode="markers",
+        marker={
+            "size": 7,
+            "color": [level(r[2]) for r in shown],
+            "colorscale": MAP_SCALE,
+            "cmin": 0,
+            "cmax": 1,
+            "opacity": 0.0,
+            "showscale": True,
+            "colorbar": {
+                "title": {"text": "articles"},
+                "thickness": 12,
+                "len": 0.6,
+                "tickvals": [level(n) for n in ticks],
+                "ticktext": [str(n) for n in ticks],
+            },
+        },
+        customdata=[[_e(r[1]), r[2], round(100 * r[3], 1)] for r in shown],
+        hovertemplate="%{customdata[0]}<br>%{customdata[1]} articles"
+        " (%{customdata[2]}% of those with a country)<extra></extra>",
+        showlegend=False,
+    )
+    _layout(
+        fig,
+        520,
+        shapes=shapes,
+        xaxis={"visible": False, "range": [0, w["width"]], "fixedrange": True},
+        yaxis={
+            "visible": False,
+            "range": [w["height"], 0],
+            "scaleanchor": "x",
+            "fixedrange": True,
+        },
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        plot_bgcolor="#ffffff",
+    )
+    return Chart("map", title, text, fig, False, summary)

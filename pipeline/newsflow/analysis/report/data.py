@@ -136,3 +136,9 @@ def feeds(con: duckdb.DuckDBPyConnection, p: Period) -> tuple[datetime, list[tup
         as_of = last[0][0]
     params = {"as_of": as_of, "failing_after": p.failing_after, "silence_hours": p.silence_hours}
     return as_of, _rows(con, "feeds", params)
+
+
+def countries(con: duckdb.DuckDBPyConnection, p: Period) -> list[tuple]:
+    """(country_code, country, articles, share, score) of the countries the period's articles
+    are about, most articles first."""
+    return _rows(con, "countries", {"start": p.start, "end": p.end})

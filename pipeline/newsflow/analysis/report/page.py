@@ -69,6 +69,7 @@ def _render(
         charts.topics_chart(con, period),
         charts.entities_chart(con, period),
         charts.cooccurrence_chart(con, period),
+        charts.map_chart(con, period),
         charts.feeds_chart(con, period),
     ]
     summary: dict[str, Any] = {

