@@ -5,6 +5,7 @@ called it, two entities for two places of one name, the country view, retag and 
 
 from __future__ import annotations
 
+import gzip
 from dataclasses import replace
 
 import pytest
@@ -226,3 +227,110 @@ def test_place_gold_set_country_accuracy(tmp_path):
     assert all(got is None for _, _, _, got in s.misses), s.misses
     assert s.accuracy >= 0.96
     assert s.spurious <= 9
+
+
+# -- other languages -----------------------------------------------------------------------------
+
+PAGES = FIXTURES / "pages"
+
+
+def test_french_pages_get_entities_and_german_pages_places_with_the_default_settings(tmp_path):
+    """Out of the box (politeness on, the default models: English and French), real pages:
+    French ones are tagged by the French model, a German one (no German model) gets the
+    places the gazetteer finds, and all of them countries of focus."""
+    from newsflow.demo.newsroom import Route, SiteServer
+
+    from tests.helpers import rss
+
+    settings = replace(Settings(data_dir=tmp_path / "data"), allow_private=True)
+    assert set(settings.ner_model_map) == {"en", "fr"}
+    slugs = {
+        "psl": "psl.eu.luniversite",
+        "ag": "sauvonsluniversite.com.spip",
+        "zeit": "zeit.de.zugverkehr",
+    }
+    with SiteServer() as site:
+        b = site.base_url
+        site.routes["/robots.txt"] = Route(b"", status=404, conditional=False)
+        items = [
+            {"link": f"{b}/p/{slug}.html", "title": slug, "date": "Mon, 01 Dec 2025 09:00:00 GMT"}
+            for slug in slugs
+        ]
+        site.routes["/feed.xml"] = Route(rss("Pages", items), content_type="application/rss+xml")
+        for slug, name in slugs.items():
+            html = gzip.decompress((PAGES / f"{name}.html.gz").read_bytes())
+            site.routes[f"/p/{slug}.html"] = Route(html)
+        ingest(settings, f"{b}/feed.xml")
+    with Store(settings.database, read_only=True) as store:
+        q = store.query
+
+        def of(slug: str, sql: str) -> list[tuple]:
+            return q(
+                sql.format(a=f"(select article_id from articles where url like '%/{slug}.html')")
+            )[1]
+
+        langs = dict(q("select regexp_extract(url, '/p/(\\w+)', 1), language from articles")[1])
+        assert langs == {"psl": "fr", "ag": "fr", "zeit": "de"}
+        # French: the French model's entities, people among them.
+        psl = of(
+            "psl",
+            "select tagger, status from article_tagging where article_id = {a} and kind = 'entities'",
+        )
+        assert psl == [(psl[0][0], "ok")] and psl[0][0].startswith("spacy/fr_core_news_md-3.8.0")
+        people = {
+            r[0]
+            for r in of(
+                "psl",
+                "select entity from article_entities where article_id = {a} and label = 'PERSON'",
+            )
+        }
+        assert "Alain Fuchs" in people
+        assert of(
+            "psl",
+            "select country_code from article_countries where article_id = {a} order by score desc limit 1",
+        ) == [("FR",)]
+        ag = {
+            r[0]: r[1]
+            for r in of(
+                "ag", "select entity, country_code from article_places where article_id = {a}"
+            )
+        }
+        assert ag["Saint-Denis"] == ag["Créteil"] == ag["Paris"] == "FR"
+        # German, no model: the gazetteer's places only, said so.
+        tagging = of(
+            "zeit",
+            "select tagger, status, reason from article_tagging where article_id = {a} and kind = 'entities'",
+        )
+        assert tagging[0][0].startswith("gazetteer/") and tagging[0][1] == "ok"
+        assert "places only: no entity model for language 'de'" in tagging[0][2]
+        zeit = {
+            r[0]: r[1]
+            for r in of(
+                "zeit", "select name, country_code from article_places where article_id = {a}"
+            )
+        }
+        for name, cc in (
+            ("Berlin", "DE"),
+            ("Madrid", "ES"),
+            ("Stockholm", "SE"),
+            ("Germany", "DE"),
+        ):
+            assert zeit.get(name) == cc, (name, zeit)
+        assert of(
+            "zeit",
+            "select count(*) from article_entities where article_id = {a} and label not in ('GPE', 'LOC')",
+        ) == [(0,)]
+        assert of(
+            "zeit",
+            "select country_code from article_countries where article_id = {a} order by score desc limit 1",
+        ) == [("DE",)]
+    # A model for the language later: a retag replaces the gazetteer's rows, never adds to them.
+    with_de = replace(settings, ner_models=settings.ner_models + ",de:fr_core_news_md")
+    with Store(settings.database) as store:
+        retag(with_de, store, tagger="spacy")
+    with Store(settings.database, read_only=True) as store:
+        taggers = store.query(
+            "select split_part(e.tagger, '/', 1), count(*) from article_entities e"
+            " join articles a using (article_id) where a.url like '%/zeit.html' group by 1"
+        )[1]
+        assert [t for t, _ in taggers] == ["spacy"]

@@ -196,17 +196,20 @@ def test_person_called_org_by_the_model_is_a_person(tagger):
     assert found["Zelensky"]["label"] == "PERSON"
 
 
-def test_non_english_article_gets_no_english_entities(tagger):
+def test_non_english_article_gets_no_english_entities_only_the_gazetteers_places(tagger):
     german = (
         "Die Bundesregierung in Berlin hat am Dienstag neue Regeln für die Energiepreise "
         "beschlossen. Bundeskanzler Friedrich Merz sagte, die Entlastung komme schnell."
     )
     rows = tag_one(tagger, german, "Neue Regeln für Energiepreise", language="de")
-    assert rows.entities == [] and rows.topics == []
+    # No German model: not the English one either, only the places the gazetteer finds.
+    assert [(e["entity"], e["label"]) for e in rows.entities] == [("Berlin", "GPE")]
+    assert rows.entities[0]["tagger"].startswith("gazetteer/") and rows.topics == []
     status = {r["kind"]: r for r in rows.tagging}
-    assert status["entities"]["status"] == "skipped"
+    assert status["entities"]["status"] == "ok" and status["entities"]["items"] == 1
     assert (
-        "'de'" in status["entities"]["reason"]
+        "places only" in status["entities"]["reason"]
+        and "'de'" in status["entities"]["reason"]
         and "NEWSFLOW_NER_MODELS" in status["entities"]["reason"]
     )
     assert status["topics"]["status"] == "skipped"
@@ -434,7 +437,7 @@ def test_ingest_cycle_tags_and_loads(settings, site):
             "select a.language, t.kind, t.status from article_tagging t join articles a"
             " using (article_id) order by all"
         )[1]
-        assert ("de", "entities", "skipped") in status
+        assert ("de", "entities", "ok") in status  # the gazetteer's places only
         assert status.count(("en", "entities", "ok")) == 2
         # nothing is tagged twice
         dupes = store.query(

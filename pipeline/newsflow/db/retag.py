@@ -12,7 +12,7 @@ import pyarrow as pa
 from newsflow.db import entities as entity_db
 from newsflow.db import places as places_db
 from newsflow.db.engine import arrow, drop_temp, rollback
-from newsflow.rows import TAG_SCHEMAS, TAG_TABLES, columns, tagger_name
+from newsflow.rows import ENTITY_TAGGER_NAMES, TAG_SCHEMAS, TAG_TABLES, columns, tagger_name
 
 __all__ = ["count_taggable", "replace_tags", "taggable_articles"]
 
@@ -45,13 +45,14 @@ def replace_tags(
                 ).fetchall()
             }
         for kind in kinds:
-            names = sorted(
-                {
-                    tagger_name(r["tagger"])
-                    for r in rows.get("tagging", [])
-                    if r["kind"] == kind and r["tagger"]
-                }
-            )
+            names = {
+                tagger_name(r["tagger"])
+                for r in rows.get("tagging", [])
+                if r["kind"] == kind and r["tagger"]
+            }
+            if kind == "entities" and names:  # a model now, or none any more: either replaces
+                names |= set(ENTITY_TAGGER_NAMES)
+            names = sorted(names)
             table = TAG_TABLES[kind]
             removed[kind] = con.execute(
                 f"delete from {table} where {in_batch}"

@@ -118,6 +118,16 @@ class ArticlePlace:
 
 
 _THE = re.compile(r"^the\s+")
+# Articles and elisions of other languages, tried when the name as written is unknown
+# ("la France", "l'Italie", "die Schweiz").
+_ARTICLE = re.compile(
+    r"^(?:(?:la|le|les|el|los|las|il|lo|gli|die|der|das|de|het|o|a|os|as)\s+|[ld]['’])", re.I
+)
+# ISO 3166 country names in these languages (pycountry's translations) are alternate names.
+TRANSLATED = (
+    "fr", "de", "es", "it", "pt", "nl", "pl", "sv", "da", "nb", "fi", "cs", "ro", "hu", "tr",
+    "ru", "uk", "el", "ar", "he", "id", "vi", "ja", "ko", "zh_CN",
+)  # fmt: skip
 _COMPASS = {
     "north", "south", "east", "west", "northern", "southern", "eastern", "western", "central",
     "northeast", "northwest", "southeast", "southwest", "northeastern", "northwestern",
@@ -176,6 +186,11 @@ class Gazetteer:
         found = self.by_key.get(key)
         if found:
             return found, 1.0
+        bare = _ARTICLE.sub("", name.strip())
+        if bare != name.strip():
+            found = self.by_key.get(place_key(bare))
+            if found:
+                return found, 1.0
         if _POSTAL.match(name.strip()) and name.strip() in self.postal:
             return [(self.postal[name.strip()], True)], 1.0
         toks = key.split()
@@ -231,6 +246,8 @@ class Gazetteer:
                 names += [getattr(pc, a, None) for a in ("name", "official_name", "common_name")]
             names += extra["countries"].get(iso, [])
             g.add(place, [n for n in names if n])
+            if pc is not None:  # what the news of other languages calls it
+                g.add(place, _translations(pc), all_main=True)
             g.countries[iso] = place
             g.iso3[iso] = c["iso3"]
             g.continent[iso] = c["continentcode"]
@@ -369,6 +386,30 @@ def _centroids() -> dict[str, tuple[float, float]]:
     """ISO code -> (lat, lon) of a country's largest shape on the report's world map."""
     data = json.loads((DATA / "world_110m.json").read_text("utf-8"))
     return {cc: (c["lat"], c["lon"]) for cc, c in data["countries"].items()}
+
+
+def _translations(country) -> list[str]:
+    """A country's ISO names in the ``TRANSLATED`` languages ("Allemagne", "Deutschland")."""
+    out = []
+    for lang in TRANSLATED:
+        tr = _catalog(lang)
+        for attr in ("name", "common_name", "official_name"):
+            text = getattr(country, attr, None)
+            if text and tr is not None:
+                out.append(tr.gettext(text))
+    return out
+
+
+@functools.cache
+def _catalog(lang: str):
+    import gettext
+
+    import pycountry
+
+    try:
+        return gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[lang])
+    except OSError:
+        return None
 
 
 @functools.cache
@@ -549,3 +590,123 @@ def countries_of_focus(
     return sorted(
         ((cc, round(w / total, 4)) for cc, w in weight.items()), key=lambda t: (-t[1], t[0])
     )
+
+
+# -- places in any language, without a model ---------------------------------------------------
+
+_WORD = re.compile(r"[^\W\d_][\w’'\-]*", re.U)
+SCAN_MAX_WORDS = 4
+SCAN_MIN_CITY = 100_000  # a single word that is only a city's name: a big city
+
+
+# Words of direction and position that subdivisions and districts are named by in some country
+# ("Nord", "Mitte", "Central"): never a place on their own in running text.
+_SCAN_NEVER = {
+    "nord", "sud", "sued", "ost", "est", "ouest", "west", "north", "south", "east", "mitte",
+    "centre", "center", "central", "centro", "norte", "sur", "este", "oeste", "zentrum",
+}  # fmt: skip
+
+
+@functools.cache
+def _stop_words(language: str | None) -> frozenset[str]:
+    """spaCy's stop words of a language (no model needed), empty when it has none."""
+    if not language:
+        return frozenset()
+    try:
+        from spacy.util import get_lang_class
+
+        return frozenset(w.casefold() for w in get_lang_class(language).Defaults.stop_words)
+    except Exception:
+        return frozenset()
+
+
+def scan(
+    title: str, text: str, language: str | None = None, gz: Gazetteer | None = None
+) -> list[tuple[str, int, bool, int | None]]:
+    """The gazetteer's names in an article of any language that has no entity model:
+    (name as written, mentions, in title, first offset in ``text``). Only capitalised words
+    (or words of a script without case) are read, the longest name first; a one-word name
+    must be a country's, a continent's, a region's or a state's, or a city of at least
+    ``SCAN_MIN_CITY`` people, and is not a word the text also writes in lower case
+    (a sentence's first word)."""
+    gz = gz or gazetteer()
+    found: dict[str, list] = {}
+    lower = {w.casefold() for w in _WORD.findall(text) if w[:1].islower()}
+    lower |= _stop_words(language) | _SCAN_NEVER
+    for source, body in (("title", title or ""), ("text", text or "")):
+        words = list(_WORD.finditer(body))
+        i = 0
+        while i < len(words):
+            w = words[i].group()
+            if not (w[:1].isupper() or (not w[:1].islower() and not w[:1].isupper())):
+                i += 1
+                continue
+            hit = None
+            for n in range(min(SCAN_MAX_WORDS, len(words) - i), 0, -1):
+                span = body[words[i].start() : words[i + n - 1].end()]
+                bare = _ARTICLE.sub("", span)
+                if bare != span and not bare[:1].isupper():
+                    continue  # "Il est", "Die waren": an article and a word, no name
+                single = len(_WORD.findall(bare)) == 1
+                if single and not _single_ok(bare, lower):
+                    continue
+                cands, share = gz.candidates(span)
+                if cands and share == 1.0 and _big_enough(cands, single):
+                    hit = (span, n)
+                    break
+            if hit is None:
+                i += 1
+                continue
+            span, n = hit
+            entry = found.setdefault(span, [0, False, None])
+            entry[0] += 1
+            if source == "title":
+                entry[1] = True
+            elif entry[2] is None:
+                entry[2] = words[i].start()
+            i += n
+    return [(name, e[0], e[1], e[2]) for name, e in found.items()]
+
+
+def _single_ok(word: str, lower: set[str]) -> bool:
+    return len(word) >= 3 and word.casefold() not in lower
+
+
+def _big_enough(cands: list[tuple[Place, bool]], single: bool) -> bool:
+    """A place by its main name (not one of the many alternate names GeoNames lists), and
+    for a single word not a small town's."""
+    return any(
+        main and (not single or p.feature != "city" or p.population >= SCAN_MIN_CITY)
+        for p, main in cands
+    )
+
+
+def scanned_entities(
+    title: str, text: str, language: str | None = None, gz: Gazetteer | None = None
+) -> list[dict]:
+    """``scan``'s places as entity rows (entity, label, mentions, salience, in_title,
+    first_offset), salience as ``enrich.entities`` computes it."""
+    gz = gz or gazetteer()
+    hits = scan(title, text, language, gz)
+    if not hits:
+        return []
+    top = max(m for _, m, _, _ in hits)
+    n = max(1, len(text or ""))
+    out = []
+    for name, mentions, in_title, first in hits:
+        cands, _ = gz.candidates(name)
+        regional = all(p.feature in ("continent", "region") for p, _ in cands)
+        position = first / n if first is not None else 1.0
+        share = math.log1p(mentions) / math.log1p(top)
+        salience = 0.55 * share + 0.25 * in_title + 0.20 * (1.0 - position)
+        out.append(
+            {
+                "entity": name.strip("-‐ "),
+                "label": "LOC" if regional else "GPE",
+                "mentions": mentions,
+                "salience": round(min(1.0, max(0.0, salience)), 4),
+                "in_title": in_title,
+                "first_offset": first,
+            }
+        )
+    return sorted(out, key=lambda r: (-r["salience"], r["entity"]))

@@ -28,16 +28,16 @@ import pyarrow.parquet as pq
 
 from newsflow.config import ConfigError, Settings
 from newsflow.enrich import entities as ent
-from newsflow.enrich import identity
+from newsflow.enrich import identity, places
 from newsflow.enrich.topics import LexiconClassifier, TopicClassifier, TopicInput, category_topic
 from newsflow.fetching.parse import language_code
 from newsflow.procs import worker_context
-from newsflow.rows import ARTICLE_SCHEMA, TAG_SCHEMAS
+from newsflow.rows import ARTICLE_SCHEMA, ENTITY_TAGGER_NAMES, TAG_SCHEMAS
 from newsflow.staging import RunDir
 
 LOGGER = logging.getLogger(__name__)
 
-ENTITY_TAGGER = "spacy"
+ENTITY_TAGGER, PLACE_TAGGER = ENTITY_TAGGER_NAMES  # spaCy; the gazetteer's places
 KINDS = ("entities", "topics")
 
 TAG_INPUT_COLUMNS = ["article_id", "title", "text", "language", "feed_categories"]
@@ -177,12 +177,7 @@ class Tagger:
             elif not lang:
                 out[aid] = ([], "skipped", "language unknown", None)
             elif lang not in self.models:
-                out[aid] = (
-                    [],
-                    "skipped",
-                    f"no entity model for language {lang!r} (see NEWSFLOW_NER_MODELS)",
-                    None,
-                )
+                out[aid] = self._places_only(art, lang, text, title)
             else:
                 doc, title_len, offset = ent.document(title, text)
                 by_language.setdefault(lang, []).append((art, doc, title_len, offset))
@@ -205,6 +200,32 @@ class Tagger:
                 except Exception as exc:  # a per-article failure is data
                     out[aid] = ([], "failed", f"{type(exc).__name__}: {exc}"[:500], tagger_id)
         return out
+
+    def _places_only(self, art: dict, lang: str, text: str, title: str) -> tuple:
+        """An article in a language with no model: the gazetteer's places only."""
+        why = f"no entity model for language {lang!r} (see NEWSFLOW_NER_MODELS)"
+        try:
+            rows = places.scanned_entities(title, text, lang)
+        except Exception as exc:  # a per-article failure is data
+            return [], "failed", f"{type(exc).__name__}: {exc}"[:500], self.place_tagger
+        found = [
+            ent.Entity(
+                entity=r["entity"],
+                label=r["label"],
+                mentions=r["mentions"],
+                salience=r["salience"],
+                in_title=r["in_title"],
+                first_offset=r["first_offset"],
+                forms=[r["entity"]],
+                aliases=[],
+            )
+            for r in rows
+        ]
+        return found, "ok", f"places only: {why}", self.place_tagger
+
+    @property
+    def place_tagger(self) -> str:
+        return f"{PLACE_TAGGER}/{places.gazetteer().version}"
 
     def _topics(self, art: dict, ents: list, rows: TagRows, now: datetime) -> None:
         aid = art["article_id"]
