@@ -170,6 +170,7 @@ def _place_new_keys(
             )
     pairs = _pairs((key, alias) for key, aliases in rows for alias in aliases or ())
     candidates.update(k for _, k, _ in pairs)
+    candidates.update(_places_named(con, [k for k in new_keys if ":" not in k]))
     stats = _stats(con, sorted(candidates))
     res = identity.resolve(stats, pairs, only=new_keys)
     taken = _taken_ids(con)
@@ -215,28 +216,58 @@ def _place_name(key: str) -> str | None:
     return place.name if place else None
 
 
+def _has_places(con: duckdb.DuckDBPyConnection) -> bool:
+    return bool(
+        con.execute(
+            "select count(*) from ducklake_table_info(current_database())"
+            " where table_name = 'article_places'"
+        ).fetchone()[0]
+    )
+
+
+def _places_named(con: duckdb.DuckDBPyConnection, keys: list[str]) -> set[str]:
+    """The place keys of stored places whose name, as some article wrote it, is one of
+    ``keys`` (the candidates of identity.resolve's place-name rule; it decides exactly)."""
+    if not keys or not _has_places(con):
+        return set()
+    with arrow(con, "named_keys", entity_key=keys):
+        return {
+            r[0]
+            for r in con.execute(
+                "select distinct place_key from article_places where trim(regexp_replace("
+                "regexp_replace(lower(strip_accents(entity)), '[.''’]', '', 'g'),"
+                " '[^a-z0-9]+', ' ', 'g')) in (select entity_key from named_keys)"
+            ).fetchall()
+        }
+
+
 def _refresh(con: duckdb.DuckDBPyConnection, entity_ids: set[str] | None) -> None:
     """Rewrite the ``entities`` rows of these ids (all when None) from their keys' counts."""
     if entity_ids is not None and not entity_ids:
         return
     if entity_ids is None:
-        members = con.execute("select entity_id, entity_key from entity_keys").fetchall()
+        members = con.execute(
+            "select entity_id, entity_key, resolved_by from entity_keys"
+        ).fetchall()
     else:
         with arrow(con, "refresh_ids", entity_id=sorted(entity_ids)):
             members = con.execute(
-                "select entity_id, entity_key from entity_keys"
+                "select entity_id, entity_key, resolved_by from entity_keys"
                 " where entity_id in (select entity_id from refresh_ids)"
             ).fetchall()
     keys_of: dict[str, list[str]] = defaultdict(list)
-    for eid, key in members:
+    how = {}
+    for eid, key, resolved_by in members:
         keys_of[eid].append(key)
-    stats = _stats(con, None if entity_ids is None else [k for _, k in members])
+        how[key] = resolved_by
+    stats = _stats(con, None if entity_ids is None else [k for _, k, _ in members])
     ids, names, labels, aliases = [], [], [], []
     for eid, keys in keys_of.items():
         keys = [k for k in keys if k in stats]
         if not keys:
             continue
-        rep = max(keys, key=lambda k: (stats[k].articles, len(k), k))
+        # Its full name, not a commoner short form that joined it (identity.resolve's choice).
+        rep = max(keys, key=lambda k: (how[k] == "name", stats[k].articles, len(k), k))
         name, label, other = identity.entity_of(keys, stats, rep, _place_name(rep))
         ids.append(eid)
         names.append(name)
@@ -364,11 +395,7 @@ def resolve_all(
                 [merged_at[0]],
             )
     _refresh(con, None)
-    has_places = con.execute(
-        "select count(*) from ducklake_table_info(current_database())"
-        " where table_name = 'article_places'"
-    ).fetchone()[0]
-    if has_places:  # (migration 011 resolves before 012 made the table)
+    if _has_places(con):  # (migration 011 resolves before 012 made the table)
         con.execute(
             "update article_places set entity_id = k.entity_id from entity_keys k"
             " where k.entity_key = article_places.place_key"

@@ -71,7 +71,7 @@ def locate(con: duckdb.DuckDBPyConnection, article_ids: Sequence[str] | None) ->
         keys: dict[str, list] = defaultdict(list)
         for aid, ents in by_article.items():
             found = gz.locate(ents, gazetteer)
-            resolved = {ap.entity: ap.place.key for ap in found}
+            resolved = {ap.entity: ap.key for ap in found}
             for entity, label, *_ in ents:
                 if label == "NORP":
                     continue
@@ -85,7 +85,7 @@ def locate(con: duckdb.DuckDBPyConnection, article_ids: Sequence[str] | None) ->
                 for col, value in (
                     ("article_id", aid),
                     ("entity", ap.entity),
-                    ("place_key", p.key),
+                    ("place_key", ap.key),
                     ("geonameid", p.geonameid),
                     ("place_name", p.name),
                     ("feature", p.feature),

@@ -11,10 +11,11 @@ with case, diacritics, punctuation and possessives taken out ("Nicolás Maduro's
     name that ends with it (or begins with it, where an article paired the two: "Xi" and "Xi
     Jinping"; "Charles" alone is not Charles Simpson), when that name holds at least
     ``DOMINANCE`` of the articles of all such names seen within ``WINDOW_DAYS`` of the short
-    form (so "Trump" is Donald Trump while the corpus speaks of him, and "Kim", shared by Kim
-    Jong Un and Kim Kardashian, stays itself); a name that some article paired with a longer
-    one (it merged "Maduro" into "Nicolas Maduro", "NSC" into "National Security Council")
-    joins it on the same terms;
+    form, or ``DWARFS`` times those of the next one (so "Trump" is Donald Trump while the
+    corpus speaks of him, whatever headline fragments the model calls people, and "Kim",
+    shared by Kim Jong Un and Kim Kardashian, stays itself); a name that some article paired
+    with a longer one (it merged "Maduro" into "Nicolas Maduro", "NSC" into "National
+    Security Council") joins it on the same terms;
   * a place-like key (mostly GPE, LOC, FAC) never joins a person ("Washington" the city is not
     George Washington), and a generational suffix is another person ("Donald Trump Jr.");
   * one label per entity, by a vote of all its mentions in the corpus, so one article's model
@@ -38,7 +39,9 @@ from datetime import date, timedelta
 
 RESOLVER_VERSION = 1
 WINDOW_DAYS = 60  # how far apart in time a short form and its full name may be named
-DOMINANCE = 0.9  # the share of the candidates' articles the chosen full name must hold
+DOMINANCE = 0.9  # the share of the candidates' articles the chosen full name must hold,
+DWARFS = 10  # ... or this many times the articles of the next one (and MIN_DWARFING at least)
+MIN_DWARFING = 5
 PERSON_SHARE = 0.25  # a key is person-like when this share of its mentions say PERSON
 PLACE_LABELS = {"GPE", "LOC", "FAC"}
 # A key of a place the gazetteer resolved (newsflow.enrich.places): 'geo:<geonameid>'. Its
@@ -47,6 +50,7 @@ PLACE_LABELS = {"GPE", "LOC", "FAC"}
 PLACE_KEY_PREFIX = "geo:"
 
 _DELETED = re.compile(r"[.'’`´]")
+_THE = re.compile(r"^the\s+")
 _PUNCT = re.compile(r"[^\w\s]|_")
 _SPACES = re.compile(r"\s+")
 _POSSESSIVE = re.compile(r"(?:['’]s|s['’])(?=\s|$)")
@@ -218,7 +222,12 @@ def _dominant(
     if not scored or total <= 0:
         return None
     best_score, best = max(scored, key=lambda sc: (sc[0], sc[1].key))
-    return best if best_score >= dominance * total else None
+    if best_score >= dominance * total:
+        return best
+    # Or it dwarfs every other one: a model that tags headline fragments ("Trump Says",
+    # "Trump State") as people must not keep "Trump" from Donald Trump.
+    second = max((sc for sc, c in scored if c is not best), default=0)
+    return best if best_score >= MIN_DWARFING and best_score >= DWARFS * second else None
 
 
 def resolve(
@@ -266,7 +275,7 @@ def resolve(
             continue
         toks = _tokens(key)
         candidates: dict[str, KeyStats] = {}
-        if len(toks) == 1 and s.person_like and not s.place_like:
+        if len(toks) == 1 and len(toks[0]) >= 3 and s.person_like and not s.place_like:
             for other in by_token.get(toks[0], ()):
                 otoks = _tokens(other)
                 if otoks[-1] in GENERATIONAL:
@@ -294,13 +303,31 @@ def resolve(
         union.join(key, best.key)
         how[key] = joined_by
 
+    # 3. A name that is not a person's, spelt as a place the gazetteer resolved elsewhere
+    #    ("• Israel" the model called an ORG, "JERUSALEM" in a dateline), joins that place
+    #    when it is the only place of that name.
+    places_named: dict[str, set[str]] = defaultdict(set)
+    for key, s in stats.items():
+        if key.startswith(PLACE_KEY_PREFIX):
+            for name in s.names:
+                places_named[_THE.sub("", entity_key(name))].add(key)
+    for key in sorted(movable):
+        s = stats[key]
+        if how[key] != "name" or s.person_like or union.find(key) != key:
+            continue
+        target = places_named.get(_THE.sub("", key))
+        if target and len(target) == 1:
+            union.join(key, next(iter(target)))
+            how[key] = "place-name"
+
     # The representative of a group is its key named in the most articles.
     members: dict[str, list[str]] = defaultdict(list)
     for key in stats:
         members[union.find(key)].append(key)
     root: dict[str, str] = {}
     for keys in members.values():
-        rep = max(keys, key=lambda k: (stats[k].articles, len(k), k))
+        # (a full name before the short forms that joined it, even when they are commoner)
+        rep = max(keys, key=lambda k: (how[k] == "name", stats[k].articles, len(k), k))
         for k in keys:
             root[k] = rep
     return Resolution(root, how)

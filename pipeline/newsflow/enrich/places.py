@@ -61,6 +61,9 @@ KEY_PREFIX = PLACE_KEY_PREFIX  # a place's entity key: 'geo:<geonameid>', 'geo:i
 PRIOR = {"continent": 4.0, "region": 4.0, "country": 4.0, "admin1": 2.0, "city": 0.0}
 CAPITAL = 3.0  # a country's capital ("Paris", "Washington") before namesakes
 MAIN_NAME = 1.0  # the place's own name, not one of its alternate names
+CURATED = 2.0  # a name of newsflow's own list: what news means by it ("Gaza": the Strip)
+TRANSLATION = -3.0  # only another language's name of a country ("Brasilia" is Finnish for
+# Brazil, and Brazil's capital)
 SAME_COUNTRY = 4.0  # times the share of the article's other places in its country
 NEIGHBOUR = 3.0  # times the share of its places in countries bordering this one
 IN_NAMED_STATE = 4.0  # a city in a US state the article names
@@ -115,6 +118,11 @@ class ArticlePlace:
     confidence: float
     in_title: bool = False
     salience: float = 0.0
+    key: str = ""  # its entity key: the place's, or for a part-of-the-name match its own
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            object.__setattr__(self, "key", self.place.key)
 
 
 _THE = re.compile(r"^the\s+")
@@ -153,7 +161,9 @@ class Gazetteer:
     """Every place the packages know, by the keys of all their names."""
 
     def __init__(self) -> None:
-        self.by_key: dict[str, list[tuple[Place, bool]]] = defaultdict(list)
+        # key -> (place, weight of the name): MAIN_NAME for its own, 0 for an alternate one,
+        # TRANSLATION for a country's name in another language.
+        self.by_key: dict[str, list[tuple[Place, float]]] = defaultdict(list)
         self.by_place_key: dict[str, Place] = {}
         self.countries: dict[str, Place] = {}
         self.iso3: dict[str, str] = {}
@@ -165,10 +175,16 @@ class Gazetteer:
         self.version = ""
 
     def add(
-        self, place: Place, names: Iterable[str], main: str | None = None, all_main: bool = False
+        self,
+        place: Place,
+        names: Iterable[str],
+        main: str | None = None,
+        all_main: bool = False,
+        weight: float | None = None,
     ) -> None:
         """Index ``place`` by ``names``; its main name is ``main`` (else its own), or every
-        one of them (``all_main``: newsflow's own list names what news calls it)."""
+        one of them (``all_main``: newsflow's own list names what news calls it); ``weight``
+        overrides the weight of every name."""
         self.by_place_key.setdefault(place.key, place)
         main_key = place_key(main or place.name)
         seen = set()
@@ -177,9 +193,10 @@ class Gazetteer:
             if not k or k in seen or len(k) < 2:
                 continue
             seen.add(k)
-            self.by_key[k].append((place, all_main or k == main_key))
+            own = MAIN_NAME if all_main or k == main_key else 0.0
+            self.by_key[k].append((place, own if weight is None else weight))
 
-    def candidates(self, name: str) -> tuple[list[tuple[Place, bool]], float]:
+    def candidates(self, name: str) -> tuple[list[tuple[Place, float]], float]:
         """The places ``name`` may be, and the share of confidence a match keeps (1, or
         ``DERIVED`` for a part of the name)."""
         key = place_key(name)
@@ -192,7 +209,7 @@ class Gazetteer:
             if found:
                 return found, 1.0
         if _POSTAL.match(name.strip()) and name.strip() in self.postal:
-            return [(self.postal[name.strip()], True)], 1.0
+            return [(self.postal[name.strip()], MAIN_NAME)], 1.0
         toks = key.split()
         if len(toks) >= 2:
             parts = []
@@ -225,7 +242,7 @@ class Gazetteer:
         g.celestial = {place_key(n) for n in extra["celestial"]}
         centroids = _centroids()
         cities = gc.get_cities()
-        capitals = {(c["capital"], c["iso"]) for c in gc.get_countries().values()}
+        capitals = {(place_key(c["capital"]), c["iso"]) for c in gc.get_countries().values()}
 
         for iso, c in gc.get_countries().items():
             lat, lon = centroids.get(iso, (None, None))
@@ -247,7 +264,7 @@ class Gazetteer:
             names += extra["countries"].get(iso, [])
             g.add(place, [n for n in names if n])
             if pc is not None:  # what the news of other languages calls it
-                g.add(place, _translations(pc), all_main=True)
+                g.add(place, _translations(pc), weight=TRANSLATION)
             g.countries[iso] = place
             g.iso3[iso] = c["iso3"]
             g.continent[iso] = c["continentcode"]
@@ -341,7 +358,7 @@ class Gazetteer:
             place = Place(
                 f"{KEY_PREFIX}region:{slug}", None, names[0], "region", cc, None, None, None, 0
             )
-            g.add(place, names, all_main=True)
+            g.add(place, names, weight=MAIN_NAME + CURATED)
 
         # A nationality several territories share ("American", "Indian", "British") is the
         # most populous one's.
@@ -363,7 +380,7 @@ class Gazetteer:
                 c["latitude"],
                 c["longitude"],
                 int(c["population"] or 0),
-                capital=(c["name"], c["countrycode"]) in capitals,
+                capital=(place_key(c["name"]), c["countrycode"]) in capitals,
             )
             g.add(place, [c["name"], *c.get("alternatenames", ())])
         return g
@@ -459,15 +476,14 @@ def _prior(place: Place) -> float:
 
 def _score(
     place: Place,
-    main: bool,
+    main: float,
     context: Counter,
     named_states: set[str],
     neighbours: dict[str, set[str]],
     big_city_states: set[tuple[str, str]],
 ) -> float:
     s = _prior(place) + 0.5 * math.log10(place.population + 10)
-    if main:
-        s += MAIN_NAME
+    s += main  # the name's weight
     if place.capital:
         s += CAPITAL
     total = sum(context.values())
@@ -490,7 +506,7 @@ def locate(
     salience)`` rows; those with a place label and a gazetteer name resolve, the others are
     left out."""
     gz = gz or gazetteer()
-    found: list[tuple[str, int, bool, list[tuple[Place, bool]]]] = []
+    found: list[tuple[str, int, bool, list[tuple[Place, float]]]] = []
     salience: dict[str, float] = {}
     kept: dict[str, float] = {}
     for entity, label, mentions, in_title, sal in entities:
@@ -541,7 +557,14 @@ def locate(
         confidence = kept[entity] / sum(math.exp(s - top) for s in scores)
         out.append(
             ArticlePlace(
-                entity, cands[k][0], mentions, round(confidence, 3), in_title, salience[entity]
+                entity,
+                cands[k][0],
+                mentions,
+                round(confidence, 3),
+                in_title,
+                salience[entity],
+                # "Northern Italy" lies in Italy but is not Italy: an entity of its own.
+                "" if kept[entity] == 1.0 else f"{cands[k][0].key}:{place_key(entity)}",
             )
         )
     return out
@@ -561,11 +584,11 @@ def nationalities(
     return out
 
 
-def _dedupe(cands: list[tuple[Place, bool]]) -> list[tuple[Place, bool]]:
+def _dedupe(cands: list[tuple[Place, float]]) -> list[tuple[Place, float]]:
     """One candidate per place (a place whose several names share a key: main wins)."""
-    best: dict[str, tuple[Place, bool]] = {}
+    best: dict[str, tuple[Place, float]] = {}
     for p, main in cands:
-        if p.key not in best or (main and not best[p.key][1]):
+        if p.key not in best or main > best[p.key][1]:
             best[p.key] = (p, main)
     return list(best.values())
 
@@ -672,11 +695,11 @@ def _single_ok(word: str, lower: set[str]) -> bool:
     return len(word) >= 3 and word.casefold() not in lower
 
 
-def _big_enough(cands: list[tuple[Place, bool]], single: bool) -> bool:
+def _big_enough(cands: list[tuple[Place, float]], single: bool) -> bool:
     """A place by its main name (not one of the many alternate names GeoNames lists), and
     for a single word not a small town's."""
     return any(
-        main and (not single or p.feature != "city" or p.population >= SCAN_MIN_CITY)
+        main != 0 and (not single or p.feature != "city" or p.population >= SCAN_MIN_CITY)
         for p, main in cands
     )
 
