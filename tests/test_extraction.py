@@ -43,6 +43,27 @@ def test_extracts_a_real_page():
     assert result.title.startswith("US strike on boat")
 
 
+def test_text_nodes_written_without_a_space_are_two_words():
+    # The Hill's people pop-up: "Kristi Noem</a><span>...<a>Kristi Lynn Noem</a><a>South...".
+    result = extract_page(bundled_page("156770d676ce7990"), "http://127.0.0.1/hill")
+    assert "Gov. Kristi Noem Kristi Lynn Noem South Dakota governor" in result.text
+    assert "NoemKristi" not in result.text and "NoemSouth" not in result.text
+    paragraphs = [
+        "<b>T</b>he drop cap stays one word, and so does <a href='/x'>Apple</a>'s possessive.",
+        "A link at the end of a sentence.<a href='/y'>Next</a> is not glued to it either,",
+        "but <a href='/a'>Ilhan Omar</a><a href='/b'>Alexandria Ocasio-Cortez</a> are two names,"
+        " and <i>MacBook</i> keeps its capital B inside one node.",
+    ]
+    html = (
+        "<html><body><article>"
+        + "".join(f"<p>{p}</p>" for p in paragraphs)
+        + "</article></body></html>"
+    ).encode()
+    text = extract_page(html, None).text
+    assert "The drop cap" in text and "Apple's possessive" in text and "MacBook" in text
+    assert "Ilhan Omar Alexandria Ocasio-Cortez are two names" in text
+
+
 def test_short_or_empty_pages_are_failures_with_a_reason():
     short = extract_page(article_page("Teaser", ["Subscribe to read the rest."]), None)
     assert not short.ok and "too short" in short.error

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 from newsflow.fetching.parse import html_to_text, language_code, parse_date, parse_feed, richest
+from newsflow.fetching.titles import strip_site_name
 
 from tests.helpers import rss
 
@@ -186,3 +187,71 @@ def test_the_richest_body_of_an_item_wins_over_a_caption_that_comes_first():
     assert first.content == article.strip()
     # no full content: the summary is richer than the caption
     assert richest(second.content, second.summary) == "The summary, longer than the caption."
+
+
+@pytest.mark.parametrize(
+    ("title", "site", "url", "stored"),
+    [
+        # Real titles of the bundled sample newsroom, with the page's og:site_name.
+        ("Best tech gadgets of 2019 | ZDNet", "ZDNet", None, "Best tech gadgets of 2019"),
+        ("Opening Bell 11.18.19 - Dealbreaker", "Dealbreaker", None, "Opening Bell 11.18.19"),
+        (
+            "Opinion | Republicans Are Following Trump to Nowhere - The New York Times",
+            "NYTimes",
+            None,
+            "Opinion | Republicans Are Following Trump to Nowhere",
+        ),
+        (
+            "South Dakota governor doubles down on 'meth, we're on it' anti-drug campaign | TheHill",
+            "The Hill",
+            None,
+            "South Dakota governor doubles down on 'meth, we're on it' anti-drug campaign",
+        ),
+        (
+            "Hong Kong chaos: China deploys troops | World | News | Express.co.uk",
+            None,
+            "https://www.express.co.uk/news/world/1206313/hong-kong",
+            "Hong Kong chaos: China deploys troops",
+        ),
+        (
+            "The Guardian view on Hong Kong: a city on the brink | Editorial | Opinion | The Guardian",
+            "The Guardian",
+            None,
+            "The Guardian view on Hong Kong: a city on the brink",
+        ),
+        (
+            "Royal Self-Indicting Arrogance - Sputnik International",
+            "SputnikInt",
+            None,
+            "Royal Self-Indicting Arrogance",
+        ),
+        (
+            "Star Wars Jedi: Fallen Order review - shoots for the moon, lands among the stars - VG247",
+            "VG247",
+            None,
+            "Star Wars Jedi: Fallen Order review - shoots for the moon, lands among the stars",
+        ),
+        (
+            "Beijing tariff demands may expand US-China trade deal | Deccan Herald",
+            None,
+            "https://www.deccanherald.com/business/x.html",
+            "Beijing tariff demands may expand US-China trade deal",
+        ),
+        ("BBC News - Brexit deal agreed", "BBC News", None, "Brexit deal agreed"),
+        # Left alone: no site named, a section that is not after the site's name, a headline
+        # whose first word is like the site's name, a title that is only the site's name, and
+        # the sample newsroom's own address.
+        (
+            "All-new 2020 Sentra - Auto News",
+            "AutoIndustriya.com",
+            None,
+            "All-new 2020 Sentra - Auto News",
+        ),
+        ("Trump - a profile", "Trump Times", None, "Trump - a profile"),
+        ("Vox", "Vox", "https://www.vox.com/", "Vox"),
+        ("Talks fail - Geneva", None, None, "Talks fail - Geneva"),
+        ("Talks fail - 127", None, "http://127.0.0.1:8000/a", "Talks fail - 127"),
+    ],
+)
+def test_titles_lose_the_site_name(title, site, url, stored):
+    assert strip_site_name(title, site, url) == stored

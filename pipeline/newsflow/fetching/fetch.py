@@ -40,6 +40,7 @@ from newsflow.fetching.client import FetchResult, PoliteClient
 from newsflow.fetching.extract import Extracted, ExtractorPool, detect_language, word_count
 from newsflow.fetching.parse import clean_text, language_code, richest
 from newsflow.fetching.poll import Progress
+from newsflow.fetching.titles import strip_site_name
 from newsflow.rows import ARTICLE_SCHEMA, ITEM_SCHEMA
 from newsflow.staging import RunDir, is_disk_full
 
@@ -227,7 +228,9 @@ def article_row(
         # What a page says is cleaned like what a feed says: no control characters, nothing
         # that cannot be encoded.
         row.update(
-            title=item["title"] or clean_text(page.title),
+            title=strip_site_name(
+                item["title"] or clean_text(page.title), page.site_name, final_url or item["url"]
+            ),
             authors=item["authors"] or [clean_text(a) for a in page.authors or []],
             published_at=item["published_at"] or _parse_page_date(page.date),
             site_name=clean_text(page.site_name),
@@ -244,7 +247,11 @@ def article_row(
         # The richest body of the feed: never shorter than the item's own summary.
         fallback = richest(item["content"], item["summary"])
         row.update(
-            title=item["title"] or clean_text(page.title if page else None),
+            title=strip_site_name(
+                item["title"] or clean_text(page.title if page else None),
+                page.site_name if page else None,
+                final_url or item["url"],
+            ),
             language=detect_language(fallback, title=item["title"])
             or language_code(item["feed_language"]),
             text=fallback,
