@@ -1,6 +1,6 @@
 """Tagging speed beside bare spaCy, measured in one run, and (with --quality) gold-set quality.
 
-    .venv/bin/python -m benchmarks.tagging [--repeat 3] [--limit N] [--quality]
+    .venv/bin/python -m benchmarks.tagging [--repeat 3] [--limit N] [--quality [--misses]]
 
 Texts: the ground-truth article texts of ../shared/corpus/article-extraction-benchmark (the
 English ones), or the bundled sample-newsroom pages when the corpus is absent. Each text is
@@ -68,6 +68,7 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=None, help="use the first N texts")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--quality", action="store_true", help="also score the gold set")
+    parser.add_argument("--misses", action="store_true", help="with --quality: every miss")
     args = parser.parse_args()
 
     articles, source = load_articles(args.limit)
@@ -122,6 +123,13 @@ def main() -> int:
         print(f"\ngold set ({len(gold)} hand-labelled articles): {scores.as_dict()}")
         for label, (p, r, f) in scores.by_label.items():
             print(f"  {label:<12} P {p:.2f}  R {r:.2f}  F1 {f:.2f}")
+        held = [g for g in gold if g.held_out]
+        if held:
+            unseen = evaluate(tagger, held)
+            print(f"held out ({len(held)} articles never used for tuning): {unseen.as_dict()}")
+        if args.misses:
+            for article, kind, item in sorted(scores.misses):
+                print(f"  {article[:10]} {kind:<6} {item}")
     return 0
 
 

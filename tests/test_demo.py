@@ -55,6 +55,13 @@ def test_demo_ingests_the_sample_newsroom_then_finds_nothing_new(tmp_path):
     assert nyt["description"].startswith("There’s an impeachment lesson hiding")
     assert nyt["top_image"].startswith("https://static01.nyt.com/images/2019/11/19/")
     assert "United States Politics and Government" in nyt["keywords"]
+    # Titles are stored without the site's name ("... | ZDNet", "... - The New York Times").
+    with Store(db, read_only=True) as store:
+        suffixed = store.query(
+            "select title from articles where site_name is not null and"
+            " (title ilike '% - ' || site_name or title ilike '% | ' || site_name)"
+        )[1]
+    assert suffixed == [] and nyt["keywords"], suffixed
 
     # The README's queries on the demo database print what the README shows (their order
     # has a tiebreak, so a fresh run prints the same rows).

@@ -196,6 +196,119 @@ def test_person_called_org_by_the_model_is_a_person(tagger):
     assert found["Zelensky"]["label"] == "PERSON"
 
 
+@pytest.mark.parametrize(
+    ("title", "text", "want", "not_wanted"),
+    [
+        # A head word says what the name names: a facility the model cut short, an event.
+        (
+            "",
+            "He was held in Belmarsh prison in London before the hearing.",
+            {("Belmarsh prison", "FAC"), ("London", "GPE")},
+            {"Belmarsh"},
+        ),
+        (
+            "",
+            "Rafael Nadal won the Davis Cup for Spain in Madrid.",
+            {("Davis Cup", "EVENT"), ("Rafael Nadal", "PERSON")},
+            set(),
+        ),
+        # A possessive between two names: two entities.
+        (
+            "",
+            "Officials visited Vietnam’s Communist Party headquarters in Hanoi on Monday.",
+            {("Vietnam", "GPE"), ("Communist Party", "ORG")},
+            {"Vietnam’s Communist Party"},
+        ),
+        (
+            "",
+            "The rocket was built by Jeff Bezos’s Blue Origin, the company said.",
+            {("Jeff Bezos", "PERSON")},
+            {"Jeff Bezos’s Blue Origin"},
+        ),
+        # The sentence's words the span took in are not part of the name.
+        (
+            "",
+            "Carlineo's attorney said in an email to The Associated Press that he meant no harm.",
+            {("Associated Press", "ORG")},
+            {"Associated Press that"},
+        ),
+        # A headline Written Like This gives only the names its text also writes.
+        (
+            "House Where Hitler Was Born Will Become Police Station",
+            "The house where Adolf Hitler was born in Braunau will become a police station, "
+            "officials in Vienna said.",
+            {("Vienna", "GPE")},
+            {"House Hitler", "House Where Hitler"},
+        ),
+        # The gazetteer settles a place the model called a person; a given name, a person.
+        (
+            "",
+            "Residents of Delhi complained about the air. Delhi has the worst air in India.",
+            {("Delhi", "GPE"), ("India", "GPE")},
+            set(),
+        ),
+        (
+            "",
+            "Fox News host Jeanine Pirro commented on the case on Sunday.",
+            {("Jeanine Pirro", "PERSON"), ("Fox News", "ORG")},
+            set(),
+        ),
+        # A club named after its town; a score is not part of its name.
+        (
+            "",
+            "Manchester United beat Tottenham Hotspur 2-1 at Old Trafford on Saturday.",
+            {("Manchester United", "ORG"), ("Tottenham Hotspur", "ORG")},
+            {"Tottenham Hotspur 2-1"},
+        ),
+        # Two people, one surname; one city with its district.
+        (
+            "",
+            "Joe and Hunter Biden were named in the call.",
+            {("Joe Biden", "PERSON"), ("Hunter Biden", "PERSON")},
+            {"Joe"},
+        ),
+        (
+            "",
+            "The meeting took place in Washington, D.C. on Tuesday.",
+            {("Washington, D.C.", "GPE")},
+            {"D.C."},
+        ),
+        # A capital inside one word is a brand's.
+        (
+            "",
+            "SpaceX launched its rocket; SpaceX said the launch was a success.",
+            {("SpaceX", "ORG")},
+            set(),
+        ),
+        # One organisation under its full and its short name, or without its legal form.
+        (
+            "",
+            "Morrison testified before the House Intelligence Committee. The Intelligence "
+            "Committee then adjourned.",
+            {("House Intelligence Committee", "ORG")},
+            {"Intelligence Committee"},
+        ),
+        (
+            "",
+            "The Home Depot Inc. said on Tuesday that Home Depot sales rose.",
+            {("Home Depot Inc.", "ORG")},
+            {"Home Depot"},
+        ),
+        # A person named like a city stays a person.
+        (
+            "",
+            "Vladimir Putin met Xi Jinping in Moscow.",
+            {("Vladimir Putin", "PERSON"), ("Xi Jinping", "PERSON"), ("Moscow", "GPE")},
+            set(),
+        ),
+    ],
+)
+def test_label_and_boundary_rules(tagger, title, text, want, not_wanted):
+    found = {(r["entity"], r["label"]) for r in tag_one(tagger, text, title).entities}
+    assert want <= found, found
+    assert not {name for name, _ in found} & not_wanted, found
+
+
 def test_non_english_article_gets_no_english_entities_only_the_gazetteers_places(tagger):
     german = (
         "Die Bundesregierung in Berlin hat am Dienstag neue Regeln für die Energiepreise "

@@ -23,8 +23,9 @@ import importlib.util
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from newsflow.enrich import identity
 
@@ -44,7 +45,7 @@ KEPT_LABELS = (
 # Labels of other model families (e.g. the WikiNER-trained de/fr/es/... models) mapped onto ours.
 LABEL_MAP = {"PER": "PERSON", "MISC": None, **{label: label for label in KEPT_LABELS}}
 
-NORMALISER_VERSION = 2
+NORMALISER_VERSION = 3  # 3: head words, gazetteer labels, possessives, given names
 
 # Personal titles stripped from the front of a mention; longest first so that "Vice President"
 # goes before "President".
@@ -93,6 +94,70 @@ _TITLE_RE = re.compile(r"^(?:(?:" + _TITLE_PATTERN + r")\s+)+", re.IGNORECASE)
 _TITLE_WORDS = {t for t in _TITLES if " " not in t and not t.endswith(".")}
 _NAME_PARTICLES = {"de", "da", "van", "von", "bin", "al", "la", "le", "del", "di", "du", "der"}
 _LEADING_THE = re.compile(r"^(?:the|The|THE)\s+")
+# What a span drags in before a name: "a White House", the "’s" of "group’s Haqqani network".
+_LEADING_JUNK = re.compile(r"^(?:an?\s+|['’]?s\s+)")
+# Lower-case words a name may contain ("Bank of America", "Tren de Aragua").
+_NAME_FUNCTION_WORDS = _NAME_PARTICLES | {
+    "of",
+    "and",
+    "for",
+    "on",
+    "in",
+    "at",
+    "to",
+    "&",
+    "y",
+    "e",
+    "des",
+    "el",
+    "upon",
+    "an",
+    "the",
+    "a",
+    "with",
+    "over",
+    "au",
+    "aux",
+    "und",
+    "zu",
+    "dos",
+    "das",
+    "do",
+    "della",
+    "ibn",
+    "al-",
+}
+# The last word of a name says what it names, whatever the small model said: "Belmarsh
+# prison" is a facility, "Davis Cup" an event, "Sierra Nevada Corp." an organisation. Measured
+# on the gold set (docs/performance.md#quality).
+HEAD_LABELS = {
+    **dict.fromkeys(
+        "prison jail penitentiary stadium arena airport bridge pavilion observatory statehouse"
+        " capitol cathedral mosque synagogue palace plaza highway expressway freeway tunnel"
+        " dam".split(),
+        "FAC",
+    ),
+    **dict.fromkeys(
+        "cup finals championship championships olympics paralympics awards festival summit"
+        " tour marathon expo".split(),
+        "EVENT",
+    ),
+    **dict.fromkeys("telescope rover dreamliner lander".split(), "PRODUCT"),
+    **dict.fromkeys("act treaty amendment".split(), "LAW"),
+    **dict.fromkeys(
+        "inc corp corporation company co ltd llc plc group systems media network party council"
+        " committee commission agency department ministry university college association"
+        " institute foundation bank airlines airways records studios robotics technologies"
+        " laboratories labs federation league club fund administration authority police army"
+        " navy court hospital clinic newspaper magazine journal times post tribune herald"
+        " reporter news press service services bureau directorate".split(),
+        "ORG",
+    ),
+    "air show": "EVENT",
+    "correctional center": "FAC",
+    "detention center": "FAC",
+    "convention center": "FAC",
+}
 _POSSESSIVE = re.compile(r"(?:['’]s|s['’]|['’])$")
 _EDGE_PUNCT = " \t\n\"'“”‘’«»()[]{}<>,.;:!?*-–—|/"
 _SPACES = re.compile(r"\s+")
@@ -218,6 +283,7 @@ def model_version(name: str) -> str:
 def clean_name(text: str, label: str) -> tuple[str, bool]:
     """A mention as an entity name, and whether it was written with a leading "the"."""
     name = _SPACES.sub(" ", text).strip(_EDGE_PUNCT)
+    name = _LEADING_JUNK.sub("", name)
     the = bool(_LEADING_THE.match(name))
     name = _LEADING_THE.sub("", name)
     if label not in {"WORK_OF_ART", "LAW", "EVENT"}:
@@ -257,19 +323,106 @@ def _mention_votes(
     return votes
 
 
-def mentions_from_doc(doc, drop_spans: Sequence[tuple[int, int]] = ()) -> list[Mention]:
+def _is_name_word(word: str) -> bool:
+    """A word a name can be made of: capitalised ("Kabul", "iPhone", "787") or a function word
+    ("of", "de"); not a lower-case word of the sentence ("that", "drops")."""
+    return not (word[:1].islower() and not any(c.isupper() for c in word)) or (
+        word.casefold() in _NAME_FUNCTION_WORDS
+    )
+
+
+_SCORE = re.compile(r"^\d+[-–]\d+$")
+
+
+def _trim_sentence_words(name: str, label: str) -> str | None:
+    """The name without the sentence's words a span took after it ("Associated Press that"),
+    or None when sentence words are inside it ("Sweden drops its investigation into ...")."""
+    if label in {"WORK_OF_ART", "LAW", "EVENT", "PRODUCT"}:
+        return name
+    words = name.split()
+    while len(words) > 1 and _SCORE.match(words[-1]):
+        words.pop()  # "Tottenham Hotspur 2-1"
+    while (
+        len(words) > 1 and not _is_name_word(words[-1]) and words[-1].casefold() not in HEAD_LABELS
+    ):
+        words.pop()
+    if any(not _is_name_word(w) and w.casefold() not in HEAD_LABELS for w in words):
+        return None
+    return " ".join(words)
+
+
+def _title_case(title: str) -> bool:
+    """A headline Written Like This: every word capitalised, so the small model takes runs of
+    them for names ("House Hitler", "NASA Picks SpaceX")."""
+    words = [w for w in title.split() if sum(c.isalpha() for c in w) >= 4]
+    return len(words) >= 3 and sum(w[:1].isupper() for w in words) >= 0.8 * len(words)
+
+
+_FACILITY_WORDS = {"prison", "jail", "penitentiary", "stadium", "airport", "arena"}
+_POSSESSIVE_INSIDE = re.compile(r"['’]s\s+(?=\S)")
+
+
+def _pieces(ent, names: set[str], is_place) -> list[tuple[str, int, int, float]]:
+    """The span's text, start, end and weight: one piece, or two when a possessive joins two
+    names ("Jeff Bezos’s Blue Origin", "Vietnam’s Communist Party"), each weighing half so
+    that the names' other mentions settle their labels. The part before the possessive must
+    be a name of its own: a full name, a place, or named alone elsewhere in the document
+    ("People’s Daily" is one name)."""
+    text = ent.text
+    m = _POSSESSIVE_INSIDE.search(text)
+    if m is None or m.start() == 0:
+        return [(text, ent.start_char, ent.end_char, 1.0)]
+    owner = text[: m.start()].strip()
+    if not (
+        len(owner.split()) >= 2
+        or (owner.isupper() and len(owner) >= 2)
+        or owner.casefold() in names
+        or is_place(owner)
+    ):
+        return [(text, ent.start_char, ent.end_char, 1.0)]
+    return [
+        (text[: m.start()], ent.start_char, ent.start_char + m.start(), 0.5),
+        (text[m.end() :], ent.start_char + m.end(), ent.end_char, 0.5),
+    ]
+
+
+def _shared_surname(ent, doc, is_place) -> str | None:
+    """A first name before "and" and a full name: "Joe and Hunter Biden" names Joe Biden."""
+    i = ent.end
+    if i + 2 >= len(doc) or doc[i].text != "and" or not ent.text[:1].isupper():
+        return None
+    if is_place(ent.text):
+        return None  # "Kalamazoo and Van Buren" (counties)
+    for other in doc.ents:
+        if (
+            other.start == i + 1
+            and other.label_ in {"PERSON", "PER"}
+            and len(other) == 2
+            and other[0].text.casefold() not in _NAME_PARTICLES
+        ):
+            return f"{ent.text} {other[-1].text}"
+    return None
+
+
+def mentions_from_doc(
+    doc,
+    drop_spans: Sequence[tuple[int, int]] = (),
+    title_len: int = 0,
+    place_label: Callable[[str], str | None] | None = None,
+) -> list[Mention]:
+    """The model's entity spans of ``doc`` as mentions. ``title_len``: the document starts with
+    a title of that length; in a title-case title only names also written in the text count.
+    ``place_label``: the gazetteer's label of a place name (``places.place_label``)."""
     text = doc.text
+    title_case = title_len > 0 and _title_case(text[:title_len])
+    names = {e.text.strip(_EDGE_PUNCT).casefold() for e in doc.ents}
+    is_place = place_label or (lambda _name: None)
     found = []
+    covered = 0  # where the last mention that took in the model's next span ends
     for ent in doc.ents:
         label = LABEL_MAP.get(ent.label_)
-        if label is None:
+        if label is None or ent.start_char < covered:
             continue
-        name, the = clean_name(ent.text, label)
-        if not name or not any(ch.isalpha() for ch in name) or len(name) > 120:
-            continue
-        if not any(ch.isupper() for ch in name):
-            continue  # "a united movement": not a name
-        start = ent.start_char + (len(ent.text) - len(ent.text.lstrip(_EDGE_PUNCT)))
         nxt = doc[ent.end].text.lower() if ent.end < len(doc) else ""
         before = text[max(0, ent.start_char - 13) : ent.start_char].lower()
         if (
@@ -278,10 +431,42 @@ def mentions_from_doc(doc, drop_spans: Sequence[tuple[int, int]] = ()) -> list[M
             and (nxt in {"secretary", "minister"} or before.endswith("secretary of "))
         ):
             continue  # "Defense" in "Defense Secretary", "State" in "Secretary of State"
-        if name.lower() in _TITLE_WORDS:
-            continue
-        votes = _mention_votes(label, text, start, ent.end_char, the)
-        found.append(Mention(ent.text, name, label, start, votes, the))
+        pieces = _pieces(ent, names, is_place)
+        if label == "PERSON" and len(ent) == 1:
+            pieces = [(_shared_surname(ent, doc, is_place) or pieces[0][0], *pieces[0][1:])]
+        if label == "GPE" and ent.end + 1 < len(doc) and doc[ent.end].text == ",":
+            nxt = doc[ent.end + 1]
+            if ent.text == "Washington" and nxt.text in {"D.C.", "DC"}:
+                pieces = [(f"{ent.text}, {nxt.text}", ent.start_char, nxt.idx + len(nxt), 1.0)]
+                covered = pieces[0][2]
+        if (
+            ent.end < len(doc)
+            and doc[ent.end].text in _FACILITY_WORDS
+            and len(pieces) == 1
+            and not is_place(ent.text.strip(_EDGE_PUNCT))
+        ):
+            # "Belmarsh prison", "Hoa Lo prison": the facility the small model cut short.
+            tail = doc[ent.end]
+            pieces = [(f"{ent.text} {tail.text}", ent.start_char, tail.idx + len(tail), 1.0)]
+            label = "FAC"
+        for piece, piece_start, piece_end, weight in pieces:
+            if title_case and piece_start < title_len and text.find(piece, title_len) < 0:
+                continue
+            name, the = clean_name(piece, label)
+            name = _trim_sentence_words(name, label) if name else name
+            if not name or not any(ch.isalpha() for ch in name) or len(name) > 120:
+                continue
+            if any(ch in name for ch in "%=$€£"):  # "Ticker Security Last Change Change %"
+                continue
+            if not any(ch.isupper() for ch in name):
+                continue  # "a united movement": not a name
+            if name.lower() in _TITLE_WORDS:
+                continue
+            start = piece_start + (len(piece) - len(piece.lstrip(_EDGE_PUNCT)))
+            votes = _mention_votes(label, text, start, piece_end, the)
+            if weight != 1.0:
+                votes = {lab: v * weight for lab, v in votes.items()}
+            found.append(Mention(piece, name, label, start, votes, the))
     return found
 
 
@@ -304,12 +489,58 @@ class _Group:
         return total
 
 
+def _head_label(name: str) -> str | None:
+    words = name.casefold().replace(",", " ").split()
+    if len(words) < 2:
+        return None
+    return HEAD_LABELS.get(" ".join(words[-2:])) or HEAD_LABELS.get(words[-1].rstrip("."))
+
+
+# A capital inside one word ("SpaceX", "WikiLeaks") is a brand's, not a person's, unless a
+# surname's prefix comes before it ("McConnell", "DeSantis", "LeBron", "O'Rourke").
+_INNER_CAPITAL = re.compile(r"^[A-Z]?[a-z]+[A-Z]")
+_SURNAME_PREFIX = re.compile(r"^(?:Mc|Mac|De|Le|La|Di|Du|Da|Van|Von|O['’]|D['’])[A-Z]")
+
+
+def _brand_like(name: str) -> bool:
+    return " " not in name and bool(_INNER_CAPITAL.match(name)) and not _SURNAME_PREFIX.match(name)
+
+
+@functools.cache
+def first_names() -> frozenset[str]:
+    """The common given names of data/first_names.txt, casefolded."""
+    path = Path(__file__).resolve().parent.parent / "data" / "first_names.txt"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return frozenset(n.strip().casefold() for n in lines if n.strip() and not n.startswith("#"))
+
+
+_NAME_WORD = re.compile(r"^[A-Z][a-z]+(?:[-'’][A-Z]?[a-z]+)*\.?$|^[A-Z]\.$")
+
+
+def _person_by_name(group: _Group, label: str, place_label) -> bool:
+    """A full name the model took for something else ("Britney Spears" ORG, "Jeanine Pirro"
+    ORG): two or three capitalised words, the first a common given name that is not itself a
+    place ("Virginia", "Georgia"), the whole not a place, not written "the X", no head word."""
+    name = _display(group)
+    words = name.split()
+    if label == "PERSON" or not 2 <= len(words) <= 3 or any(m.the_before for m in group.mentions):
+        return False
+    if not all(_NAME_WORD.match(w) for w in words) or words[0].casefold() not in first_names():
+        return False
+    if words[-1].casefold().rstrip(".") in _CORPORATE:
+        return False
+    return not (place_label and (place_label(words[0]) or place_label(name)))
+
+
 def _decide_label(group: _Group) -> str:
-    known = KNOWN_LABELS.get(group.key)
+    known = KNOWN_LABELS.get(group.key) or _head_label(_display(group))
     if known:
         return known
     votes = group.votes()
     total = sum(votes.values())
+    if votes.get("PERSON") and _brand_like(_display(group)):
+        votes["PERSON"] = 0.0
+        votes["ORG"] = votes.get("ORG", 0.0) + 1.0
     if (
         any(m.label == "PERSON" for m in group.mentions)
         and votes.get("PERSON", 0) >= 0.25 * total
@@ -419,14 +650,112 @@ def merge_mentions(mentions: Iterable[Mention]) -> list[_Group]:
         longest.absorbed.update(g.forms)
         longest.absorbed.update(g.absorbed)
         del groups[key]
+    _merge_organisations(groups)
     return list(groups.values())
 
 
+_CORPORATE = {"inc", "corp", "co", "ltd", "llc", "plc", "corporation", "company", "holdings"}
+
+
+def _org_base(tokens: list[str]) -> tuple[str, ...]:
+    """An organisation's name without its legal form: "Home Depot Inc." is "Home Depot"."""
+    words = [t.strip(",.") for t in tokens]
+    while len(words) > 1 and words[-1] in _CORPORATE:
+        words.pop()
+    return tuple(words)
+
+
+def _merge_organisations(groups: dict[str, _Group]) -> None:
+    """One organisation, several names in one article: with and without its legal form ("Home
+    Depot", "Home Depot Inc.", "Sierra Nevada Corp." and "Sierra Nevada Corporation"), or
+    without the qualifier in front that one mention gives it ("Intelligence Committee" of the
+    "House Intelligence Committee"). A shorter name of two words or more joins the one longer
+    name it ends; the group named more often names the entity."""
+    orgs = {k: g for k, g in groups.items() if max(g.votes(), key=g.votes().get) == "ORG"}
+    by_base: dict[tuple[str, ...], list[str]] = {}
+    for key, g in orgs.items():
+        by_base.setdefault(_org_base(g.tokens), []).append(key)
+    for key in sorted(orgs, key=lambda k: (len(k.split()), k)):
+        g = groups.get(key)
+        if g is None:
+            continue
+        base = _org_base(g.tokens)
+        same = [k for k in by_base.get(base, []) if k != key and k in groups]
+        longer = [
+            k
+            for k in orgs
+            if k != key
+            and k in groups
+            and len(base) >= 2
+            and len(_org_base(groups[k].tokens)) > len(base)
+            and _org_base(groups[k].tokens)[-len(base) :] == base
+        ]
+        targets = same or longer
+        if len(targets) != 1:
+            continue
+        other = groups[targets[0]]
+        keep, gone = (other, g) if len(other.mentions) >= len(g.mentions) else (g, other)
+        keep.mentions.extend(gone.mentions)
+        keep.absorbed.update(gone.forms)
+        keep.absorbed.update(gone.absorbed)
+        del groups[gone.key]
+
+
+def _cued_person(group: _Group) -> bool:
+    """The text itself says a person: a title before a mention, a verb or pronoun after it."""
+    return group.votes().get("PERSON", 0) > sum(
+        m.votes.get("PERSON", 0) > 0 for m in group.mentions
+    )
+
+
+def _place_label(group: _Group, label: str, place_label: Callable[[str], str | None]) -> str:
+    """The gazetteer's word on a name the model labelled otherwise: "Delhi" PERSON is GPE,
+    "Europe" GPE is LOC. Not a person the text calls one ("President Moon"), not a nationality,
+    not an event, a work or a law ("Paris Agreement" has its own head word)."""
+    if label in {"EVENT", "WORK_OF_ART", "LAW", "NORP"}:
+        return label
+    if label == "PERSON" and _cued_person(group):
+        return label
+    return place_label(_display(group)) or label
+
+
+def _named_after_place(group: _Group, label: str, place_label) -> bool:
+    """A club or a company named after its place ("Manchester United", "Tottenham Hotspur",
+    "Oklahoma City Thunder") that the model took for a person or a place: a place, then one
+    or two capitalised words that are not a place, not a person the text calls one, not a
+    given name first ("Austin Dillon", "Sydney Sweeney")."""
+    if label not in {"PERSON", "GPE", "LOC", "PRODUCT"} or _cued_person(group):
+        return False
+    words = _display(group).split()
+    if not 2 <= len(words) <= 4 or words[0].casefold() in first_names():
+        return False
+    if not all(_NAME_WORD.match(w) for w in words) or place_label(" ".join(words)):
+        return False
+    for cut in range(len(words) - 1, 0, -1):
+        head, rest = " ".join(words[:cut]), words[cut:]
+        if len(rest) <= 2 and place_label(head) == "GPE":
+            if label == "PERSON" and rest[-1].casefold() not in _CLUB_WORDS:
+                return False  # "Vladimir Putin": Vladimir is a city too
+            return not any(place_label(w) for w in rest) and rest[-1].casefold() not in _AREA_WORDS
+    return False
+
+
+# What a club's name adds to its town's, where the model reads the whole as a person's name.
+_CLUB_WORDS = {"united", "hotspur", "rovers", "wanderers", "athletic", "albion", "rangers", "fc"}
+_AREA_WORDS = {"city", "county", "state", "province", "region", "district", "island", "islands"}
+
+
 def build_entities(
-    mentions: list[Mention], title_len: int, text_offset: int, doc_len: int
+    mentions: list[Mention],
+    title_len: int,
+    text_offset: int,
+    doc_len: int,
+    place_label: Callable[[str], str | None] | None = None,
 ) -> list[Entity]:
     """Merge mentions into entities. The document is title + separator + text: mentions before
-    ``title_len`` are in the title, text offsets are relative to ``text_offset``."""
+    ``title_len`` are in the title, text offsets are relative to ``text_offset``.
+    ``place_label``: a gazetteer's label of a name that is a place (see
+    ``places.place_label``), to correct the model's."""
     groups = merge_mentions(mentions)
     if not groups:
         return []
@@ -434,6 +763,12 @@ def build_entities(
     out = []
     for g in groups:
         label = _decide_label(g)
+        if place_label is not None:
+            label = _place_label(g, label, place_label)
+            if _named_after_place(g, label, place_label):
+                label = "ORG"
+        if label not in {"EVENT", "WORK_OF_ART", "LAW"} and _person_by_name(g, label, place_label):
+            label = "PERSON"
         starts = sorted(m.start for m in g.mentions)
         in_title = starts[0] < title_len
         text_starts = [s - text_offset for s in starts if s >= text_offset]

@@ -22,6 +22,7 @@ class GoldArticle:
     text: str
     entities: set[tuple[str, str]]
     topics: list[str]
+    held_out: bool = False  # never looked at while the tagging rules were tuned
 
 
 def load_gold(path: Path) -> list[GoldArticle]:
@@ -33,6 +34,7 @@ def load_gold(path: Path) -> list[GoldArticle]:
             a["text"],
             {(name, label) for name, label in a["entities"]},
             list(a["topics"]),
+            bool(a.get("held_out")),
         )
         for a in data["articles"]
     ]

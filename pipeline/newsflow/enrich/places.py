@@ -465,6 +465,39 @@ def gazetteer() -> Gazetteer:
     return Gazetteer.load()
 
 
+# -- correcting the small model's labels ------------------------------------------------------
+
+LABEL_MIN_CITY = 100_000  # a city's name is taken for a place only for a city this big
+
+
+def place_label(name: str) -> str | None:
+    """ "GPE" or "LOC" when ``name`` is a place by its own name beyond doubt, whatever label
+    the small model gave it: a country, a first-level division, a city of 100,000 or more, a
+    continent or region, a planet or moon ("Delhi" PERSON, "Logar" ORG, "Moon" PERSON).
+    A place known only by an alternate name, a translation or a part of the name is not
+    enough; None then."""
+    gz = gazetteer()
+    key = place_key(name)
+    if key in gz.celestial:
+        return "LOC"
+    if key in gz.demonyms:
+        return None
+    found = gz.by_key.get(key)
+    if not found:
+        return None
+    best = None
+    for p, weight in found:
+        if weight <= 0:
+            continue
+        if p.feature in {"continent", "region"}:
+            best = best or "LOC"
+        elif p.feature in {"country", "admin1"} or (
+            p.feature == "city" and p.population >= LABEL_MIN_CITY
+        ):
+            best = "GPE"
+    return best
+
+
 # -- resolving an article's places ------------------------------------------------------------
 
 

@@ -194,8 +194,12 @@ class Tagger:
                 try:
                     if doc is None:  # the batch failed: find the article that makes it fail
                         doc = nlp(text)
-                    mentions = ent.mentions_from_doc(doc)
-                    found = ent.build_entities(mentions, title_len, offset, len(text))
+                    mentions = ent.mentions_from_doc(
+                        doc, title_len=title_len, place_label=places.place_label
+                    )
+                    found = ent.build_entities(
+                        mentions, title_len, offset, len(text), place_label=places.place_label
+                    )
                     out[aid] = (found, "ok", None, tagger_id)
                 except Exception as exc:  # a per-article failure is data
                     out[aid] = ([], "failed", f"{type(exc).__name__}: {exc}"[:500], tagger_id)
