@@ -36,7 +36,9 @@ GOLD = ROOT / "tests" / "fixtures" / "places_gold.tsv"
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--misses", action="store_true", help="print every wrong row")
+    parser.add_argument(
+        "--misses", action="store_true", help="print every wrong row and every place not found"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     places.gazetteer()
@@ -69,6 +71,8 @@ def main() -> int:
     if args.misses:
         for page, entity, want, got in s.misses:
             print(f"  miss  {page}  {entity!r}: gold {want}, got {got}")
+        for page, entity, want in s.not_found:
+            print(f"  not found  {page}  {entity!r} (gold {want})")
     return 0
 
 

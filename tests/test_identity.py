@@ -413,6 +413,8 @@ def test_identity_gold_set_precision_and_recall(tmp_path):
     loaded, maintained = build(load_items(), tmp_path)
     for ids in (loaded, maintained):
         s = score(pairs, ids)
-        assert s["missing"] == 0
+        # A name the tagger no longer gives scores as a miss (same) or apart (different); a
+        # few may go as the tagger's rules improve, not many (then the set needs relabelling).
+        assert s["missing"] <= len(pairs) // 40, s["missing"]
         # Floors: the figures measured when the set was made (P 0.992, R 0.854 maintained).
         assert s["precision"] >= 0.99 and s["recall"] >= 0.85, s["misses"]

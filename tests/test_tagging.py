@@ -240,6 +240,40 @@ def test_person_called_org_by_the_model_is_a_person(tagger):
             {("Vienna", "GPE")},
             {"House Hitler", "House Where Hitler"},
         ),
+        # ... but keeps a headline's places, single names and full names when the text is a
+        # feed's one-line summary that does not repeat them.
+        (
+            "Trump Says He Wants to 'Clean Out' Gaza, Send Refugees to Egypt and Jordan",
+            "The president proposed relocating Palestinians, a move rejected by Arab countries.",
+            {("Trump", "PERSON"), ("Gaza", "GPE"), ("Egypt", "GPE"), ("Jordan", "GPE")},
+            set(),
+        ),
+        (
+            "Russia ‘Not Serious’ About Peace Deal, Lindsey Graham Says",
+            "The Republican senator’s comments contradict the president’s position.",
+            {("Lindsey Graham", "PERSON"), ("Russia", "GPE")},
+            {"Lindsey Graham Says"},
+        ),
+        (
+            "The Demise of the Washington Post Is a Global Problem",
+            "What Jeff Bezos’s actions signal to news outlets around the world.",
+            {("Washington Post", "ORG")},
+            set(),
+        ),
+        # A place named with a feature word is no club named after its town; a title's last
+        # word ("Officer") is no person's title for the text's first name.
+        (
+            "",
+            "They strolled around Central Park and talked about the Western Hemisphere.",
+            {("Central Park", "LOC"), ("Western Hemisphere", "LOC")},
+            set(),
+        ),
+        (
+            "Ad Platform Names Marketing Pioneer Ivan Braiker Chief Strategy Officer",
+            "New York, NY – With content engagement migrating to mobile devices, it grew.",
+            {("New York", "GPE")},
+            set(),
+        ),
         # The gazetteer settles a place the model called a person; a given name, a person.
         (
             "",

@@ -307,7 +307,7 @@ def _mention_votes(
     label: str, doc_text: str, start: int, end: int, the_before: bool
 ) -> dict[str, float]:
     votes = {label: 1.0}
-    before = doc_text[max(0, start - 40) : start]
+    before = doc_text[max(0, start - 40) : start].rsplit("\n", 1)[-1]  # not the title's end
     if _PERSON_TITLE_BEFORE.search(before):
         votes["PERSON"] = votes.get("PERSON", 0.0) + 2.0
     after = _CUE_WORD.findall(_SENTENCE_END.split(doc_text[end : end + 80], 1)[0])[:6]
@@ -356,6 +356,29 @@ def _title_case(title: str) -> bool:
     them for names ("House Hitler", "NASA Picks SpaceX")."""
     words = [w for w in title.split() if sum(c.isalpha() for c in w) >= 4]
     return len(words) >= 3 and sum(w[:1].isupper() for w in words) >= 0.8 * len(words)
+
+
+_HEADLINE_VERBS = frozenset(
+    "says say said warns urges calls asks wants picks vows slams claims denies admits reveals"
+    " announces plans threatens blames backs rejects faces meets tells signs orders".split()
+)
+
+
+def _headline_name(name: str, text: str, title_len: int, is_place) -> str | None:
+    """A name the model found in a title Written Like This, or None when it is a run of
+    capitalised headline words: kept when it is one word, a place, a name the text repeats, or
+    a name by its head word, or a given name and a surname ("Lindsey Graham Says" -> "Lindsey
+    Graham")."""
+    words = name.split()
+    while len(words) > 1 and words[-1].casefold() in _HEADLINE_VERBS:
+        words.pop()
+    name = " ".join(words)
+    if len(words) == 1 or text.find(name, title_len) >= 0 or is_place(name):
+        return name
+    if _head_label(name) and all(_is_name_word(w) for w in words):
+        return name  # "Washington Post", "Russian Embassy": a name by its head word
+    given = len(words) in (2, 3) and words[0].casefold() in first_names()
+    return name if given and all(_NAME_WORD.match(w) for w in words) else None
 
 
 _FACILITY_WORDS = {"prison", "jail", "penitentiary", "stadium", "airport", "arena"}
@@ -450,10 +473,10 @@ def mentions_from_doc(
             pieces = [(f"{ent.text} {tail.text}", ent.start_char, tail.idx + len(tail), 1.0)]
             label = "FAC"
         for piece, piece_start, piece_end, weight in pieces:
-            if title_case and piece_start < title_len and text.find(piece, title_len) < 0:
-                continue
             name, the = clean_name(piece, label)
             name = _trim_sentence_words(name, label) if name else name
+            if name and title_case and piece_start < title_len and len(piece.split()) > 1:
+                name = _headline_name(name, text, title_len, is_place)
             if not name or not any(ch.isalpha() for ch in name) or len(name) > 120:
                 continue
             if any(ch in name for ch in "%=$€£"):  # "Ticker Security Last Change Change %"
@@ -714,9 +737,10 @@ def _place_label(group: _Group, label: str, place_label: Callable[[str], str | N
     not an event, a work or a law ("Paris Agreement" has its own head word)."""
     if label in {"EVENT", "WORK_OF_ART", "LAW", "NORP"}:
         return label
-    if label == "PERSON" and _cued_person(group):
-        return label
-    return place_label(_display(group)) or label
+    name = _display(group)
+    if label == "PERSON" and _cued_person(group) and len(name.split()) == 1:
+        return label  # "President Moon"; a place of two words ("New York") is never a person
+    return place_label(name) or label
 
 
 def _named_after_place(group: _Group, label: str, place_label) -> bool:
@@ -736,12 +760,18 @@ def _named_after_place(group: _Group, label: str, place_label) -> bool:
         if len(rest) <= 2 and place_label(head) == "GPE":
             if label == "PERSON" and rest[-1].casefold() not in _CLUB_WORDS:
                 return False  # "Vladimir Putin": Vladimir is a city too
+            if rest[-1].casefold() in _FEATURE_WORDS:
+                return False  # "Western Hemisphere", "Central Park": a place, not a club
             return not any(place_label(w) for w in rest) and rest[-1].casefold() not in _AREA_WORDS
     return False
 
 
 # What a club's name adds to its town's, where the model reads the whole as a person's name.
 _CLUB_WORDS = {"united", "hotspur", "rovers", "wanderers", "athletic", "albion", "rangers", "fc"}
+_FEATURE_WORDS = {
+    *"hemisphere park square avenue street road boulevard river lake lakes mountain".split(),
+    *"mountains valley bay sea ocean coast desert forest gulf strait peninsula canyon".split(),
+}
 _AREA_WORDS = {"city", "county", "state", "province", "region", "district", "island", "islands"}
 
 

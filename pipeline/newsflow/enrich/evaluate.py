@@ -152,6 +152,7 @@ class PlaceScores:
     not_places: int = 0  # found entities that are no place ('X')
     spurious: int = 0  # ... that the gazetteer gave a country
     misses: list[tuple[str, str, str, str | None]] = field(default_factory=list)
+    not_found: list[tuple[str, str, str]] = field(default_factory=list)  # gold places untagged
 
     @property
     def country_accuracy(self) -> float:
@@ -196,6 +197,8 @@ def score_places(
         if country != "X":
             s.gold += 1
         if key not in found:
+            if country != "X":
+                s.not_found.append((page, entity, country))
             continue
         got = resolved.get(key)
         if country == "X":
