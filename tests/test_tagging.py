@@ -274,6 +274,47 @@ def test_person_called_org_by_the_model_is_a_person(tagger):
             {("New York", "GPE")},
             set(),
         ),
+        # Known names are set before the model runs: it labels around them, and a team's
+        # nickname joins its full name.
+        (
+            "",
+            "Steelers center Maurkice Pouncey and Browns DL Sheldon Richardson were fined.",
+            {("Steelers", "ORG"), ("Browns", "ORG"), ("Sheldon Richardson", "PERSON")},
+            {"Browns DL Sheldon Richardson"},
+        ),
+        (
+            "",
+            "Stocks fell on Wall Street as the S&P 500 and the Nasdaq Composite slid.",
+            {("Wall Street", "FAC"), ("S&P 500", "ORG"), ("Nasdaq Composite", "ORG")},
+            set(),
+        ),
+        (
+            "LeBron sets triple-double mark, Lakers hold off OKC",
+            "James was pleased during another night for the surging Los Angeles Lakers.",
+            {("Los Angeles Lakers", "ORG")},
+            {"Lakers"},
+        ),
+        # Places a list before "counties" names; states as a party's or an address's code.
+        (
+            "",
+            "The virus was reported in Barry, Berrien, Cass, Kalamazoo and Van Buren counties.",
+            {("Berrien", "GPE"), ("Kalamazoo", "GPE"), ("Van Buren", "GPE")},
+            set(),
+        ),
+        (
+            "",
+            "He threatened Rep. Ilhan Omar, D-Minn., and the band plays Mountain View, CA in May.",
+            {("Ilhan Omar", "PERSON"), ("Minn.", "GPE"), ("CA", "GPE")},
+            set(),
+        ),
+        # A surname the model took for a place joins the one person who bears it.
+        (
+            "",
+            "Jose Mourinho agreed a deal with Tottenham. Fans posted an image of Mourinho "
+            "holding up a shirt.",
+            {("Jose Mourinho", "PERSON")},
+            {"Mourinho"},
+        ),
         # The gazetteer settles a place the model called a person; a given name, a person.
         (
             "",

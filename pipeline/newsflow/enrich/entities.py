@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import math
 import re
 from collections import Counter
@@ -45,7 +46,8 @@ KEPT_LABELS = (
 # Labels of other model families (e.g. the WikiNER-trained de/fr/es/... models) mapped onto ours.
 LABEL_MAP = {"PER": "PERSON", "MISC": None, **{label: label for label in KEPT_LABELS}}
 
-NORMALISER_VERSION = 3  # 3: head words, gazetteer labels, possessives, given names
+NORMALISER_VERSION = 4  # 3: head words, gazetteer labels, possessives, given names; 4: known
+# names before the model, headline names
 
 # Personal titles stripped from the front of a mention; longest first so that "Vice President"
 # goes before "President".
@@ -192,13 +194,31 @@ ALIASES = {
     "nyc": "New York City",
 }
 _ALIAS_LABELS = {"GPE", "ORG", "LOC", "NORP"}
+
+
 # Names the small model gets wrong more often than right, whatever the context.
+@functools.cache
+def known_names() -> tuple[tuple[str, str], ...]:
+    """(label, name) of data/known_names.tsv: teams, market indices, ... that the small model
+    mislabels or misses; set before its NER runs (``load_model``)."""
+    path = Path(__file__).resolve().parent.parent / "data" / "known_names.tsv"
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            label, name = line.split("\t")
+            out.append((label, name.strip()))
+    return tuple(out)
+
+
 KNOWN_LABELS = {
-    name.casefold(): "ORG"
-    for name in (
-        "Twitter Facebook Instagram YouTube TikTok WhatsApp Reddit LinkedIn Snapchat Telegram"
-        " Threads Bluesky Netflix Spotify"
-    ).split()
+    **{
+        name.casefold(): "ORG"
+        for name in (
+            "Twitter Facebook Instagram YouTube TikTok WhatsApp Reddit LinkedIn Snapchat"
+            " Telegram Threads Bluesky Netflix Spotify"
+        ).split()
+    },
+    **{name.casefold(): label for label, name in known_names()},
 }
 # Alias applies to a NORP only for these (e.g. "American" is a NORP and stays one).
 _PERSON_TITLE_BEFORE = re.compile(r"(?:^|\s)(?:" + _TITLE_PATTERN + r")\s*$", re.IGNORECASE)
@@ -272,6 +292,9 @@ def load_model(name: str):
     exclude = [p for p in full.pipe_names if p not in needed]
     nlp = spacy.load(name, exclude=exclude)
     nlp.max_length = max(nlp.max_length, 2_000_000)
+    # Known names before the model: it labels around them ("Browns DL Sheldon Richardson").
+    ruler = nlp.add_pipe("entity_ruler", name="newsflow_known_names", before="ner")
+    ruler.add_patterns([{"label": label, "pattern": name} for label, name in known_names()])
     return nlp
 
 
@@ -490,7 +513,60 @@ def mentions_from_doc(
             if weight != 1.0:
                 votes = {lab: v * weight for lab, v in votes.items()}
             found.append(Mention(piece, name, label, start, votes, the))
+    _county_lists(found, text)
+    found.extend(_state_codes(text, found))
     return found
+
+
+_COUNTIES_AFTER = re.compile(
+    r"^(?:,?\s+(?:and\s+)?[A-Z][\w.'’-]*(?:\s+[A-Z][\w.'’-]*)*)*,?\s+(?:counties|parishes)\b"
+)
+
+
+def _county_lists(found: list[Mention], text: str) -> None:
+    """Names listed before "counties" are places: "Berrien, Cass, Kalamazoo and Van Buren
+    counties" (the model reads them as people)."""
+    for i, m in reversed(list(enumerate(found))):
+        end = m.start + len(m.text)
+        if not _COUNTIES_AFTER.match(text[end : end + 200]):
+            continue
+        parts = [(m.text, m.name, m.start)]
+        if " and " in m.text:  # "Orange and Riverside counties": two of them
+            first, second = m.text.split(" and ", 1)
+            parts = [(first, first, m.start), (second, second, end - len(second))]
+        found[i : i + 1] = [Mention(t, n, "GPE", at, {"GPE": 2.0}) for t, n, at in parts]
+
+
+@functools.cache
+def _state_code_pattern() -> re.Pattern:
+    path = Path(__file__).resolve().parent.parent / "data" / "places.json"
+    abbreviations = json.loads(path.read_text(encoding="utf-8"))["us_state_abbreviations"]
+    ap = sorted({a for forms in abbreviations.values() for a in forms}, key=len, reverse=True)
+    codes = "|".join(sorted(abbreviations))
+    aps = "|".join(re.escape(a) for a in ap)
+    # "Ilhan Omar, D-Minn.", "R-W.Va."; "Mountain View, CA", "West Palm Beach, FL,".
+    return re.compile(
+        rf"(?<=\b[DRI]-)(?P<party>{aps}|{codes})(?![\w-])"
+        rf"|(?<=[a-z], )(?P<code>{codes})(?=[,.;:)]|\s+(?:[a-z]|\d|$)|$)"
+    )
+
+
+def _state_codes(text: str, found: list[Mention]) -> list[Mention]:
+    """US states written as a party affiliation's or an address's abbreviation, which the model
+    does not see as names or takes for organisations."""
+    taken = {(m.start, m.start + len(m.text)): i for i, m in enumerate(found)}
+    out = []
+    for match in _state_code_pattern().finditer(text):
+        start, end = match.span()
+        if (start, end) in taken:  # "Mountain View, CA" read as an organisation
+            i = taken[(start, end)]
+            found[i] = Mention(found[i].text, found[i].name, "GPE", start, {"GPE": 1.0})
+            continue
+        if any(a < end and start < b for a, b in taken):
+            continue
+        name = match.group()
+        out.append(Mention(name, name, "GPE", start, {"GPE": 1.0}))
+    return out
 
 
 @dataclass
@@ -653,15 +729,25 @@ def merge_mentions(mentions: Iterable[Mention]) -> list[_Group]:
         if g is None:
             continue
         votes = g.votes()
-        if votes.get("GPE", 0) + votes.get("LOC", 0) + votes.get("FAC", 0) > 0:
-            continue
         if any(m.the_before for m in g.mentions):
             continue
-        candidates = [
-            other
-            for okey, other in person_like.items()
-            if okey != key and okey in groups and _contains(other.tokens, g.tokens)
-        ]
+        if votes.get("GPE", 0) + votes.get("LOC", 0) + votes.get("FAC", 0) > 0:
+            # A surname the model called a place ("Mourinho" FAC, "Pochettino" LOC) joins the
+            # one person of the article whose name ends with it; a country never does.
+            surname_of = [
+                other
+                for okey, other in person_like.items()
+                if okey in groups and len(other.tokens) >= 2 and other.tokens[-1] == key
+            ]
+            if votes.get("GPE", 0) or len(g.tokens) != 1 or len(surname_of) != 1:
+                continue
+            candidates = surname_of
+        else:
+            candidates = [
+                other
+                for okey, other in person_like.items()
+                if okey != key and okey in groups and _contains(other.tokens, g.tokens)
+            ]
         if not candidates:
             continue
         # Several full names ("Nicolas Maduro", "Nicolas Maduro Moros") nest: take the longest
@@ -674,7 +760,21 @@ def merge_mentions(mentions: Iterable[Mention]) -> list[_Group]:
         longest.absorbed.update(g.absorbed)
         del groups[key]
     _merge_organisations(groups)
+    _merge_known(groups)
     return list(groups.values())
+
+
+def _merge_known(groups: dict[str, _Group]) -> None:
+    """A known short name joins the one known full name of the article it ends, which names
+    the entity: "Lakers" and "Los Angeles Lakers", "Euro 2020" and "UEFA Euro 2020"."""
+    known = [k for k in groups if k in KNOWN_LABELS]
+    for key in sorted(known, key=len):
+        longer = [k for k in known if k != key and k in groups and k.endswith(" " + key)]
+        if key in groups and len(longer) == 1:
+            target, g = groups[longer[0]], groups.pop(key)
+            target.mentions.extend(g.mentions)
+            target.absorbed.update(g.forms)
+            target.absorbed.update(g.absorbed)
 
 
 _CORPORATE = {"inc", "corp", "co", "ltd", "llc", "plc", "corporation", "company", "holdings"}
