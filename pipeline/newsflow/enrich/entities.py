@@ -518,9 +518,11 @@ def mentions_from_doc(
     return found
 
 
-_COUNTIES_AFTER = re.compile(
-    r"^(?:,?\s+(?:and\s+)?[A-Z][\w.'’-]*(?:\s+[A-Z][\w.'’-]*)*)*,?\s+(?:counties|parishes)\b"
-)
+# The rest of a list after its first name: (", " | " and " | ", and ") Name ... then "counties".
+# Words inside a name are one space apart and the separators start lower-case or with a comma,
+# so the pattern matches in one way only (no backtracking blow-up on a run of capitals).
+_LIST_NAME = r"[A-Z][\w.'’-]*(?: [A-Z][\w.'’-]*)*"
+_COUNTIES_AFTER = re.compile(rf"^(?:(?:, and |, | and ){_LIST_NAME})*,? (?:counties|parishes)\b")
 
 
 def _county_lists(found: list[Mention], text: str) -> None:
