@@ -1,13 +1,16 @@
 -- Who was in the news: the entities named in the most articles since a date, with how many
 -- outlets named them and the entity most often named beside them.
 -- Parameters: $since (date, e.g. 2026-02-10), $label (PERSON, ORG, GPE, ... or 'any').
--- One entity across its spellings and short forms (entity_id, table entities).
-with hits as (
+-- One entity across its spellings and short forms (entity_id, table entities). The entity rows
+-- of the period are read once (named: every entity of those articles; hits: those of $label).
+with named as (
     select e.entity_id, e.article_id, a.feed_id, e.salience
     from article_entities e join articles a using (article_id)
-    join entities n using (entity_id)
     where coalesce(a.published_at, a.first_seen_at) >= cast($since as date)
-      and ($label = 'any' or n.label = $label)
+),
+hits as (
+    select h.* from named h join entities n using (entity_id)
+    where $label = 'any' or n.label = $label
 ),
 top as (
     select h.entity_id, n.name as entity, n.label, count(distinct h.article_id) as articles,
@@ -19,7 +22,7 @@ beside as (
     select t.entity_id, o.entity_id as other_id, count(distinct o.article_id) as together
     from top t
     join hits h using (entity_id)
-    join article_entities o on o.article_id = h.article_id and o.entity_id <> t.entity_id
+    join named o on o.article_id = h.article_id and o.entity_id <> t.entity_id
     group by t.entity_id, o.entity_id
 ),
 best as (
