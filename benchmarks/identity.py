@@ -156,10 +156,7 @@ def build(items: list[dict], data_dir: Path):
                 for k, v in cols.items()
             }
             with arrow(con, "identity_rows", **typed):
-                con.execute(
-                    f"insert into article_entities ({', '.join(ENTITY_SCHEMA.names)})"
-                    " select * from identity_rows"
-                )
+                entity_db.insert_rows(con, "identity_rows", list(ENTITY_SCHEMA.names))
             aids = [it["id"] for it in batch]
             places_db.locate(con, aids)
             entity_db.assign(con, aids)

@@ -464,21 +464,23 @@ def generate(store: Store, n: int, texts: str, log) -> dict[str, float]:
         "entities",
         f"""
         insert into article_entities (article_id, entity, label, mentions, salience, in_title,
-                                      first_offset, tagger)
+                                      first_offset, tagger, day)
         with tagged as (
-            select g.i, g.root, g.article_id, g.status, tx.words
+            select g.i, g.root, g.article_id, g.status, tx.words,
+                   cast(timezone('UTC', coalesce(g.published_at, g.first_seen_at)) as date)
+                       as day
             from g join texts tx using (i)
             where g.feed_language = 'en'
         ),
         picks as (
-            select i, root, article_id, words, unnest(range(
+            select i, root, article_id, words, day, unnest(range(
                        case when status = 'ok' then 16 + cast(28 * u01(root, 0, 70) as int)
                             else 4 + cast(6 * u01(root, 0, 70) as int) end)) as k
             from tagged
         ),
         ranked as (
-            select article_id, any_value(words) as words, min(k) as k, i,
-                   zipf(u01(root, k, 71), {ENTITIES}) as rank
+            select article_id, any_value(words) as words, any_value(day) as day, min(k) as k,
+                   i, zipf(u01(root, k, 71), {ENTITIES}) as rank
             from picks group by article_id, i, rank
         )
         select r.article_id, p.entity, p.label,
@@ -487,8 +489,9 @@ def generate(store: Store, n: int, texts: str, log) -> dict[str, float]:
                round(greatest(0.02, 0.9 * exp(-r.k / 6) * (0.7 + 0.3 * u01(r.i, r.k, 73))), 4),
                r.k < 2 and u01(r.i, r.k, 74) < 0.6,
                cast(r.words * 6 * 0.8 * u01(r.i, r.k, 75) as int),
-               '{TAGGER_ENTITIES}'
+               '{TAGGER_ENTITIES}', r.day
         from ranked r join pool p using (rank)
+        order by r.day, r.i  -- as loads write them: a day's articles after the day before's
         """,
     )
     topic_list = [code for code, w in TOPIC_WEIGHTS.items() for _ in range(w)]

@@ -26,6 +26,9 @@ from newsflow.fetching.urls import article_id, feed_id
 
 from tests.helpers import ROOT, with_settings
 
+# An article's day (article_days.day), as a load writes it into article_entities.day
+DAY = "cast(timezone('UTC', coalesce(a.published_at, a.first_seen_at)) as date)"
+
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 
 
@@ -59,10 +62,11 @@ def add_article(con, url, fid, *, published=None, seen=None, text="", entities=(
         [aid, fid, url, url, url.rsplit("/", 1)[-1], text, published, seen or NOW, NOW, 3],
     )
     for entity, label in entities:
-        con.execute(
+        con.execute(  # with the article's day, as a load writes it (migration 013)
             "insert into article_entities (article_id, entity, label, mentions, salience,"
-            " in_title, tagger) values (?, ?, ?, 1, 0.5, false, 'spacy/test')",
-            [aid, entity, label],
+            " in_title, tagger, day) select article_id, ?, ?, 1, 0.5, false, 'spacy/test',"
+            f" {DAY} from articles a where article_id = ?",
+            [entity, label, aid],
         )
     entity_db.assign(con, [aid])  # as a load does
     return aid
@@ -332,8 +336,9 @@ def test_replace_tags_replaces_one_taggers_rows_only(store):
     fid = add_feed(store.con, "https://r.example/feed")
     aid = add_article(store.con, "https://r.example/x", fid, entities=[("Old Name", "PERSON")])
     store.con.execute(
-        "insert into article_entities (article_id, entity, label, mentions, salience, in_title, tagger)"
-        " values (?, 'Kept', 'ORG', 1, 0.1, false, 'other/1')",
+        "insert into article_entities (article_id, entity, label, mentions, salience, in_title,"
+        f" tagger, day) select article_id, 'Kept', 'ORG', 1, 0.1, false, 'other/1', {DAY}"
+        " from articles a where article_id = ?",
         [aid],
     )
     assert retag.count_taggable(store.con) == 1

@@ -16,7 +16,7 @@ from newsflow.fetching.feedlist import FeedSpec
 from newsflow.run.cycle import run_cycle
 from newsflow.run.retag import retag
 
-from tests.helpers import FIXTURES, article_page, rss
+from tests.helpers import FIXTURES, ROOT, article_page, rss
 
 SAMPLE = (FIXTURES / "samples" / "boat-strike-article.txt").read_text(encoding="utf-8")
 SAMPLE_TITLE = "US military strikes boat near Venezuela, killing 11"
@@ -418,3 +418,40 @@ def test_identity_gold_set_precision_and_recall(tmp_path):
         assert s["missing"] <= len(pairs) // 40, s["missing"]
         # Floors: the figures measured when the set was made (P 0.992, R 0.854 maintained).
         assert s["precision"] >= 0.99 and s["recall"] >= 0.85, s["misses"]
+
+
+def test_entity_rows_carry_their_articles_day_through_load_retag_and_migration(settings, site):
+    """article_entities.day (migration 013) is the article's day (article_days.day) after a load,
+    a retag and the migration of rows stored before it; the views that filter on it count what
+    the join to article_days counts."""
+    ingest(settings, serve(site, {"boat": SAMPLE_PAGE, "summit": SUMMIT_PAGE}))
+    wrong = (
+        "select count(*) filter (where e.day is distinct from d.day), count(*)"
+        " from article_entities e join article_days d using (article_id)"
+    )
+    with Store(settings.database, read_only=True) as store:
+        mismatched, rows = store.query(wrong)[1][0]
+    assert mismatched == 0 and rows > 20
+    with Store(settings.database) as store:
+        retag(settings, store, tagger="spacy")
+        assert store.query(wrong)[1][0] == (0, rows)
+        con = store.con
+        con.execute("begin")
+        con.execute("alter table article_entities drop column day")  # as before 013
+        con.execute((ROOT / "sql" / "migrations" / "013_entity_day.sql").read_text("utf-8"))
+        con.execute("commit")
+        assert store.query(wrong)[1][0] == (0, rows)
+        trending = store.query(
+            "select entity_id, articles_today, articles_baseline"
+            " from trending_entities_on(date '9999-12-31', min_articles := 1) order by 1"
+        )[1]
+        by_join = store.query(
+            "with t as (select max(day) as day from article_days)"
+            " select e.entity_id,"
+            " count(distinct e.article_id) filter (where d.day = t.day),"
+            " count(distinct e.article_id) filter (where d.day < t.day)"
+            " from article_entities e join article_days d using (article_id), t"
+            " where d.day between t.day - 7 and t.day group by 1"
+            " having count(distinct e.article_id) filter (where d.day = t.day) >= 1 order by 1"
+        )[1]
+    assert trending and trending == by_join

@@ -249,6 +249,10 @@ def test_migrate_copies_a_duckdb_file_row_for_row(tmp_path, site, settings, caps
     with Store(target, read_only=True) as store:
         after = {t: store.con.execute(f"select count(*) from {t}").fetchone()[0] for t in KEYS}
         assert after == before and duplicates(store.con) == {}
+        assert store.con.execute(  # the copied entity rows get their article's day (013)
+            "select count(*) filter (where e.day is distinct from d.day), count(*)"
+            " from article_entities e join article_days d using (article_id)"
+        ).fetchone() == (0, before["article_entities"])
         title, aid = store.con.execute("select title, article_id from articles limit 1").fetchone()
         assert aid in [h.article_id for h in store.search(title)]  # the index was rebuilt
     # into a lake that holds data already: refused, nothing changed

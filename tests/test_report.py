@@ -72,10 +72,12 @@ def _article(con, aid, feed_id, when, *, published=True, topics=(), entities=())
             [aid, code, topic, score],
         )
     for i, (entity, label) in enumerate(entities):
-        con.execute(
+        con.execute(  # with the article's day, as a load writes it (migration 013)
             "insert into article_entities (article_id, entity, label, mentions, salience,"
-            " in_title, first_offset, tagger) values (?, ?, ?, ?, ?, false, ?, 'test/1')",
-            [aid, entity, label, 2, round(1 - i / 10, 2), i],
+            " in_title, first_offset, tagger, day) select article_id, ?, ?, ?, ?, false, ?,"
+            " 'test/1', cast(timezone('UTC', coalesce(a.published_at, a.first_seen_at)) as date)"
+            " from articles a where article_id = ?",
+            [entity, label, 2, round(1 - i / 10, 2), i, aid],
         )
     places_db.locate(con, [aid])  # as a load does
     entity_db.assign(con, [aid])

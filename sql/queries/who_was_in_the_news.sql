@@ -6,7 +6,7 @@
 with named as (
     select e.entity_id, e.article_id, a.feed_id, e.salience
     from article_entities e join articles a using (article_id)
-    where coalesce(a.published_at, a.first_seen_at) >= cast($since as date)
+    where e.day >= cast($since as date)  -- the article's day: only the period's rows are read
 ),
 hits as (
     select h.* from named h join entities n using (entity_id)

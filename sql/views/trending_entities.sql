@@ -29,16 +29,14 @@ with totals as (
     select * from trending_baseline_on(last_day, baseline_days := baseline_days)
     where day is not null
 ),
-scope as (
-    select a.article_id, a.day = t.day as is_today
-    from article_days a, totals t
-    where a.day between t.day - cast(baseline_days as integer) and t.day
-),
 counts as (
+    -- article_entities.day is the article's day (article_days.day); filtering on it reads only
+    -- the rows of the period (they are stored in the order of their days).
     select e.entity_id,
-           count(distinct e.article_id) filter (where s.is_today) as today,
-           count(distinct e.article_id) filter (where not s.is_today) as base
-    from article_entities e join scope s using (article_id)
+           count(distinct e.article_id) filter (where e.day = t.day) as today,
+           count(distinct e.article_id) filter (where e.day < t.day) as base
+    from article_entities e, totals t
+    where e.day between t.day - cast(baseline_days as integer) and t.day
     group by e.entity_id
 )
 select c.entity_id, n.name as entity, n.label, t.day,

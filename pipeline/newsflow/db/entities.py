@@ -32,6 +32,34 @@ _SEEN = "coalesce(a.published_at, a.first_seen_at)"
 _DAY = f"cast(timezone('UTC', {_SEEN}) as date)"
 
 
+def insert_rows(con: duckdb.DuckDBPyConnection, source: str, cols: Sequence[str]) -> int:
+    """Insert entity rows (``cols`` of the relation ``source``) into article_entities with
+    their article's day (migration 013); the articles are stored already. Returns the count."""
+    picked = ", ".join(f"s.{c}" for c in cols)
+    return con.execute(
+        f"insert into article_entities ({', '.join(cols)}, day) select {picked}, {_DAY}"
+        f" from {source} s join articles a using (article_id)"
+    ).fetchone()[0]
+
+
+def order_by_day(con: duckdb.DuckDBPyConnection) -> None:
+    """Give every entity row its article's day and store the rows in the order of their days
+    (what migration 013 does; ``newsflow migrate`` after copying a file store's rows)."""
+    con.execute(
+        "create or replace temp table entity_rows_by_day as"
+        f" select e.* exclude (day), {_DAY} as day"
+        " from article_entities e left join articles a using (article_id)"
+    )
+    try:
+        con.execute("delete from article_entities")
+        con.execute(
+            "insert into article_entities"
+            " select * from entity_rows_by_day order by day nulls first, article_id"
+        )
+    finally:
+        drop_temp(con, "entity_rows_by_day")
+
+
 def _fill_keys(con: duckdb.DuckDBPyConnection, scope: str = "") -> None:
     """Rows stored before migration 011, or staged by an older newsflow, get their key."""
     names = [

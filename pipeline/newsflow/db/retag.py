@@ -72,6 +72,9 @@ def replace_tags(
             table = pa.Table.from_pylist(kind_rows, schema=TAG_SCHEMAS[kind])
             con.register("new_tag_rows", table)
             try:
+                if kind == "entities":  # with the article's day (migration 013)
+                    entity_db.insert_rows(con, "new_tag_rows", list(TAG_SCHEMAS[kind].names))
+                    continue
                 cols = columns(TAG_SCHEMAS[kind])
                 con.execute(
                     f"insert into {TAG_TABLES[kind]} ({cols}) select {cols} from new_tag_rows"

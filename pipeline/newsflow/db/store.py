@@ -551,6 +551,7 @@ class Store:
         counts = file_migration.copy_file_store(self.con, Path(source))
         self.con.execute("begin")
         try:
+            entity_db.order_by_day(self.con)  # the copied rows' days (migration 013)
             places_db.locate_all(self.con)  # places and entity ids for the copied rows
             entity_db.resolve_all(self.con)
             self.con.execute("commit")
@@ -943,6 +944,10 @@ class Store:
                     [files],
                 )
                 self._add_missing_columns("staged_tags", STAGED_SINCE_011.get(kind, {}))
+                if kind == "entities":  # with the article's day (migration 013)
+                    names = list(TAG_SCHEMAS[kind].names)
+                    counts[kind] = entity_db.insert_rows(self.con, "staged_tags", names)
+                    continue
                 counts[kind] = self.con.execute(
                     f"insert into {table} ({cols}) select {cols} from staged_tags"
                 ).fetchone()[0]
