@@ -271,6 +271,11 @@ def test_french_pages_get_entities_and_german_pages_places_with_the_default_sett
 
         langs = dict(q("select regexp_extract(url, '/p/(\\w+)', 1), language from articles")[1])
         assert langs == {"psl": "fr", "ag": "fr", "zeit": "de"}
+        # Every entity row the default load wrote carries its article's day (migration 013).
+        assert q(
+            "select count(*) filter (where e.day is distinct from d.day), count(*) > 0"
+            " from article_entities e join article_days d using (article_id)"
+        )[1] == [(0, True)]
         # French: the French model's entities, people among them.
         psl = of(
             "psl",
