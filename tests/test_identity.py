@@ -16,7 +16,7 @@ from newsflow.fetching.feedlist import FeedSpec
 from newsflow.run.cycle import run_cycle
 from newsflow.run.retag import retag
 
-from tests.helpers import FIXTURES, ROOT, article_page, rss
+from tests.helpers import FIXTURES, article_page, rss
 
 SAMPLE = (FIXTURES / "samples" / "boat-strike-article.txt").read_text(encoding="utf-8")
 SAMPLE_TITLE = "US military strikes boat near Venezuela, killing 11"
@@ -436,10 +436,12 @@ def test_entity_rows_carry_their_articles_day_through_load_retag_and_migration(s
         retag(settings, store, tagger="spacy")
         assert store.query(wrong)[1][0] == (0, rows)
         con = store.con
-        con.execute("begin")
-        con.execute("alter table article_entities drop column day")  # as before 013
-        con.execute((ROOT / "sql" / "migrations" / "013_entity_day.sql").read_text("utf-8"))
+        con.execute("begin")  # the store as it was before migration 013
+        con.execute("alter table article_entities drop column day")
+        con.execute("delete from schema_migrations where version = 13")
         con.execute("commit")
+    with Store(settings.database) as store:  # opening it applies 013 and its @entity-days step
+        assert store.schema_version() == 13
         assert store.query(wrong)[1][0] == (0, rows)
         trending = store.query(
             "select entity_id, articles_today, articles_baseline"

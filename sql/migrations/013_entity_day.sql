@@ -3,20 +3,10 @@
 -- retag. Views and named queries over a period (trending_entities, who_was_in_the_news) filter
 -- on it, and rows are stored in the order of their days, so that a period's rows are read
 -- without the rest: on the lake the reader skips the data files and row groups whose days are
--- all outside the period (at 1M articles a week is 2% of 21M rows). The existing rows are
--- rewritten in that order once, here.
+-- all outside the period (at 1M articles a week is 2% of 21M rows). The existing rows get their
+-- days and are rewritten in that order once, right after this migration (@entity-days:
+-- newsflow.db.entities.order_by_day, which `newsflow migrate` runs on copied rows too).
+-- @entity-days
 -- @views
 
 alter table article_entities add column day date;
-
-create temp table entity_rows_by_day as
-select e.* exclude (day),
-       cast(timezone('UTC', coalesce(a.published_at, a.first_seen_at)) as date) as day
-from article_entities e left join articles a using (article_id);
-
-delete from article_entities;
-
-insert into article_entities
-select * from entity_rows_by_day order by day nulls first, article_id;
-
-drop table entity_rows_by_day;

@@ -71,6 +71,8 @@ DERIVED_MARKER = "-- @derived"
 ENTITIES_MARKER = "-- @entities"
 # ... and for every stored article's places to be located afresh (db/places.py).
 PLACES_MARKER = "-- @places"
+# ... and for every stored entity row to get its article's day, in day order (migration 013).
+ENTITY_DAYS_MARKER = "-- @entity-days"
 
 
 @dataclass
@@ -285,6 +287,8 @@ class Store:
         derive = False
         for version, name, text in pending:
             self.con.execute(text)
+            if ENTITY_DAYS_MARKER in text:
+                entity_db.order_by_day(self.con)
             if PLACES_MARKER in text:
                 places_db.locate_all(self.con)
             if ENTITIES_MARKER in text:
