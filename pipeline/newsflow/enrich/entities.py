@@ -461,11 +461,12 @@ def mentions_from_doc(
     ``place_label``: the gazetteer's label of a place name (``places.place_label``)."""
     text = doc.text
     title_case = title_len > 0 and _title_case(text[:title_len])
-    names = {e.text.strip(_EDGE_PUNCT).casefold() for e in doc.ents}
+    ents = doc.ents  # built from the tokens at each access
+    names = {e.text.strip(_EDGE_PUNCT).casefold() for e in ents}
     is_place = place_label or (lambda _name: None)
     found = []
     covered = 0  # where the last mention that took in the model's next span ends
-    for ent in doc.ents:
+    for ent in ents:
         label = LABEL_MAP.get(ent.label_)
         if label is None or ent.start_char < covered:
             continue
@@ -676,15 +677,16 @@ def _contains(long: list[str], short: list[str]) -> bool:
 def _merge_acronyms(groups: dict[str, _Group]) -> None:
     """An acronym joins the one name of the article it abbreviates: "NSC" and "National
     Security Council", "DHS" and "Department of Homeland Security"."""
+    shown = {key: _display(g) for key, g in groups.items()}  # merging leaves forms alone
     for key in list(groups):
         g = groups[key]
-        short = _display(g)
+        short = shown[key]
         if not identity.is_acronym(short) or g.votes().get("PERSON", 0) > 0:
             continue
         matches = [
             other
             for okey, other in groups.items()
-            if okey != key and identity.acronym_of(short, _display(other))
+            if okey != key and identity.acronym_of(short, shown[okey])
         ]
         if len(matches) != 1:
             continue

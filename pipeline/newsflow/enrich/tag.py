@@ -107,6 +107,9 @@ class Tagger:
         self.classifier = classifier or LexiconClassifier()
         self.max_chars = max_chars
         self.batch_size = batch_size
+        # Seconds spent in the NER models' own pipelines (nlp.pipe), of all tag() calls: what
+        # tagging costs beyond it is newsflow's (benchmarks/tagging.py prints the share).
+        self.model_seconds = 0.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Tagger:
@@ -185,10 +188,12 @@ class Tagger:
             tagger_id = self.entity_tagger(lang)
             nlp = ent.load_model(self.models[lang])
             texts = [g[1] for g in group]
+            started = time.perf_counter()
             try:
                 docs = list(nlp.pipe(texts, batch_size=self.batch_size))
             except Exception:
                 docs = [None] * len(group)
+            self.model_seconds += time.perf_counter() - started
             for (art, text, title_len, offset), doc in zip(group, docs, strict=True):
                 aid = art["article_id"]
                 try:
