@@ -47,12 +47,36 @@ def postgres_cluster():
     cluster.stop()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(scope="session")
+def s3_server():
+    """An S3-compatible server on 127.0.0.1 for this test session (tests/s3.py), one bucket."""
+    from tests.s3 import S3Server
+
+    server = S3Server().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_settings(request, tmp_path, settings, s3_server, monkeypatch) -> Settings:
+    """``settings`` with the data files on object storage (a folder of this test in the bucket
+    of ``s3_server``), the catalog an embedded SQLite file; the AWS_* variables set."""
+    for name, value in s3_server.env.items():
+        monkeypatch.setenv(name, value)
+    from tests.s3 import BUCKET
+
+    return replace(settings, data_path=f"s3://{BUCKET}/{tmp_path.name}/lake")
+
+
+@pytest.fixture(params=["sqlite", "postgres", "s3"])
 def lake_settings(request, tmp_path, settings) -> Settings:
-    """``settings`` on each kind of catalog: the embedded SQLite file, and a Postgres database
-    of its own (data files in tmp_path, as on a shared filesystem)."""
+    """``settings`` on each kind of catalog and data storage: the embedded SQLite file, a
+    Postgres database of its own (data files in tmp_path, as on a shared filesystem), and the
+    SQLite file with the data files on S3-compatible object storage."""
     if request.param == "sqlite":
         return settings
+    if request.param == "s3":
+        return request.getfixturevalue("s3_settings")
     cluster = request.getfixturevalue("postgres_cluster")
     return replace(
         settings,

@@ -206,8 +206,28 @@ def test_a_postgres_catalog_needs_a_shared_data_path(tmp_path):
     )
     assert s.lake.is_postgres and s.lake.name == "lake" and s.runs_dir == tmp_path / "runs" / "lake"
     assert s.lake.data_path == "/mnt/shared/news"
-    with pytest.raises(ConfigError, match=r"NEWSFLOW_DATA_PATH.*s3://.*not supported yet"):
-        load_settings({"NEWSFLOW_DATA_PATH": "s3://bucket/news/"})
+
+
+def test_data_files_on_object_storage_are_s3_urls_and_need_a_search_folder_with_postgres(
+    tmp_path,
+):
+    s = load_settings({"NEWSFLOW_DATA_PATH": "s3://news-bucket/lake", "NEWSFLOW_DATA_DIR": "d"})
+    assert s.lake.on_object_storage and s.lake.data_path == "s3://news-bucket/lake"
+    assert s.lake.search_path == Path("d/newsflow.search").absolute()  # beside the catalog
+    for wrong, why in [
+        ("gs://bucket/news", "only S3 and S3-compatible"),
+        ("s3://Bad_Bucket/news", "valid bucket name"),
+        ("s3://", "valid bucket name"),
+    ]:
+        with pytest.raises(ConfigError, match=rf"NEWSFLOW_DATA_PATH.*{why}"):
+            load_settings({"NEWSFLOW_DATA_PATH": wrong})
+    postgres = {"NEWSFLOW_CATALOG": "postgres:dbname=lake host=db"}
+    with pytest.raises(ConfigError, match=r"NEWSFLOW_SEARCH_PATH.*every machine mounts"):
+        load_settings({**postgres, "NEWSFLOW_DATA_PATH": "s3://news/lake"})
+    s = load_settings(
+        {**postgres, "NEWSFLOW_DATA_PATH": "s3://news/lake", "NEWSFLOW_SEARCH_PATH": "/mnt/s"}
+    )
+    assert (s.lake.data_path, s.lake.search_path) == ("s3://news/lake", Path("/mnt/s"))
 
 
 def test_feed_health_thresholds_are_settings():

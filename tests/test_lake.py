@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 import pytest
 from newsflow.cli import main
-from newsflow.config import LakeLocation, Settings
+from newsflow.config import ConfigError, LakeLocation, Settings
 from newsflow.db.engine import StoreError
 from newsflow.db.store import Store, connect
 from newsflow.demo.newsroom import Route
@@ -175,7 +175,7 @@ def test_keys_stay_unique_through_reloads_retries_and_repeated_items(tmp_path, s
         assert store.con.execute("select count(*) from articles").fetchone()[0] == 3
 
 
-def test_the_store_is_parquet_files_any_engine_reads(tmp_path, site, lake_settings):
+def test_the_store_is_parquet_files_any_engine_reads(tmp_path, site, lake_settings, request):
     settings = lake_settings
     serve_items(site, 2)
     with Store(settings.lake) as store:
@@ -190,7 +190,12 @@ def test_the_store_is_parquet_files_any_engine_reads(tmp_path, site, lake_settin
     assert all(f.startswith(settings.lake.data_path) for (f,) in files)
     import pyarrow.parquet as pq
 
-    table = pq.read_table([f for (f,) in files])
+    if settings.lake.on_object_storage:  # read from the bucket, as Polars or Spark would
+        s3 = request.getfixturevalue("s3_server")
+        paths = [f.removeprefix("s3://") for (f,) in files]
+        table = pq.read_table(paths, filesystem=s3.filesystem())
+    else:
+        table = pq.read_table([f for (f,) in files])
     assert table.num_rows == 2 and "article_id" in table.column_names
 
 
@@ -292,9 +297,13 @@ def test_a_writer_waits_for_the_writer_lock_not_for_readers(tmp_path):
         reader.close()
 
 
-def _files_on_disk(lake: LakeLocation) -> set[str]:
+def _files_on_disk(lake: LakeLocation, s3=None) -> set[str]:
+    """The Parquet files in the lake's data path: a folder, or a prefix of ``s3``'s bucket."""
     from pathlib import Path
 
+    if lake.on_object_storage:
+        bucket, _, prefix = lake.data_path.removeprefix("s3://").partition("/")
+        return {f"s3://{bucket}/{k}" for k in s3.keys(prefix) if k.endswith(".parquet")}
     return {str(p) for p in Path(lake.data_path).rglob("*.parquet")}
 
 
@@ -311,8 +320,9 @@ def _referenced(con) -> set[str]:
     return found
 
 
+@pytest.mark.parametrize("storage", ["folder", "s3"])
 def test_maintenance_removes_the_orphans_of_a_killed_load_and_keeps_every_referenced_file(
-    tmp_path, site
+    tmp_path, site, storage, request
 ):
     serve_items(site, 14)  # more rows than the catalog inlines: the load writes Parquet files
     feeds = tmp_path / "feeds.yaml"
@@ -324,19 +334,28 @@ def test_maintenance_removes_the_orphans_of_a_killed_load_and_keeps_every_refere
         "NEWSFLOW_PER_HOST_DELAY": "0",
         "NEWSFLOW_TAG_WORKERS": "1",
     }
+    s3, data_path = None, None
+    if storage == "s3":  # the data files in a bucket; the ingest finds it by AWS_* variables
+        from tests.s3 import BUCKET
+
+        s3 = request.getfixturevalue("s3_server")
+        data_path = f"s3://{BUCKET}/{tmp_path.name}/lake"
+        env.update(s3.env, NEWSFLOW_DATA_PATH=data_path)
+        for name, value in s3.env.items():
+            request.getfixturevalue("monkeypatch").setenv(name, value)
     argv = [sys.executable, "-m", "newsflow.cli", "ingest", "--feeds", str(feeds),
             "--catalog", str(catalog), "--allow-private"]  # fmt: skip
     killed = subprocess.run(argv, env={**env, "NEWSFLOW_FAULT_INJECT": "kill:load_commit"},
                             cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert killed.returncode == -9, killed.stderr
-    lake = LakeLocation.of(catalog)
+    lake = LakeLocation.of(catalog, data_path)
     with Store(lake) as store:
         assert store.con.execute("select count(*) from articles").fetchone()[0] == 0
-        orphans = _files_on_disk(lake) - _referenced(store.con)
+        orphans = _files_on_disk(lake, s3) - _referenced(store.con)
         assert orphans, "the killed load left no file behind: nothing to clean"
         done = store.maintain_lake(retention_days=7)
         assert done["orphans_removed"] >= len(orphans)
-        assert _files_on_disk(lake) == _referenced(store.con) - {""}
+        assert _files_on_disk(lake, s3) == _referenced(store.con) - {""}
     again = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr  # the staged run loads on the next cycle
     with Store(lake) as store:
@@ -344,7 +363,7 @@ def test_maintenance_removes_the_orphans_of_a_killed_load_and_keeps_every_refere
         done = store.maintain_lake(retention_days=0)  # expire all but the current snapshot
         assert done["rows_flushed"] >= 0 and done["snapshots_expired"] > 0
         referenced = _referenced(store.con)
-        assert referenced <= _files_on_disk(lake) | {""} and duplicates(store.con) == {}
+        assert referenced <= _files_on_disk(lake, s3) | {""} and duplicates(store.con) == {}
         assert store.con.execute("select count(*) from articles").fetchone()[0] == 14
 
 
@@ -434,3 +453,26 @@ def test_writers_on_a_postgres_catalog_take_turns_through_an_advisory_lock_that_
         holder.wait(timeout=30)
     with Store(lake, read_only=True) as reader:
         assert reader.con.execute("select count(*) from feeds").fetchone()[0] == 1
+
+
+def test_a_store_on_object_storage_names_the_missing_credentials(tmp_path, monkeypatch, capsys):
+    from tests.s3 import BUCKET
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    lake = LakeLocation.of(tmp_path / "news.sqlite", f"s3://{BUCKET}/creds/lake")
+    with pytest.raises(
+        ConfigError, match=r"s3://newsflow-test/creds/lake\): set AWS_ACCESS_KEY_ID"
+    ):
+        Store(lake)
+    assert not (tmp_path / "news.sqlite").exists()  # named before anything is created
+    monkeypatch.setenv("NEWSFLOW_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("NEWSFLOW_DATA_PATH", f"s3://{BUCKET}/creds/lake")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+    assert main(["feeds", "add", "https://news.example/feed.xml"]) == 2
+    err = capsys.readouterr().err
+    assert "set AWS_SECRET_ACCESS_KEY (and AWS_ENDPOINT_URL" in err, err
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "minio:9000")
+    with pytest.raises(ConfigError, match=r"AWS_ENDPOINT_URL 'minio:9000' is not http\(s\)://HOST"):
+        Store(lake)

@@ -44,14 +44,26 @@ class LakeLocation:
 
     @classmethod
     def of(
-        cls, catalog: str | Path, data_path: str | None = None, data_dir: Path = Path("data")
+        cls,
+        catalog: str | Path,
+        data_path: str | None = None,
+        data_dir: Path = Path("data"),
+        search_path: Path | None = None,
     ) -> LakeLocation:
         catalog = str(catalog)
-        if data_path and "://" in data_path:
+        search = Path(search_path).expanduser().absolute() if search_path else None
+        on_s3 = bool(data_path) and is_object_storage(data_path)
+        if data_path and "://" in data_path and not on_s3:
             raise ConfigError(
-                f"setting data_path (NEWSFLOW_DATA_PATH): {data_path[:200]!r}: object storage"
-                " (s3://...) is not supported yet (DuckDB's httpfs extension is not bundled);"
-                " use a path every machine mounts (NFS, a shared volume)"
+                f"setting data_path (NEWSFLOW_DATA_PATH): {data_path[:200]!r}: of object"
+                " storage, only S3 and S3-compatible services (s3://BUCKET/FOLDER) are supported;"
+                " otherwise use a path every machine mounts (NFS, a shared volume)"
+            )
+        if on_s3 and not re.fullmatch(r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?", data_path):
+            raise ConfigError(
+                f"setting data_path (NEWSFLOW_DATA_PATH): {data_path[:200]!r} is not"
+                " s3://BUCKET/FOLDER with a valid bucket name (3-63 lower-case letters, digits,"
+                " dots and hyphens)"
             )
         if catalog.startswith(POSTGRES_PREFIX):
             _postgres_dbname(catalog)  # refuses a catalog that names no database
@@ -60,11 +72,20 @@ class LakeLocation:
                     "setting data_path (NEWSFLOW_DATA_PATH) is needed with a Postgres catalog: "
                     "the folder every machine reads the Parquet files from"
                 )
+            if on_s3:
+                if search is None:
+                    raise ConfigError(
+                        "setting search_path (NEWSFLOW_SEARCH_PATH) is needed with a Postgres"
+                        f" catalog and data files on object storage ({data_path[:200]}): the"
+                        " folder every machine mounts for the full-text index files (DuckDB"
+                        " files, which object storage cannot hold)"
+                    )
+                return cls(catalog, data_path, search)
             data_path = str(Path(data_path).expanduser().absolute())
             # The search files beside the data files: on the storage every writer shares, not
             # inside the data path (the lake's orphan cleanup removes files it does not know).
             data = Path(data_path)
-            return cls(catalog, data_path, data.parent / f"{data.name}.search")
+            return cls(catalog, data_path, search or data.parent / f"{data.name}.search")
         # Absolute: the catalog records its data path, which must not depend on the cwd.
         path = Path(catalog).expanduser().absolute()
         if path.suffix == ".duckdb":
@@ -76,9 +97,14 @@ class LakeLocation:
             )
         if not data_path:
             data_path = str(path.parent / f"{path.stem}.files")
-        elif "://" not in data_path:
+        elif not on_s3:
             data_path = str(Path(data_path).expanduser().absolute())
-        return cls(str(path), data_path, path.parent / f"{path.stem}.search")
+        return cls(str(path), data_path, search or path.parent / f"{path.stem}.search")
+
+    @property
+    def on_object_storage(self) -> bool:
+        """The data files are on S3 or an S3-compatible service (``s3://``)."""
+        return is_object_storage(self.data_path)
 
     @property
     def is_postgres(self) -> bool:
@@ -100,6 +126,10 @@ class LakeLocation:
         return _postgres_dbname(self.catalog) if self.is_postgres else Path(self.catalog).stem
 
 
+def is_object_storage(path: str) -> bool:
+    return path.startswith("s3://")
+
+
 def _postgres_dbname(catalog: str) -> str:
     m = re.search(r"(?:^|\s)dbname=(\S+)", catalog[len(POSTGRES_PREFIX) :])
     if not m:
@@ -117,6 +147,9 @@ class Settings:
     # and a folder of Parquet data files (a path; on several machines, one they all mount).
     catalog: str | None = None  # default: <data_dir>/newsflow.sqlite
     data_path: str | None = None  # default: beside a SQLite catalog, <catalog name>.files/
+    # The full-text index's files (DuckDB files): default beside a SQLite catalog, or beside
+    # a Postgres catalog's data path; needed with a Postgres catalog and data on s3://.
+    search_path: Path | None = None
     feeds_file: Path | None = None
     allow_private: bool = False
 
@@ -191,7 +224,10 @@ class Settings:
     def lake(self) -> LakeLocation:
         """Where the store is: its catalog, data files and search index files."""
         return LakeLocation.of(
-            self.catalog or self.data_dir / "newsflow.sqlite", self.data_path, self.data_dir
+            self.catalog or self.data_dir / "newsflow.sqlite",
+            self.data_path,
+            self.data_dir,
+            self.search_path,
         )
 
     @property

@@ -32,7 +32,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from newsflow.config import POSTGRES_PREFIX, LakeLocation
+from newsflow.config import POSTGRES_PREFIX, ConfigError, LakeLocation
 from newsflow.staging import is_disk_full_at
 
 LOGGER = logging.getLogger(__name__)
@@ -370,6 +370,51 @@ def _attach_sql(
     return f"attach 'ducklake:{sql_string(kind)}' as {alias} ({', '.join(options)})"
 
 
+def _s3_secret_sql(lake: LakeLocation) -> str:
+    """DuckDB's S3 secret for the bucket of ``lake``'s data path, from the variables every S3
+    client reads: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (AWS_SESSION_TOKEN), AWS_REGION
+    (or AWS_DEFAULT_REGION) and, for an S3-compatible service, AWS_ENDPOINT_URL_S3 (or
+    AWS_ENDPOINT_URL), e.g. http://minio:9000 (then addressed by path, not by host name)."""
+    env = os.environ
+    missing = [v for v in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") if not env.get(v)]
+    if missing:
+        raise ConfigError(
+            f"the store's data files are on object storage ({lake.data_path}): set "
+            f"{' and '.join(missing)} (and AWS_ENDPOINT_URL for an S3-compatible service)"
+        )
+    bucket = lake.data_path[len("s3://") :].split("/", 1)[0]
+    options = {
+        "type": "s3",
+        "key_id": env["AWS_ACCESS_KEY_ID"],
+        "secret": env["AWS_SECRET_ACCESS_KEY"],
+        "region": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+        "scope": f"s3://{bucket}",
+    }
+    if env.get("AWS_SESSION_TOKEN"):
+        options["session_token"] = env["AWS_SESSION_TOKEN"]
+    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        m = re.fullmatch(r"(https?)://([^/\s]+)/?", endpoint.strip())
+        if not m:
+            raise ConfigError(
+                f"AWS_ENDPOINT_URL {endpoint[:200]!r} is not http(s)://HOST[:PORT] (the"
+                " S3-compatible service that holds the store's data files)"
+            )
+        options.update(endpoint=m[2], url_style="path", use_ssl=m[1] == "https")
+    body = ", ".join(
+        f"{k} {str(v).lower() if isinstance(v, bool) else repr_sql(v)}"
+        if k != "type"
+        else f"type {v}"
+        for k, v in options.items()
+    )
+    name = "newsflow_s3_" + hashlib.sha1(bucket.encode()).hexdigest()[:12]
+    return f"create or replace secret {name} ({body})"
+
+
+def repr_sql(value: str) -> str:
+    return f"'{sql_string(value)}'"
+
+
 def _prepare_catalog(lake: LakeLocation) -> None:
     """Before a writer's first attach: folders, and a SQLite catalog in WAL mode (otherwise a
     reader's open transaction makes the writer's commit fail with "database is locked")."""
@@ -426,6 +471,8 @@ def connect(
     analyst's ``newsflow.connect()`` gets, so that nothing outlives it."""
     if read_only and not exists(lake):
         raise StoreError(f"no database at {lake.shown}; run `newsflow ingest` to create it")
+    # Credentials first: nothing is created for a store that cannot be reached.
+    secret = _s3_secret_sql(lake) if lake.on_object_storage else None
     lock = None
     if not read_only:
         lock = writer_lock(lake)
@@ -447,17 +494,21 @@ def connect(
     try:
         if not read_only:
             _prepare_catalog(lake)
+        extra = (["postgres"] if lake.is_postgres else []) + (
+            ["httpfs"] if lake.on_object_storage else []
+        )
         if private:
             con = _new_instance()
-            load_extensions(
-                con, "ducklake", "sqlite", *(["postgres"] if lake.is_postgres else []), loaded=set()
-            )
+            load_extensions(con, "ducklake", "sqlite", *extra, loaded=set())
+            if secret:
+                con.execute(secret)
             alias = "lake"
         else:
             root = instance()
             with _instance_lock:
-                if lake.is_postgres:
-                    load_extensions(root, "postgres")
+                load_extensions(root, *extra)
+                if secret:
+                    root.execute(secret)
                 n = 1
                 while (alias := "lake" if n == 1 else f"lake_{n}") in _aliases:
                     n += 1
