@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from newsflow.db.engine import migrations
 from newsflow.db.store import Store
 from newsflow.demo.newsroom import Route
 from newsflow.enrich import identity
@@ -441,7 +442,7 @@ def test_entity_rows_carry_their_articles_day_through_load_retag_and_migration(s
         con.execute("delete from schema_migrations where version = 13")
         con.execute("commit")
     with Store(settings.database) as store:  # opening it applies 013 and its @entity-days step
-        assert store.schema_version() == 13
+        assert store.schema_version() == migrations()[-1][0]  # 013 again, and the later ones
         assert store.query(wrong)[1][0] == (0, rows)
         trending = store.query(
             "select entity_id, articles_today, articles_baseline"

@@ -1,0 +1,7 @@
+-- Migration 014: articles_clean reads its members from narrow columns only (word_count > 0,
+-- not text is not null, which read every text) and joins each story's best member by
+-- article_id and first_seen_at, so that reading the wide columns (text, description, ...)
+-- skips the data files and row groups first seen outside the chosen members' range: an
+-- analyst's query for a day's stories reads a day's texts, not the whole store's (1M articles:
+-- 1.7 s -> 0.6 s, docs/performance.md). Nothing is stored differently; the views are recreated.
+-- @views
