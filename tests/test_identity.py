@@ -439,10 +439,10 @@ def test_entity_rows_carry_their_articles_day_through_load_retag_and_migration(s
         con = store.con
         con.execute("begin")  # the store as it was before migration 013
         con.execute("alter table article_entities drop column day")
-        con.execute("delete from schema_migrations where version = 13")
+        con.execute("delete from schema_migrations where version >= 13")
         con.execute("commit")
     with Store(settings.database) as store:  # opening it applies 013 and its @entity-days step
-        assert store.schema_version() == migrations()[-1][0]  # 013 again, and the later ones
+        assert store.schema_version() == migrations()[-1][0]  # 013 again, and those after it
         assert store.query(wrong)[1][0] == (0, rows)
         trending = store.query(
             "select entity_id, articles_today, articles_baseline"

@@ -20,6 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from newsflow.db.engine import arrow, drop_temp
+from newsflow.db.entities import since_day
 from newsflow.enrich import identity
 from newsflow.enrich import places as gz
 
@@ -57,10 +58,12 @@ def locate(con: duckdb.DuckDBPyConnection, article_ids: Sequence[str] | None) ->
                 "create or replace temp table place_ids as select article_id from place_batch"
             )
         scope = "and article_id in (select article_id from place_ids)"
+    # Their entity rows only (stored in day order: the older days' files are skipped).
+    entity_scope = scope + (since_day(con, "place_ids") if scope else "")
     try:
         rows = con.execute(
             "select article_id, entity, label, mentions, in_title, salience from article_entities"
-            f" where label in ({_LABELS}, 'NORP') {scope} order by article_id, entity"
+            f" where label in ({_LABELS}, 'NORP') {entity_scope} order by article_id, entity"
         ).fetchall()
         by_article: dict[str, list[tuple]] = defaultdict(list)
         for aid, *row in rows:
@@ -112,6 +115,8 @@ def locate(con: duckdb.DuckDBPyConnection, article_ids: Sequence[str] | None) ->
                     " from place_entity_keys k where article_entities.article_id = k.article_id"
                     " and article_entities.entity = k.entity"
                     " and article_entities.entity_key is distinct from k.entity_key"
+                    + " "
+                    + entity_scope.replace("and article_id", "and article_entities.article_id")
                 )
         if places:
             with arrow(con, "new_places", **_typed(places)):

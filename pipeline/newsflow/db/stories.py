@@ -67,9 +67,18 @@ def assign(con: duckdb.DuckDBPyConnection, article_ids: list[str]) -> int:
         story_id=[assigned[item["article_id"]] for item in new],
         fingerprint=([item["signature"] for item in new], pa.binary()),
     ):
+        # Only the rows first seen since the oldest of these: an UPDATE on the lake reads every
+        # column of what it scans, and joined on article_id alone it read all the store's texts
+        # (at 1M articles: 1.2 s and 930 MB; with the bound 0.08 s and 50 MB).
+        since = con.execute(
+            "select min(first_seen_at) from articles"
+            " where article_id in (select article_id from story_updates)"
+        ).fetchone()[0]
         con.execute(
             "update articles set story_id = u.story_id, fingerprint = u.fingerprint"
             " from story_updates u where articles.article_id = u.article_id"
+            " and articles.first_seen_at >= ?",
+            [since],
         )
     keys, owners = [], []
     for item in new:
