@@ -186,10 +186,17 @@ class _Stages:
             self._tag = TagPool(self.settings)
         return self._tag
 
-    def close(self) -> None:
-        self.done_extracting()
+    def done_tagging(self) -> None:
+        """Stop the tag workers (a spaCy model or two each, 300-500 MB) before the load, the
+        stage whose memory grows with the store: idle, they were the larger part of an ingest's
+        peak. A resumed run and the new run of one cycle each start them again (seconds)."""
         if self._tag is not None:
             self._tag.close()
+            self._tag = None
+
+    def close(self) -> None:
+        self.done_extracting()
+        self.done_tagging()
 
     def __enter__(self) -> _Stages:
         return self
@@ -248,6 +255,7 @@ def _complete_and_load(
 
     with timings.step("tag"):
         tagged = steps.tag(settings, run, pool=tag_pool, progress=progress)
+    stages.done_tagging()
     _reopen(store, settings, run)
     with timings.step("load"):
         loaded = steps.load(settings, store, run, trigger)
