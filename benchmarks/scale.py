@@ -45,6 +45,11 @@ Then, unless ``--no-rss``: peak RSS (the whole process tree, every 50 ms) of one
 ``newsflow ingest`` of the sample newsroom into an empty database and into a copy of the big
 one. The generated database is cached: ``--db PATH`` reuses a file generated with the same N
 and generator version (recorded in the table ``bench_scale_meta``).
+
+Then, unless ``--no-resolve``: the daily maintenance's ``entities`` step (every entity key
+re-resolved over the whole corpus, ``newsflow.db.entities.resolve_all``) on the store as it
+is, in a process of its own and a transaction rolled back (nothing changes): its seconds and
+that process's peak RSS.
 """
 
 from __future__ import annotations
@@ -971,6 +976,36 @@ def remove_lake(catalog: Path) -> None:
         Path(f"{catalog}{suffix}").unlink(missing_ok=True)
 
 
+RESOLVE = """
+import json, sys, time
+from newsflow.db import entities as entity_db
+from newsflow.db.store import Store
+with Store(sys.argv[1]) as store:
+    store.con.execute("begin")
+    started = time.perf_counter()
+    done = entity_db.resolve_all(store.con)
+    seconds = time.perf_counter() - started
+    store.con.execute("rollback")
+peak = next(int(x.split()[1]) for x in open("/proc/self/status") if x.startswith("VmHWM"))
+print(json.dumps({"seconds": round(seconds, 1), "peak_rss_mb": round(peak / 1024), **done}))
+"""
+
+
+def maintenance_resolve(catalog: Path) -> dict:
+    """The maintenance step ``entities`` on the store as it is (rolled back): its seconds, its
+    process's peak RSS (MB) and resolve_all's counts."""
+    done = subprocess.run(
+        [sys.executable, "-c", RESOLVE, str(catalog)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"resolve_all on {catalog} failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout.splitlines()[-1])
+
+
 def copy_lake(catalog: Path, target: Path) -> None:
     """A copy of the lake (catalog, data files, search index) at ``target``, a new catalog
     path; the catalog records its data path, so the files go where it says."""
@@ -1063,6 +1098,13 @@ def report(r: dict) -> str:
             f" commit to searchable {f['to_searchable_s']:.2f} s (the search shard it touched"
             f" rebuilt; {f['found']} of {f['articles']} found)",
         ]
+    if r.get("resolve"):
+        m = r["resolve"]
+        lines += [
+            "",
+            f"  maintenance `entities` (every key re-resolved, steady state): {m['seconds']:.1f} s,"
+            f" peak RSS {m['peak_rss_mb']:,} MB ({m['keys']:,} keys, {m['changed']:,} changed)",
+        ]
     if r.get("peak_rss_mb_empty") is not None:
         lines += [
             "",
@@ -1094,6 +1136,9 @@ def main() -> int:
     )
     parser.add_argument("--no-rss", action="store_true", help="skip the ingest memory runs")
     parser.add_argument(
+        "--no-resolve", action="store_true", help="skip the maintenance entities step"
+    )
+    parser.add_argument(
         "--no-file", action="store_true", help="skip the side-by-side DuckDB-file figures"
     )
     parser.add_argument(
@@ -1124,6 +1169,9 @@ def main() -> int:
             r["file_bytes"] = file_store.stat().st_size
             r["file"] = time_all(file_reader(file_store), args.timeout, log)
             file_store.unlink()
+        if not args.no_resolve:
+            r["resolve"] = maintenance_resolve(path)
+            log(f"  maintenance entities: {r['resolve']}")
         r["peak_rss_mb_empty"] = r["peak_rss_mb_1m"] = r["rss_ratio"] = None
         if not args.no_rss:
             empty, info_empty = ingest_peak_rss(work / "empty.sqlite", work)
