@@ -384,7 +384,6 @@ def _s3_secret_sql(lake: LakeLocation) -> str:
         )
     bucket = lake.data_path[len("s3://") :].split("/", 1)[0]
     options = {
-        "type": "s3",
         "key_id": env["AWS_ACCESS_KEY_ID"],
         "secret": env["AWS_SECRET_ACCESS_KEY"],
         "region": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
@@ -402,17 +401,11 @@ def _s3_secret_sql(lake: LakeLocation) -> str:
             )
         options.update(endpoint=m[2], url_style="path", use_ssl=m[1] == "https")
     body = ", ".join(
-        f"{k} {str(v).lower() if isinstance(v, bool) else repr_sql(v)}"
-        if k != "type"
-        else f"type {v}"
+        f"{k} " + (str(v).lower() if isinstance(v, bool) else f"'{sql_string(v)}'")
         for k, v in options.items()
     )
     name = "newsflow_s3_" + hashlib.sha1(bucket.encode()).hexdigest()[:12]
-    return f"create or replace secret {name} ({body})"
-
-
-def repr_sql(value: str) -> str:
-    return f"'{sql_string(value)}'"
+    return f"create or replace secret {name} (type s3, {body})"
 
 
 def _prepare_catalog(lake: LakeLocation) -> None:

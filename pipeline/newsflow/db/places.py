@@ -58,9 +58,9 @@ def locate(con: duckdb.DuckDBPyConnection, article_ids: Sequence[str] | None) ->
                 "create or replace temp table place_ids as select article_id from place_batch"
             )
         scope = "and article_id in (select article_id from place_ids)"
-    # Their entity rows only (stored in day order: the older days' files are skipped).
-    entity_scope = scope + (since_day(con, "place_ids") if scope else "")
     try:
+        # Their entity rows only (stored in day order: the older days' files are skipped).
+        entity_scope = scope + (since_day(con, "place_ids") if scope else "")
         rows = con.execute(
             "select article_id, entity, label, mentions, in_title, salience from article_entities"
             f" where label in ({_LABELS}, 'NORP') {entity_scope} order by article_id, entity"
