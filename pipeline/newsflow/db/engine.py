@@ -16,23 +16,20 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import hashlib
 import logging
 import os
-import random
 import re
 import sqlite3
 import tempfile
 import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
 from newsflow.config import POSTGRES_PREFIX, ConfigError, LakeLocation
+from newsflow.locks import FileLock, lock_retry_delays
 from newsflow.staging import is_disk_full_at
 
 LOGGER = logging.getLogger(__name__)
@@ -67,18 +64,6 @@ def migrations() -> list[tuple[int, str, Path]]:
         if m:
             found.append((int(m.group(1)), m.group(2), path))
     return found
-
-
-def lock_retry_delays(wait: float) -> Iterator[None]:
-    """Wait for a lock another process holds, for up to ``wait`` seconds: each step sleeps,
-    then yields for one more attempt. Exponential from 0.1 s to 2 s, with jitter so that
-    waiting processes do not retry in step; exhausted once the time is up."""
-    deadline = time.monotonic() + wait
-    delay = 0.1
-    while (left := deadline - time.monotonic()) > 0:
-        time.sleep(min(delay * random.uniform(0.5, 1.5), left))
-        delay = min(delay * 2, 2.0)
-        yield
 
 
 # -- the process's DuckDB instance -------------------------------------------------------------
@@ -177,31 +162,14 @@ _private_loaded: dict[int, set[str]] = {}
 # -- sessions ----------------------------------------------------------------------------------
 
 
-class WriterLock:
+class WriterLock(FileLock):
     """The one-writer lock of a store on a SQLite catalog: ``flock`` on a file beside the
     catalog, dropped by the kernel however its holder dies."""
 
     def __init__(self, lake: LakeLocation):
         base = lake.catalog_path or lake.search_path
-        self.path = base.parent / f"{base.name}.lock"
+        super().__init__(base.parent / f"{base.name}.lock")
         self.shown = f"its lock file is {self.path}"
-        self._fd: int | None = None
-
-    def try_acquire(self) -> bool:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        self._fd = fd
-        return True
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
 
 
 # The key of the writer's advisory lock in a Postgres catalog's database (the lake is the

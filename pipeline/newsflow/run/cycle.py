@@ -33,54 +33,27 @@ from pathlib import Path
 import duckdb
 
 from newsflow.config import Settings, fault_point
-from newsflow.db.engine import DiskFullError, StoreError, lock_retry_delays
+from newsflow.db.engine import DiskFullError, StoreError
 from newsflow.db.store import Store
 from newsflow.enrich.tag import TagCounts, TagPool
 from newsflow.fetching.extract import ExtractorPool
 from newsflow.fetching.feedlist import FeedSpec
 from newsflow.fetching.fetch import FetchCounts
 from newsflow.fetching.poll import PollCounts, Progress
+from newsflow.locks import FileLock, lock_retry_delays
 from newsflow.run import steps
 from newsflow.staging import RunDir, is_disk_full, is_disk_full_at, pending_runs
-
-try:
-    import fcntl
-except ImportError:  # not a POSIX system: cycles are not serialised
-    fcntl = None  # type: ignore[assignment]
 
 LOGGER = logging.getLogger(__name__)
 LOCK_NAME = "ingest.lock"
 
 
-class IngestLock:
+class IngestLock(FileLock):
     """An exclusive lock on a runs folder for the length of one cycle (``flock`` on
     ``<runs_dir>/ingest.lock``, which holds the holder's pid for the messages)."""
 
     def __init__(self, runs_dir: Path) -> None:
-        self.path = Path(runs_dir) / LOCK_NAME
-        self._fd: int | None = None
-
-    def try_acquire(self) -> bool:
-        if fcntl is None:
-            return True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return False
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._fd = fd
-        return True
-
-    def holder(self) -> str:
-        try:
-            pid = self.path.read_text().strip()
-        except OSError:
-            pid = ""
-        return f"pid {pid}" if pid.isdigit() else "a process"
+        super().__init__(Path(runs_dir) / LOCK_NAME)
 
     def acquire(self, wait: float, before_waiting: Callable[[], None] | None = None) -> None:
         """Take the lock, waiting up to ``wait`` seconds; ``before_waiting`` runs first when
@@ -104,17 +77,6 @@ class IngestLock:
             f"after {wait:g}s (NEWSFLOW_LOAD_LOCK_WAIT); this one did nothing: run it again "
             "when that one has finished"
         )
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing the descriptor drops the flock
-            self._fd = None
-
-    def __enter__(self) -> IngestLock:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release()
 
 
 @dataclass
