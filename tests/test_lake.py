@@ -16,6 +16,7 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import duckdb
 import pytest
 from newsflow.cli import main
 from newsflow.config import ConfigError, LakeLocation, Settings
@@ -212,6 +213,50 @@ def test_newsflow_connect_reads_the_settings_store_read_only(tmp_path, monkeypat
         con.execute("delete from feeds")
     with pytest.raises(StoreError, match="no database at"):
         connect(tmp_path / "none.sqlite")
+
+
+def test_a_writing_connection_releases_the_writer_lock_when_closed(tmp_path):
+    # Defect: connect(read_only=False) returned Store(...).con and dropped the Store, so its
+    # writer lock stayed taken after con.close() until the process ended.
+    path = tmp_path / "news.sqlite"
+    Store(path).close()
+    import newsflow
+
+    con = newsflow.connect(path, read_only=False)
+    con.execute("insert into settings values ('mine', 1.0, now())")
+    with pytest.raises(StoreError, match="locked by another process"):
+        Store(path, lock_wait=0)  # the connection holds the lock while it is open
+    con.close()
+    with Store(path, lock_wait=0) as store:  # ... and not a moment longer
+        assert store.con.execute("select value from settings where name = 'mine'").fetchone()
+    with newsflow.connect(path, read_only=False) as con:
+        assert con.execute("select count(*) from feeds").fetchone() == (0,)
+    Store(path, lock_wait=0).close()
+    with pytest.raises(duckdb.ConnectionException):
+        con.execute("select 1")
+
+
+def test_a_connection_closed_by_hand_leaves_nothing_that_a_later_one_could_inherit(tmp_path):
+    # Defect: the store a connection reads was kept in globals keyed by id(con); an analyst's
+    # connection closed with con.close() left its entry, and a later connection given the
+    # same id resolved to the other store's search files.
+    import gc
+
+    import newsflow
+    from newsflow.db.engine import lake_of
+
+    a, b = tmp_path / "a" / "news.sqlite", tmp_path / "b" / "news.sqlite"
+    Store(a).close()
+    Store(b).close()
+    for _ in range(20):  # the old code resolved 3 in 20 wrongly here
+        con = newsflow.connect(a)
+        assert lake_of(con).catalog == str(a)
+        con.close()
+        del con
+        gc.collect()
+        with Store(b, read_only=True) as store:
+            assert lake_of(store.con).catalog == str(b)
+            assert lake_of(store.con).search_path == LakeLocation.of(b).search_path
 
 
 def _to_duckdb_file(lake_con, path) -> None:

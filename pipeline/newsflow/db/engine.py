@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
+import itertools
+import json
 import logging
 import os
 import re
@@ -71,8 +74,14 @@ def migrations() -> list[tuple[int, str, Path]]:
 _instance: duckdb.DuckDBPyConnection | None = None
 _instance_pid = 0
 _instance_lock = threading.Lock()
-_loaded: set[str] = set()
-_aliases: dict[str, LakeLocation] = {}  # attached stores by alias
+# A session's connection carries the store it reads in a DuckDB variable of its own (variables
+# are per connection): nothing outlives the connection, however it is closed.
+LAKE_VARIABLE = "newsflow_lake"
+_alias_numbers = itertools.count(1)  # aliases in the process's instance: lake, lake_2, ...
+
+
+def _alias(n: int) -> str:
+    return "lake" if n == 1 else f"lake_{n}"
 
 
 def extension_file(package: str) -> Path:
@@ -115,31 +124,27 @@ def instance() -> duckdb.DuckDBPyConnection:
         if _instance is None or _instance_pid != os.getpid():
             _instance = _new_instance()
             _instance_pid = os.getpid()
-            _loaded.clear()
-            _aliases.clear()
             load_extensions(_instance, "ducklake", "sqlite")
         return _instance
 
 
-# Connections of their own instance (``connect(private=True)``), by id: the store each reads.
-_private: dict[int, LakeLocation] = {}
-
-
-def load_extensions(
-    con: duckdb.DuckDBPyConnection, *packages: str, loaded: set[str] | None = None
-) -> None:
-    """Install (from the wheels' files) and load extensions into ``con``'s instance; ``loaded``
-    tracks what that instance has (default: the process's shared instance)."""
-    loaded = _loaded if loaded is None else loaded
+def load_extensions(con: duckdb.DuckDBPyConnection, *packages: str) -> None:
+    """Install (from the wheels' files) and load extensions into ``con``'s instance, those it
+    has not loaded yet."""
+    loaded = {
+        r[0]
+        for r in con.execute(
+            "select extension_name from duckdb_extensions() where loaded"
+        ).fetchall()
+    }
     for package in packages:
-        if package in loaded:
+        if EXTENSIONS.get(package, package) in loaded or package in loaded:
             continue
         try:
             con.execute(f"install '{sql_string(str(extension_file(package)))}'")
             con.execute(f"load {EXTENSIONS.get(package, package)}")
         except duckdb.Error as exc:
             raise StoreError(f"cannot load DuckDB's {package} extension: {exc}") from None
-        loaded.add(package)
 
 
 def sql_string(value: str) -> str:
@@ -148,15 +153,8 @@ def sql_string(value: str) -> str:
 
 def load_for(con: duckdb.DuckDBPyConnection, package: str) -> None:
     """Load an extension into the instance of ``con`` (a session's connection)."""
-    if id(con) in _private:
-        load_extensions(con, package, loaded=_private_loaded.setdefault(id(con), set()))
-    else:
-        root = instance()
-        with _instance_lock:
-            load_extensions(root, package)
-
-
-_private_loaded: dict[int, set[str]] = {}
+    with _instance_lock:
+        load_extensions(con, package)
 
 
 # -- sessions ----------------------------------------------------------------------------------
@@ -246,26 +244,31 @@ class Session:
             with contextlib.suppress(duckdb.Error):
                 self.con.close()
         finally:
-            with _instance_lock:
-                if self.private:
-                    _private.pop(id(self.con), None)
-                    _private_loaded.pop(id(self.con), None)
-                else:
-                    _aliases.pop(self.alias, None)
             if self.lock is not None:
                 self.lock.release()
                 self.lock = None
 
 
 def lake_of(con: duckdb.DuckDBPyConnection) -> LakeLocation:
-    """The store a session's connection reads (its default catalog)."""
-    if id(con) in _private:
-        return _private[id(con)]
-    alias = con.execute("select current_database()").fetchone()[0]
+    """The store a session's connection reads (recorded on the connection by ``connect``)."""
     try:
-        return _aliases[alias]
-    except KeyError:
-        raise StoreError(f"connection is not on a newsflow store (catalog {alias})") from None
+        found = con.execute(f"select getvariable('{LAKE_VARIABLE}')").fetchone()[0]
+    except duckdb.Error:
+        found = None
+    if not found:
+        alias = con.execute("select current_database()").fetchone()[0]
+        raise StoreError(f"connection is not on a newsflow store (catalog {alias})")
+    return _lake_from_json(found)
+
+
+def _lake_json(lake: LakeLocation) -> str:
+    return json.dumps([lake.catalog, lake.data_path, str(lake.search_path)])
+
+
+@functools.lru_cache(maxsize=64)
+def _lake_from_json(text: str) -> LakeLocation:
+    catalog, data_path, search_path = json.loads(text)
+    return LakeLocation(catalog, data_path, Path(search_path))
 
 
 def exists(lake: LakeLocation) -> bool:
@@ -460,7 +463,7 @@ def connect(
         )
         if private:
             con = _new_instance()
-            load_extensions(con, "ducklake", "sqlite", *extra, loaded=set())
+            load_extensions(con, "ducklake", "sqlite", *extra)
             if secret:
                 con.execute(secret)
             alias = "lake"
@@ -470,10 +473,13 @@ def connect(
                 load_extensions(root, *extra)
                 if secret:
                     root.execute(secret)
-                n = 1
-                while (alias := "lake" if n == 1 else f"lake_{n}") in _aliases:
-                    n += 1
-                _aliases[alias] = lake
+                attached = {
+                    r[0]
+                    for r in root.execute("select database_name from duckdb_databases()").fetchall()
+                }
+                # Never an alias another thread has picked and not attached yet.
+                while (alias := _alias(next(_alias_numbers))) in attached:
+                    pass
             con = root.cursor()
         try:
             probe = f"select id from ducklake_current_snapshot('{alias}')"
@@ -495,16 +501,12 @@ def connect(
                 con.execute(probe).fetchone()
             con.execute(f"use {alias}")
             con.execute("set TimeZone = 'UTC'")
+            con.execute(f"set variable {LAKE_VARIABLE} = '{sql_string(_lake_json(lake))}'")
         except BaseException:
-            with _instance_lock:
-                if not private:
-                    _aliases.pop(alias, None)
             with contextlib.suppress(duckdb.Error):
                 con.execute(f"detach database if exists {alias}")
             con.close()
             raise
-        if private:
-            _private[id(con)] = lake
         return Session(con, alias, lock, private)
     except duckdb.Error as exc:
         if lock is not None:

@@ -91,7 +91,7 @@ class LoadResult:
 
 def connect(
     location: LakeLocation | Path | str | None = None, *, read_only: bool = True
-) -> duckdb.DuckDBPyConnection:
+) -> duckdb.DuckDBPyConnection | WritingConnection:
     """A DuckDB connection to the store, ready for analysis: the lake is its default catalog
     (``select * from articles`` reads it), the views and macros are there, time zone UTC.
     ``location`` defaults to the settings (``NEWSFLOW_CATALOG``, ``NEWSFLOW_DATA_PATH``,
@@ -100,7 +100,36 @@ def connect(
     if location is None:
         location = load_settings().lake
     # On a DuckDB instance of its own: closing the connection ends it, attachment and all.
-    return Store(location, read_only=read_only, private=True).con
+    store = Store(location, read_only=read_only, private=True)
+    return store.con if read_only else WritingConnection(store)
+
+
+class WritingConnection:
+    """What ``connect(read_only=False)`` returns: the store's DuckDB connection (every method
+    and attribute of it), holding the store's writer lock until ``close`` (or the end of a
+    ``with`` block, or when nothing refers to it any more), when the lock goes with it."""
+
+    def __init__(self, store: Store) -> None:
+        self._store: Store | None = store
+
+    def __getattr__(self, name: str):
+        if self._store is None:
+            raise duckdb.ConnectionException("Connection already closed!")
+        return getattr(self._store.con, name)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> WritingConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
 
 
 def store_exists(location: LakeLocation | Path | str) -> bool:
