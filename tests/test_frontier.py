@@ -289,6 +289,48 @@ def test_a_hosts_requests_take_their_turns_in_order(site, tmp_path):
     assert max(waits) <= 3 * DEFAULTS.per_host_delay + 0.5, waits
 
 
+def test_a_batch_that_cannot_be_written_stops_the_crawl_with_its_error(site, tmp_path):
+    """Defect: a finished extraction left the task set before anything awaited it, so the
+    error of its ``on_row`` (the batch's file written on a full disk) was never retrieved:
+    the file was missing and the cycle went on. Now the crawl raises it, and starts no more
+    requests. Default politeness: the first row fails while later pages still wait their
+    turn."""
+    import errno
+
+    from newsflow.fetching.extract import ExtractorPool
+    from newsflow.fetching.fetch import crawl
+
+    from tests.helpers import bundled_page, bundled_slugs
+
+    slugs = bundled_slugs()[:4]
+    items = []
+    for s in slugs:
+        site.routes[f"/a/{s}"] = Route(bundled_page(s))
+        items.append({
+            "article_id": s, "feed_id": "f", "url": f"{site.base_url}/a/{s}",
+            "canonical_url": s, "guid": None, "title": s, "authors": [], "categories": [],
+            "summary": None, "content": None, "published_at": None, "first_seen_at": None,
+            "feed_language": None,
+        })  # fmt: skip
+    rows: list[dict] = []
+
+    def on_row(row: dict) -> None:
+        if not rows:
+            rows.append(row)
+            raise OSError(errno.ENOSPC, "No space left on device", "articles/batch-0.parquet")
+        rows.append(row)
+
+    pool = ExtractorPool(1, 20)
+    try:
+        settings = _polite(tmp_path, respect_robots=False, per_host_concurrency=1)
+        with pytest.raises(OSError, match="No space left on device"):
+            asyncio.run(crawl(items, settings, pool, on_row=on_row))
+    finally:
+        pool.close()
+    # One page was in flight when the first failed (waiting for its turn); none after it.
+    assert sum(n for path, n in site.hits.items() if path.startswith("/a/")) <= 2
+
+
 def test_ingest_json_shows_the_pages_waiting_per_host(site, tmp_path, capsys):
     """``newsflow ingest --json`` with a page to retry: the queue per host, dates as ISO text."""
     import json

@@ -376,6 +376,15 @@ async def crawl(
     # Bodies waiting for an extractor are held in memory: at most this many at a time.
     extract_slots = asyncio.Semaphore(max(8, 4 * pool.workers))
     extractions: set[asyncio.Task] = set()
+    # An extraction that raised (``on_row`` could not write its batch: a full disk). Kept here
+    # because the task leaves ``extractions`` as it finishes, before anything awaits it; no
+    # request starts after one, and the crawl raises it.
+    failed: list[BaseException] = []
+
+    def extraction_done(task: asyncio.Task) -> None:
+        extractions.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            failed.append(task.exception())
 
     def finish(row: dict) -> None:
         nonlocal finished
@@ -401,7 +410,7 @@ async def crawl(
             extract_slots.release()
 
     async def work(host: str, queue: deque, client: PoliteClient) -> None:
-        while queue:
+        while queue and not failed:
             if max(time.monotonic(), client.next_turn(host)) > deadline:
                 return  # the budget is spent for this host: the rest stays pending
             item = queue.popleft()
@@ -423,7 +432,7 @@ async def crawl(
             await extract_slots.acquire()
             task = asyncio.ensure_future(extract(item, page.res))
             extractions.add(task)
-            task.add_done_callback(extractions.discard)
+            task.add_done_callback(extraction_done)
 
     # The language model the feed-text fallback uses loads once, off the loop, before any
     # request has taken its host's turn (loaded inside the loop, it would stall every request).
@@ -436,7 +445,9 @@ async def crawl(
         ]
         await asyncio.gather(*workers)
         while extractions:
-            await asyncio.gather(*list(extractions))
+            await asyncio.gather(*list(extractions), return_exceptions=True)
+    if failed:
+        raise failed[0]
     budget_s = settings.fetch_budget
     for host, queue in queues.items():
         why = (
