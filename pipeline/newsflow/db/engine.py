@@ -26,6 +26,7 @@ import re
 import sqlite3
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -541,6 +542,20 @@ def arrow(con: duckdb.DuckDBPyConnection, name: str, **columns):
         yield name
     finally:
         con.unregister(name)
+
+
+@contextlib.contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The block as one transaction on ``con``: committed when it ends, rolled back when it
+    raises anything (an interrupt too), the error raised as it was. Every transaction of the
+    database layer is one of these."""
+    con.execute("begin")
+    try:
+        yield con
+        con.execute("commit")
+    except BaseException:
+        rollback(con)
+        raise
 
 
 def rollback(con: duckdb.DuckDBPyConnection) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from newsflow.db.engine import StoreError, rollback, sql_string
+from newsflow.db.engine import StoreError, sql_string, transaction
 
 # The last schema version of the DuckDB-file store.
 FILE_SCHEMA = 7
@@ -87,8 +87,7 @@ def copy_file_store(con: duckdb.DuckDBPyConnection, source: Path) -> list[tuple[
                 " migrates it), then migrate"
             )
         counts = []
-        con.execute("begin")
-        try:
+        with transaction(con):
             for table in TABLES:
                 if table not in tables:
                     continue
@@ -109,10 +108,6 @@ def copy_file_store(con: duckdb.DuckDBPyConnection, source: Path) -> list[tuple[
                     "migrate: row counts differ, nothing was copied: "
                     + ", ".join(f"{t} {a} in the source, {b} in the lake" for t, a, b in wrong)
                 )
-            con.execute("commit")
-        except BaseException:
-            rollback(con)
-            raise
         return counts
     finally:
         with contextlib.suppress(duckdb.Error):

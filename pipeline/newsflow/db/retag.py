@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from newsflow.db import entities as entity_db
 from newsflow.db import places as places_db
-from newsflow.db.engine import arrow, drop_temp, rollback
+from newsflow.db.engine import arrow, drop_temp, transaction
 from newsflow.rows import ENTITY_TAGGER_NAMES, TAG_SCHEMAS, TAG_TABLES, columns, tagger_name
 
 __all__ = ["count_taggable", "replace_tags", "taggable_articles"]
@@ -28,67 +28,63 @@ def replace_tags(
     name, any version), plus the status rows of those kinds. Returns rows removed per kind."""
     ids = list(article_ids)
     removed: dict[str, int] = {}
-    con.execute("begin")
     try:
-        with arrow(con, "retag_batch", article_id=ids):
-            con.execute(
-                "create or replace temp table retag_ids as select article_id from retag_batch"
-            )
-        in_batch = "article_id in (select article_id from retag_ids)"
-        unlinked = set()
-        if "entities" in kinds:
-            unlinked = {
-                r[0]
-                for r in con.execute(
-                    f"select distinct entity_id from article_entities where {in_batch}"
-                    " and entity_id is not null"
-                ).fetchall()
-            }
-        for kind in kinds:
-            names = {
-                tagger_name(r["tagger"])
-                for r in rows.get("tagging", [])
-                if r["kind"] == kind and r["tagger"]
-            }
-            if kind == "entities" and names:  # a model now, or none any more: either replaces
-                names |= set(ENTITY_TAGGER_NAMES)
-            names = sorted(names)
-            table = TAG_TABLES[kind]
-            removed[kind] = con.execute(
-                f"delete from {table} where {in_batch}"
-                f" and split_part(tagger, '/', 1) in (select unnest(?::varchar[]))",
-                [names],
-            ).fetchone()[0]
-            con.execute(f"delete from article_tagging where {in_batch} and kind = ?", [kind])
-        if "topics" in kinds:
-            con.execute(f"delete from article_categories where {in_batch}")
-        write = list(kinds) + ["tagging"] + (["categories"] if "topics" in kinds else [])
-        for kind in write:
-            kind_rows = rows.get(kind, [])
-            if kind == "tagging":
-                kind_rows = [r for r in kind_rows if r["kind"] in kinds]
-            if not kind_rows:
-                continue
-            table = pa.Table.from_pylist(kind_rows, schema=TAG_SCHEMAS[kind])
-            con.register("new_tag_rows", table)
-            try:
-                if kind == "entities":  # with the article's day (migration 013)
-                    entity_db.insert_rows(con, "new_tag_rows", list(TAG_SCHEMAS[kind].names))
-                    continue
-                cols = columns(TAG_SCHEMAS[kind])
+        with transaction(con):
+            with arrow(con, "retag_batch", article_id=ids):
                 con.execute(
-                    f"insert into {TAG_TABLES[kind]} ({cols}) select {cols} from new_tag_rows"
+                    "create or replace temp table retag_ids as select article_id from retag_batch"
                 )
-            finally:
-                con.unregister("new_tag_rows")
-        if "entities" in kinds:
-            places_db.locate(con, ids)
-            entity_db.assign(con, ids, also=unlinked)
-            places_db.link(con, ids)
-        con.execute("commit")
-    except BaseException:
-        rollback(con)
-        raise
+            in_batch = "article_id in (select article_id from retag_ids)"
+            unlinked = set()
+            if "entities" in kinds:
+                unlinked = {
+                    r[0]
+                    for r in con.execute(
+                        f"select distinct entity_id from article_entities where {in_batch}"
+                        " and entity_id is not null"
+                    ).fetchall()
+                }
+            for kind in kinds:
+                names = {
+                    tagger_name(r["tagger"])
+                    for r in rows.get("tagging", [])
+                    if r["kind"] == kind and r["tagger"]
+                }
+                if kind == "entities" and names:  # a model now, or none any more: either replaces
+                    names |= set(ENTITY_TAGGER_NAMES)
+                names = sorted(names)
+                table = TAG_TABLES[kind]
+                removed[kind] = con.execute(
+                    f"delete from {table} where {in_batch}"
+                    f" and split_part(tagger, '/', 1) in (select unnest(?::varchar[]))",
+                    [names],
+                ).fetchone()[0]
+                con.execute(f"delete from article_tagging where {in_batch} and kind = ?", [kind])
+            if "topics" in kinds:
+                con.execute(f"delete from article_categories where {in_batch}")
+            write = list(kinds) + ["tagging"] + (["categories"] if "topics" in kinds else [])
+            for kind in write:
+                kind_rows = rows.get(kind, [])
+                if kind == "tagging":
+                    kind_rows = [r for r in kind_rows if r["kind"] in kinds]
+                if not kind_rows:
+                    continue
+                table = pa.Table.from_pylist(kind_rows, schema=TAG_SCHEMAS[kind])
+                con.register("new_tag_rows", table)
+                try:
+                    if kind == "entities":  # with the article's day (migration 013)
+                        entity_db.insert_rows(con, "new_tag_rows", list(TAG_SCHEMAS[kind].names))
+                        continue
+                    cols = columns(TAG_SCHEMAS[kind])
+                    con.execute(
+                        f"insert into {TAG_TABLES[kind]} ({cols}) select {cols} from new_tag_rows"
+                    )
+                finally:
+                    con.unregister("new_tag_rows")
+            if "entities" in kinds:
+                places_db.locate(con, ids)
+                entity_db.assign(con, ids, also=unlinked)
+                places_db.link(con, ids)
     finally:
         drop_temp(con, "retag_ids")
     return removed
