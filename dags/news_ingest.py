@@ -2,7 +2,7 @@
 
 Wiring only: every task calls one function of ``newsflow.run.tasks``. All tasks of a DAG run
 share one staged-files directory named after the run id; XCom carries batch names and counts,
-never article text. ``load`` is the only task that writes the database (pool ``duckdb_writer``,
+never article text. ``load`` is the only task that writes the database (pool ``lake_writer``,
 one slot); ``announce`` then emits the ``newsflow_articles`` asset with row counts, unless the
 run loaded nothing.
 """
@@ -83,13 +83,8 @@ def news_ingest():
         result = run_step(
             "plan which feeds are due and split them into poll batches",
             lambda: tasks.plan(s, run_id),
-            lambda r: (
-                f"{r['feeds_due']} feeds due ({r['feeds_new']} new to register) in "
-                f"{len(r['poll_batches'])} batches; {r['pages_requeued']} pages from the fetch "
-                f"queue; staged files in {r['run']}"
-            ),
         )
-        return result["poll_batches"]
+        return result.poll_batches
 
     @task(map_index_template="{{ batch_label }}", doc_md=POLL_DOC)
     def poll(batch: str) -> dict:
@@ -97,23 +92,10 @@ def news_ingest():
 
         _label("feeds", batch)
         s = settings()
-        result = run_step(
-            f"poll feed batch {batch}",
-            lambda: tasks.poll(s, _run(s), batch),
-            lambda r: (
-                f"{r.get('feeds')} feeds: {r.get('ok')} ok, {r.get('not_modified')} not "
-                f"modified, {r.get('failed')} failed (recorded, not raised); "
-                f"{r.get('items_new')} new items" + (" [resumed]" if r.get("resumed") else "")
-            ),
-        )
-        if not result.get("resumed"):
-            _label(
-                "feeds",
-                batch,
-                f"{result.get('feeds')} polled · {result.get('failed')} failed · "
-                f"{result.get('items_new')} new",
-            )
-        return result
+        result = run_step(f"poll feed batch {batch}", lambda: tasks.poll(s, _run(s), batch))
+        if (label := result.label()) is not None:
+            _label("feeds", batch, label)
+        return result.as_dict()
 
     @task(trigger_rule="none_failed")
     def plan_articles() -> list[str]:
@@ -136,22 +118,10 @@ def news_ingest():
         result = run_step(
             f"fetch and extract article batch {batch}",
             lambda: tasks.fetch_extract(s, _run(s), batch),
-            lambda r: (
-                f"{r['articles']} articles: {r['ok']} extracted, {r['feed_content']} from "
-                f"feed content, {r['failed']} failed (recorded); pages: {r['pages_pending']} "
-                f"left pending by the fetch budget {r['pending_by_host'] or ''}, "
-                f"{r['pages_retry']} to retry; longest queue wait {r['max_queued_s']}s"
-                + (" [resumed]" if r.get("resumed") else "")
-            ),
         )
-        if not result.get("resumed"):
-            _label(
-                "pages",
-                batch,
-                f"{result['articles']} articles · {result['ok']} extracted · "
-                f"{result['failed']} failed",
-            )
-        return result
+        if (label := result.label()) is not None:
+            _label("pages", batch, label)
+        return result.as_dict()
 
     @task(map_index_template="{{ batch_label }}", doc_md=TAG_DOC)
     def tag(batch: str) -> dict:
@@ -162,18 +132,10 @@ def news_ingest():
         result = run_step(
             f"tag entities and topics of article batch {batch}",
             lambda: tasks.tag(s, _run(s), batch),
-            lambda r: (
-                r.get("skipped")
-                or ("already tagged [resumed]" if r.get("resumed") else "")
-                or (
-                    f"{r['articles']} articles: {r['entities']:,} entities, "
-                    f"{r['topics']:,} topics; {r['skipped']} skipped, {r['failed']} failed"
-                )
-            ),
         )
-        if "entities" in result:
-            _label("tag", batch, f"{result['articles']} articles · {result['entities']:,} entities")
-        return result
+        if (label := result.label()) is not None:
+            _label("tag", batch, label)
+        return result.as_dict()
 
     @task(
         trigger_rule="none_failed",
@@ -182,47 +144,29 @@ def news_ingest():
     )
     def load() -> dict:
         """Loads the whole run into the lake in one transaction (the only writer, pool
-        duckdb_writer): a run lands whole or not at all, and a retry loads nothing twice. A
+        lake_writer): a run lands whole or not at all, and a retry loads nothing twice. A
         failure means the database is locked, full or unusable; the staged files wait."""
         from newsflow.run import tasks
 
         s = settings()
         result = run_step(
-            "load the run into the lake in one transaction",
-            lambda: tasks.load(s, _run(s)),
-            lambda r: (
-                f"{r['articles_loaded']} articles loaded {r.get('by_status') or {}}, "
-                f"{r.get('articles_upgraded', 0)} upgraded in place, "
-                f"tag rows {r.get('tag_rows') or {}}; {r.get('feeds_failed', 0)} feeds failed "
-                f"{r.get('failed_feeds') or ''}, {r.get('pages_failed', 0)} pages failed, "
-                f"{r.get('pages_pending', 0)} pages waiting; the database holds "
-                f"{r.get('articles_total')} articles"
-                + (" [run was already loaded]" if r.get("already_loaded") else "")
-            ),
+            "load the run into the lake in one transaction", lambda: tasks.load(s, _run(s))
         )
-        return result
+        return result.as_dict()
 
     @task(outlets=[ARTICLES])
     def announce(result: dict) -> dict:
         """Emits the newsflow_articles asset event for a run that loaded or upgraded articles,
         its extra carrying the counts, failed feeds and pages, and the Airflow run id; a run
         that loaded nothing is skipped, so consumers of the asset are not woken for nothing."""
+        from newsflow.run.tasks import LoadedRun
+
+        loaded = LoadedRun.from_dict(result)
         context = get_current_context()
-        if not (result.get("articles_loaded") or result.get("articles_upgraded")):
+        if not (loaded.articles_loaded or loaded.articles_upgraded):
             raise AirflowSkipException("the run loaded no article: no asset event")
-        context["outlet_events"][ARTICLES].extra = {
-            "run_id": result["run_id"],
-            "airflow_run_id": context["run_id"],
-            "snapshot_id": result.get("snapshot_id"),  # read it: ATTACH ... (SNAPSHOT_VERSION n)
-            "articles_loaded": result["articles_loaded"],
-            "feeds_failed": result.get("feeds_failed", 0),
-            "pages_failed": result.get("pages_failed", 0),
-            "pages_pending": result.get("pages_pending", 0),
-            "articles_total": result.get("articles_total"),
-            "entities_total": result.get("entities_total"),
-            "topics_total": result.get("topics_total"),
-        }
-        return {"articles_loaded": result["articles_loaded"]}
+        context["outlet_events"][ARTICLES].extra = loaded.asset_extra(context["run_id"])
+        return {"articles_loaded": loaded.articles_loaded}
 
     polled = poll.expand(batch=plan())
     batches = plan_articles()

@@ -143,22 +143,22 @@ def test_two_fetch_tasks_side_by_side_never_hit_one_host_at_once(tmp_path):
         )
         settings = settings.with_overrides(feeds_file=feeds_file)
         plan = tasks.plan(settings, "manual__two_workers")
-        for batch in plan["poll_batches"]:
-            tasks.poll(settings, plan["run"], batch)
-        batches = tasks.plan_articles(settings, plan["run"])
+        for batch in plan.poll_batches:
+            tasks.poll(settings, plan.run, batch)
+        batches = tasks.plan_articles(settings, plan.run)
         assert len(batches) >= 2
         # Two processes, as two Celery workers: nothing but the batches keeps them apart.
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(2, mp_context=ctx) as workers:
             done = list(
                 workers.map(
-                    fetch_task, [settings] * 2, [plan["run"]] * 2, [batches[0::2], batches[1::2]]
+                    fetch_task, [settings] * 2, [plan.run] * 2, [batches[0::2], batches[1::2]]
                 )
             )
         assert sum(len(d) for d in done) == len(batches)
         stats = room.stats()
-        loaded = tasks.load(settings, plan["run"])
-    assert loaded["articles_loaded"] == len(room.pages)
+        loaded = tasks.load(settings, plan.run)
+    assert loaded.articles_loaded == len(room.pages)
     busiest = max(s["max_in_flight"] for s in stats.values())
     assert busiest <= settings.per_host_concurrency, stats
     assert busiest == settings.per_host_concurrency  # (the hosts were kept busy)
@@ -178,11 +178,11 @@ def test_the_fetch_queue_is_fetched_first_by_a_later_airflow_run(tmp_path):
         for n in range(1, 8):
             run_id = f"scheduled__{n}"
             plan = tasks.plan(settings, run_id)
-            for batch in plan["poll_batches"]:
-                tasks.poll(settings, plan["run"], batch)
-            for batch in tasks.plan_articles(settings, plan["run"]):
-                tasks.fetch_extract(settings, plan["run"], batch)
-            tasks.load(settings, plan["run"])
+            for batch in plan.poll_batches:
+                tasks.poll(settings, plan.run, batch)
+            for batch in tasks.plan_articles(settings, plan.run):
+                tasks.fetch_extract(settings, plan.run, batch)
+            tasks.load(settings, plan.run)
             with Store(settings.database) as store:
                 if not store.pending_pages():
                     break

@@ -1,7 +1,8 @@
 """The package's layers point one way, and SQL lives in one layer.
 
-Bottom to top: the foundation (config, rows, procs, staging, locks), the stages (fetching, enrich:
-computation over staged files, which never see a database connection), the database layer
+Bottom to top: the foundation (config, rows, procs, staging, locks, results), the stages
+(fetching, enrich: computation over staged files, which never see a database connection), the
+database layer
 (db), the drivers and readers (run, analysis, demo), the command line (cli). A module may import
 from its own layer or below, never above; below the top two layers no import of newsflow is
 deferred into a function (a deferred import is how a cycle hides).
@@ -24,6 +25,7 @@ LAYERS = {
     "procs": 0,
     "staging": 0,
     "locks": 0,
+    "results": 0,
     "fetching": 1,
     "enrich": 1,
     "db": 2,

@@ -21,6 +21,7 @@ from newsflow.db import entities as entity_db
 from newsflow.db import places as places_db
 from newsflow.db import stories as story_db
 from newsflow.db.engine import arrow, drop_temp, transaction
+from newsflow.results import Result
 from newsflow.rows import (
     STAGED_SINCE_006,
     STAGED_SINCE_010,
@@ -39,13 +40,13 @@ LOAD_MESSAGE = "newsflow load "
 
 
 @dataclass
-class LoadResult:
+class LoadResult(Result):
     run_id: str
     already_loaded: bool
     polls: int = 0
     articles_loaded: int = 0
-    by_status: dict | None = None
-    tag_rows: dict | None = None  # rows inserted per tag kind
+    by_status: dict[str, int] | None = None
+    tag_rows: dict[str, int] | None = None  # rows inserted per tag kind
     stories_joined: int = 0  # articles of this load that share a story with another article
     snapshot_id: int | None = None  # the lake snapshot the load committed
     upgraded_ids: list[str] = field(default_factory=list)  # new texts for the search index
@@ -283,8 +284,8 @@ def apply_requeued(con: duckdb.DuckDBPyConnection) -> tuple[list[str], set[str]]
     when it is final. Returns the upgraded ids, and the entities their old rows named."""
     # The updates below read every column of the rows they scan (an UPDATE on the lake
     # rewrites them): only rows first seen since the oldest requeued article are scanned,
-    # and none when no staged row is requeued (at 1M articles, reading all texts cost
-    # 340 MB of a load's memory).
+    # and none when no staged row is requeued (reading all texts was most of a load's memory
+    # in a large store).
     since = con.execute(
         "select min(a.first_seen_at) from staged_articles s join articles a using (article_id)"
         " where s.requeued"

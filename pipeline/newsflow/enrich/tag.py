@@ -32,6 +32,7 @@ from newsflow.enrich import identity, places
 from newsflow.enrich.topics import LexiconClassifier, TopicClassifier, TopicInput, category_topic
 from newsflow.fetching.parse import language_code
 from newsflow.procs import worker_context
+from newsflow.results import Counters
 from newsflow.rows import ARTICLE_SCHEMA, ENTITY_TAGGER_NAMES, TAG_SCHEMAS
 from newsflow.staging import RunDir
 
@@ -67,13 +68,13 @@ class TagRows:
 
 
 @dataclass
-class TagCounts:
+class TagCounts(Counters):
     articles: int = 0
     entities: int = 0
     topics: int = 0
     skipped: int = 0  # status rows (article × kind) skipped
     failed: int = 0
-    seconds: float = 0.0
+    seconds: float = field(default=0.0, metadata={"hidden": True})
 
     def add(self, rows: TagRows, articles: int) -> None:
         c = rows.counts()
@@ -82,15 +83,6 @@ class TagCounts:
         self.topics += c["topics"]
         self.skipped += c["skipped"]
         self.failed += c["failed"]
-
-    def as_dict(self) -> dict:
-        return {
-            "articles": self.articles,
-            "entities": self.entities,
-            "topics": self.topics,
-            "skipped": self.skipped,
-            "failed": self.failed,
-        }
 
 
 class Tagger:

@@ -41,6 +41,7 @@ from newsflow.fetching.extract import Extracted, ExtractorPool, detect_language,
 from newsflow.fetching.parse import clean_text, language_code, richest
 from newsflow.fetching.poll import Progress
 from newsflow.fetching.titles import strip_site_name
+from newsflow.results import Counters
 from newsflow.rows import ARTICLE_SCHEMA, ITEM_SCHEMA
 from newsflow.staging import RunDir, is_disk_full
 
@@ -81,7 +82,7 @@ def host_of(url: str) -> str:
 
 
 @dataclass
-class FetchCounts:
+class FetchCounts(Counters):
     """Articles of a fetch by extraction status, and pages by frontier state."""
 
     articles: int = 0
@@ -92,8 +93,9 @@ class FetchCounts:
     pages_pending: int = 0  # not fetched within the budget: first in the next cycle
     pages_retry: int = 0  # failed transiently: retried in a later cycle
     pages_final: int = 0  # failed for good (this attempt or the last allowed)
-    max_queued_s: float = 0.0  # longest wait of a request for its host's turn and a slot
-    pending_by_host: dict = field(default_factory=dict)
+    # The longest wait of a request for its host's turn and a slot.
+    max_queued_s: float = field(default=0.0, metadata={"merge": "max", "digits": 1})
+    pending_by_host: dict[str, int] = field(default_factory=dict)
 
     def add(self, row: dict) -> None:
         self.articles += 1
@@ -109,19 +111,8 @@ class FetchCounts:
             self.pages_final += 1
         self.max_queued_s = max(self.max_queued_s, row.get("queued_s") or 0.0)
 
-    def merge(self, other: FetchCounts) -> None:
-        for key, value in other.__dict__.items():
-            if key == "pending_by_host":
-                for host, n in value.items():
-                    self.pending_by_host[host] = self.pending_by_host.get(host, 0) + n
-            elif key == "max_queued_s":
-                self.max_queued_s = max(self.max_queued_s, value)
-            else:
-                setattr(self, key, getattr(self, key) + value)
-
     def as_dict(self) -> dict:
-        d = dict(self.__dict__)
-        d["max_queued_s"] = round(self.max_queued_s, 1)
+        d = super().as_dict()
         d["pending_by_host"] = dict(Counter(self.pending_by_host).most_common())
         return d
 

@@ -15,6 +15,7 @@ from newsflow.fetching.client import FetchResult, PoliteClient
 from newsflow.fetching.parse import ParsedFeed, language_code, serve_parser
 from newsflow.fetching.rhythm import Hints, next_interval
 from newsflow.procs import worker_context
+from newsflow.results import Counters
 from newsflow.rows import ITEM_SCHEMA, POLL_SCHEMA, DueFeed
 from newsflow.staging import RunDir
 
@@ -30,20 +31,13 @@ Progress = Callable[[str, int, int], None]
 
 
 @dataclass
-class PollCounts:
+class PollCounts(Counters):
     feeds: int = 0
     ok: int = 0
     not_modified: int = 0
     failed: int = 0
     items_seen: int = 0
     items_new: int = 0
-
-    def as_dict(self) -> dict:
-        return dict(self.__dict__)
-
-    def merge(self, other: PollCounts) -> None:
-        for key, value in other.__dict__.items():
-            setattr(self, key, getattr(self, key) + value)
 
     @classmethod
     def from_staged(cls, polls) -> PollCounts:

@@ -41,6 +41,7 @@ from newsflow.fetching.feedlist import FeedSpec
 from newsflow.fetching.fetch import FetchCounts
 from newsflow.fetching.poll import PollCounts, Progress
 from newsflow.locks import FileLock, lock_retry_delays
+from newsflow.results import Result, key
 from newsflow.run import steps
 from newsflow.staging import RunDir, is_disk_full, is_disk_full_at, pending_runs
 
@@ -80,43 +81,23 @@ class IngestLock(FileLock):
 
 
 @dataclass
-class CycleSummary:
+class CycleSummary(Result):
     run_id: str
     feeds_registered: int = 0
     feeds_deactivated: list[str] = field(default_factory=list)  # not in the feed list any more
     feeds_due: int = 0
-    polls: PollCounts = field(default_factory=PollCounts)
+    polls: PollCounts = field(default_factory=PollCounts, metadata=key("feeds"))
     articles: FetchCounts = field(default_factory=FetchCounts)
     tagging: TagCounts = field(default_factory=TagCounts)
     articles_loaded: int = 0
     articles_upgraded: int = 0  # stored earlier from feed content; their page came this time
     pages_requeued: int = 0  # pages the fetch queue gave back to this cycle
-    pages_waiting: list = field(default_factory=list)  # the queue per host after the load
+    pages_waiting: list[dict] = field(default_factory=list)  # the queue per host after the load
     waiting_feeds: dict | None = None  # when nothing was polled: why (Store.waiting_feeds)
-    timings: dict = field(default_factory=dict)  # step -> wall and CPU seconds (steps.Timings)
     resumed_runs: list[str] = field(default_factory=list)
-    failures: list[dict] = field(default_factory=list)
-    elapsed_s: float = 0.0
-
-    def as_dict(self) -> dict:
-        return {
-            "run_id": self.run_id,
-            "feeds_registered": self.feeds_registered,
-            "feeds_deactivated": self.feeds_deactivated,
-            "feeds_due": self.feeds_due,
-            "feeds": self.polls.as_dict(),
-            "articles": self.articles.as_dict(),
-            "tagging": self.tagging.as_dict(),
-            "articles_loaded": self.articles_loaded,
-            "articles_upgraded": self.articles_upgraded,
-            "pages_requeued": self.pages_requeued,
-            "pages_waiting": self.pages_waiting,
-            "waiting_feeds": self.waiting_feeds,
-            "resumed_runs": self.resumed_runs,
-            "failed_feeds": self.failures,
-            "timings": self.timings,
-            "elapsed_s": round(self.elapsed_s, 2),
-        }
+    failures: list[dict] = field(default_factory=list, metadata=key("failed_feeds"))
+    timings: dict = field(default_factory=dict)  # step -> wall and CPU seconds (steps.Timings)
+    elapsed_s: float = field(default=0.0, metadata={"digits": 2})
 
 
 class _Stages:
@@ -319,13 +300,13 @@ def _cycle(
         )
         with timings.step("plan"):
             planned = steps.plan(settings, run, store, include_not_due=include_not_due)
-        summary.feeds_due = planned["feeds_due"]
-        summary.pages_requeued = planned["pages_requeued"]
-        if planned["poll_batches"]:
+        summary.feeds_due = planned.feeds_due
+        summary.pages_requeued = planned.pages_requeued
+        if planned.poll_batches:
             store.release()
         with timings.step("poll"):
             summary.polls = steps.poll(
-                settings, run, planned["poll_batches"], _known_ids(store, settings), progress
+                settings, run, planned.poll_batches, _known_ids(store, settings), progress
             )
         fault_point("polled")
         summary.articles, summary.tagging, loaded = _complete_and_load(

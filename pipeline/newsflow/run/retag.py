@@ -13,26 +13,19 @@ from datetime import datetime
 from newsflow.config import Settings
 from newsflow.db.store import Store
 from newsflow.enrich.tag import TagCounts, TagPool, kinds_for
+from newsflow.results import Result, key
 
 __all__ = ["RetagSummary", "retag"]
 
 
 @dataclass
-class RetagSummary:
+class RetagSummary(Result):
     articles: int = 0
     batches: int = 0
-    replaced: dict = field(default_factory=dict)  # kind -> rows removed
-    counts: TagCounts = field(default_factory=TagCounts)
-    elapsed_s: float = 0.0
-
-    def as_dict(self) -> dict:
-        return {
-            "articles": self.articles,
-            "batches": self.batches,
-            "rows_replaced": self.replaced,
-            "rows_written": self.counts.as_dict(),
-            "elapsed_s": round(self.elapsed_s, 2),
-        }
+    # kind -> rows removed
+    replaced: dict[str, int] = field(default_factory=dict, metadata=key("rows_replaced"))
+    counts: TagCounts = field(default_factory=TagCounts, metadata=key("rows_written"))
+    elapsed_s: float = field(default=0.0, metadata={"digits": 2})
 
 
 def retag(

@@ -43,6 +43,7 @@ from newsflow.fetching.fetch import (
 from newsflow.fetching.poll import KnownIds, PollCounts, Progress, poll_batches
 from newsflow.fetching.urls import feed_id as make_feed_id
 from newsflow.procs import tree_cpu_seconds
+from newsflow.results import Result
 from newsflow.rows import DueFeed
 from newsflow.staging import RunDir
 
@@ -95,6 +96,25 @@ def register(
     return added, gone
 
 
+@dataclass
+class Plan(Result):
+    """What ``plan`` decided: the run's folder, its poll batches, and how many feeds are due
+    (new ones among them) and pages the fetch queue gave back."""
+
+    run: str
+    poll_batches: list[str]
+    feeds_due: int
+    feeds_new: int
+    pages_requeued: int
+
+    def summary(self) -> str:
+        return (
+            f"{self.feeds_due} feeds due ({self.feeds_new} new to register) in"
+            f" {len(self.poll_batches)} batches; {self.pages_requeued} pages from the fetch"
+            f" queue; staged files in {self.run}"
+        )
+
+
 def plan(
     settings: Settings,
     run: RunDir,
@@ -102,7 +122,7 @@ def plan(
     specs: Sequence[FeedSpec] = (),
     *,
     include_not_due: bool = False,
-) -> dict:
+) -> Plan:
     """Which feeds are due (all active ones with ``include_not_due``), cut into poll batches by
     host (``plan/feeds-<batch>.json``), and the pages the fetch queue gives back
     (``items/queue.parquet``). Feeds of ``specs`` the registry does not know yet are due now;
@@ -111,7 +131,7 @@ def plan(
     plan_dir = run.path / "plan"
     done = plan_dir / PLAN_FILE
     if done.exists():
-        return json.loads(done.read_text(encoding="utf-8"))
+        return Plan.from_dict(json.loads(done.read_text(encoding="utf-8")))
     plan_dir.mkdir(parents=True, exist_ok=True)
     now = datetime.now(UTC)
     due: list[DueFeed] = []
@@ -139,14 +159,8 @@ def plan(
         name = batch_name(index)
         _write_json(plan_dir / f"feeds-{name}.json", [f.as_json() for f in feeds])
         batches.append(name)
-    result = {
-        "run": str(run.path),
-        "poll_batches": batches,
-        "feeds_due": len(due),
-        "feeds_new": len(new),
-        "pages_requeued": requeued,
-    }
-    _write_json(done, result)
+    result = Plan(str(run.path), batches, len(due), len(new), requeued)
+    _write_json(done, result.as_dict())
     return result
 
 
@@ -259,9 +273,7 @@ def tag(
     tagger = pool() if pool else own
     try:
         for done, name in enumerate(todo, 1):
-            part = tag_batch(run, name, tagger)
-            for key, value in part.as_dict().items():
-                setattr(counts, key, getattr(counts, key) + value)
+            counts.merge(tag_batch(run, name, tagger))
             if progress:
                 progress("tag", done, len(todo))
             fault_point("tagged")

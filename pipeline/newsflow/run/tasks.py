@@ -20,13 +20,18 @@ from __future__ import annotations
 import logging
 import re
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from newsflow.config import ConfigError, Settings, load_settings
 from newsflow.db.engine import StoreError
 from newsflow.db.store import Store, store_exists
+from newsflow.enrich.tag import TagCounts
 from newsflow.fetching.feedlist import load_feed_file
+from newsflow.fetching.fetch import FetchCounts
+from newsflow.fetching.poll import PollCounts
+from newsflow.results import Result
 from newsflow.run import steps
 from newsflow.staging import RunDir, pending_runs
 
@@ -81,10 +86,140 @@ def _maybe_fail(settings: Settings, run: RunDir, task: str, batch: str) -> None:
     raise InjectedFault(f"injected fault in {task} batch {batch} (NEWSFLOW_FAULT_INJECT)")
 
 
+# -- what the tasks return ------------------------------------------------------------------
+# Each task's result is a dataclass: its ``as_dict()`` is the task's XCom, its ``summary()`` the
+# closing line of the task's log, and ``label()`` (for mapped tasks) the grid's label of the
+# batch, None when the batch was staged by an earlier try.
+
+
+@dataclass
+class PolledBatch(Result):
+    batch: str
+    counts: PollCounts
+    resumed: bool = False  # staged by an earlier try
+
+    def as_dict(self) -> dict:
+        return {"batch": self.batch, **self.counts.as_dict(), **self._resumed()}
+
+    def _resumed(self) -> dict:
+        return {"resumed": True} if self.resumed else {}
+
+    def summary(self) -> str:
+        c = self.counts
+        return (
+            f"{c.feeds} feeds: {c.ok} ok, {c.not_modified} not modified, {c.failed} failed"
+            f" (recorded, not raised); {c.items_new} new items"
+            + (" [resumed]" if self.resumed else "")
+        )
+
+    def label(self) -> str | None:
+        c = self.counts
+        return None if self.resumed else f"{c.feeds} polled · {c.failed} failed · {c.items_new} new"
+
+
+@dataclass
+class FetchedBatch(PolledBatch):
+    counts: FetchCounts  # type: ignore[assignment]
+
+    def summary(self) -> str:
+        c = self.counts
+        return (
+            f"{c.articles} articles: {c.ok} extracted, {c.feed_content} from feed content,"
+            f" {c.failed} failed (recorded); pages: {c.pages_pending} left pending by the fetch"
+            f" budget {c.as_dict()['pending_by_host'] or ''}, {c.pages_retry} to retry;"
+            f" longest queue wait {round(c.max_queued_s, 1)}s"
+            + (" [resumed]" if self.resumed else "")
+        )
+
+    def label(self) -> str | None:
+        c = self.counts
+        if self.resumed:
+            return None
+        return f"{c.articles} articles · {c.ok} extracted · {c.failed} failed"
+
+
+@dataclass
+class TaggedBatch(PolledBatch):
+    counts: TagCounts = field(default_factory=TagCounts)  # type: ignore[assignment]
+    skipped: str | None = None  # why nothing was tagged (tagging is off)
+
+    def as_dict(self) -> dict:
+        if self.skipped:
+            return {"batch": self.batch, "skipped": self.skipped}
+        if self.resumed:
+            return {"batch": self.batch, "resumed": True}
+        return {"batch": self.batch, **self.counts.as_dict()}
+
+    def summary(self) -> str:
+        if self.skipped:
+            return self.skipped
+        if self.resumed:
+            return "already tagged [resumed]"
+        c = self.counts
+        return (
+            f"{c.articles} articles: {c.entities:,} entities, {c.topics:,} topics;"
+            f" {c.skipped} skipped, {c.failed} failed"
+        )
+
+    def label(self) -> str | None:
+        if self.skipped or self.resumed:
+            return None
+        return f"{self.counts.articles} articles · {self.counts.entities:,} entities"
+
+
+@dataclass
+class LoadedRun(Result):
+    """What ``load`` did, and what the store holds after it."""
+
+    run_id: str
+    already_loaded: bool = False
+    feeds_failed: int = 0
+    failed_feeds: list[str] = field(default_factory=list)  # their URLs (20 at most)
+    pages_failed: int = 0
+    pages_pending: int = 0
+    snapshot_id: int | None = None  # the lake snapshot the load committed
+    feeds_registered: int = 0
+    feeds_deactivated: list[str] = field(default_factory=list)
+    polls: int = 0
+    articles_loaded: int = 0
+    articles_upgraded: int = 0
+    pages_waiting: dict[str, dict[str, int]] = field(default_factory=dict)  # per host
+    by_status: dict[str, int] = field(default_factory=dict)
+    tag_rows: dict[str, int] = field(default_factory=dict)
+    search_index_s: float | None = field(default=None, metadata={"digits": 2})
+    articles_total: int = 0
+    entities_total: int = 0
+    topics_total: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"{self.articles_loaded} articles loaded {self.by_status}, {self.articles_upgraded}"
+            f" upgraded in place, tag rows {self.tag_rows}; {self.feeds_failed} feeds failed"
+            f" {self.failed_feeds or ''}, {self.pages_failed} pages failed, {self.pages_pending}"
+            f" pages waiting; the database holds {self.articles_total} articles"
+            + (" [run was already loaded]" if self.already_loaded else "")
+        )
+
+    def asset_extra(self, airflow_run_id: str) -> dict:
+        """The extra of the ``newsflow_articles`` asset event this load emits."""
+        return {
+            "run_id": self.run_id,
+            "airflow_run_id": airflow_run_id,
+            "snapshot_id": self.snapshot_id,  # read it: ATTACH ... (SNAPSHOT_VERSION n)
+            "articles_loaded": self.articles_loaded,
+            "feeds_failed": self.feeds_failed,
+            "pages_failed": self.pages_failed,
+            "pages_pending": self.pages_pending,
+            "articles_total": self.articles_total,
+            "entities_total": self.entities_total,
+            "topics_total": self.topics_total,
+        }
+
+
 # -- the steps of a run, one per task ---------------------------------------------------------
 
 
-def plan(settings: Settings, scheduler_run_id: str) -> dict:
+def plan(settings: Settings, scheduler_run_id: str) -> steps.Plan:
     """``steps.plan`` with the feed list of ``NEWSFLOW_FEEDS`` and a read-only store (none
     before the first load). A retried plan returns what the first try planned."""
     run = run_dir(settings, scheduler_run_id)
@@ -95,7 +230,7 @@ def plan(settings: Settings, scheduler_run_id: str) -> dict:
         return steps.plan(settings, run, store, specs)
 
 
-def poll(settings: Settings, run_path: str, batch: str) -> dict:
+def poll(settings: Settings, run_path: str, batch: str) -> PolledBatch:
     """``steps.poll`` for one planned batch; writes ``polls/`` and ``items/`` (skipped if done)."""
     run = RunDir(Path(run_path))
     resumed = (run.path / "polls" / f"{batch}.parquet").exists()
@@ -111,7 +246,7 @@ def poll(settings: Settings, run_path: str, batch: str) -> dict:
 
     counts = steps.poll(settings, run, [batch], known)
     _maybe_fail(settings, run, "poll", batch)
-    return {"batch": batch, **counts.as_dict(), **({"resumed": True} if resumed else {})}
+    return PolledBatch(batch, counts, resumed)
 
 
 def plan_articles(settings: Settings, run_path: str) -> list[str]:
@@ -119,28 +254,28 @@ def plan_articles(settings: Settings, run_path: str) -> list[str]:
     return steps.plan_articles(settings, RunDir(Path(run_path)))
 
 
-def fetch_extract(settings: Settings, run_path: str, batch: str) -> dict:
+def fetch_extract(settings: Settings, run_path: str, batch: str) -> FetchedBatch:
     """``steps.fetch`` for one article batch; writes ``articles/<batch>`` (skipped if done)."""
     run = RunDir(Path(run_path))
     resumed = (run.path / "articles" / f"{batch}.parquet").exists()
     counts = steps.fetch(settings, run, [batch])
     _maybe_fail(settings, run, "fetch_extract", batch)
-    return {"batch": batch, **counts.as_dict(), **({"resumed": True} if resumed else {})}
+    return FetchedBatch(batch, counts, resumed)
 
 
-def tag(settings: Settings, run_path: str, batch: str) -> dict:
+def tag(settings: Settings, run_path: str, batch: str) -> TaggedBatch:
     """``steps.tag`` for one extracted batch; writes the tag files (skipped if done or off)."""
     run = RunDir(Path(run_path))
     if not settings.tagging:
-        return {"batch": batch, "skipped": "tagging is off (NEWSFLOW_TAGGING=0)"}
+        return TaggedBatch(batch, skipped="tagging is off (NEWSFLOW_TAGGING=0)")
     if (run.path / "tagging" / f"{batch}.parquet").exists():
-        return {"batch": batch, "resumed": True}
+        return TaggedBatch(batch, resumed=True)
     counts = steps.tag(settings, run, [batch])
     _maybe_fail(settings, run, "tag", batch)
-    return {"batch": batch, **counts.as_dict()}
+    return TaggedBatch(batch, counts)
 
 
-def load(settings: Settings, run_path: str, trigger: str = "airflow") -> dict:
+def load(settings: Settings, run_path: str, trigger: str = "airflow") -> LoadedRun:
     """``steps.load``: register the plan's new feeds and load the run, one transaction each;
     then remove its staged files. Idempotent: a run that is already loaded (a retry after the
     commit) changes nothing."""
@@ -149,7 +284,7 @@ def load(settings: Settings, run_path: str, trigger: str = "airflow") -> dict:
     if not run.path.exists():
         with Store(settings.lake, lock_wait=settings.load_lock_wait) as store:
             if store.is_run_loaded(run_id):
-                return {"run_id": run_id, "already_loaded": True, "articles_loaded": 0}
+                return LoadedRun(run_id, already_loaded=True)
         raise StoreError(f"staged files of run {run_id} are missing ({run.path})")
     _maybe_fail(settings, run, "load", "")
     with Store(settings.lake, lock_wait=settings.load_lock_wait) as store:
@@ -165,29 +300,27 @@ def load(settings: Settings, run_path: str, trigger: str = "airflow") -> dict:
     for f in failures:
         status = f" {f['http_status']}" if f["http_status"] else ""
         LOGGER.warning("feed %s failed: %s%s: %s", f["url"], f["outcome"], status, f["error"])
-    return {
-        "run_id": run_id,
-        "feeds_failed": len(failures),
-        "failed_feeds": [f["url"] for f in failures[:20]],
-        "pages_failed": (result.by_status or {}).get("failed", 0),
-        "pages_pending": sum(w["pending"] + w["retrying"] for w in waiting.values()),
-        "already_loaded": result.already_loaded,
-        "snapshot_id": result.snapshot_id,
-        "feeds_registered": loaded.feeds_registered,
-        "feeds_deactivated": loaded.feeds_deactivated,
-        "polls": result.polls,
-        "articles_loaded": result.articles_loaded,
-        "articles_upgraded": result.articles_upgraded,
-        "pages_waiting": waiting,
-        "by_status": result.by_status or {},
-        "tag_rows": result.tag_rows or {},
-        "search_index_s": (
-            round(loaded.search_index_s, 2) if loaded.search_index_s is not None else None
-        ),
-        "articles_total": totals["articles"],
-        "entities_total": totals["entities"],
-        "topics_total": totals["topics"],
-    }
+    return LoadedRun(
+        run_id,
+        already_loaded=result.already_loaded,
+        feeds_failed=len(failures),
+        failed_feeds=[f["url"] for f in failures[:20]],
+        pages_failed=(result.by_status or {}).get("failed", 0),
+        pages_pending=sum(w["pending"] + w["retrying"] for w in waiting.values()),
+        snapshot_id=result.snapshot_id,
+        feeds_registered=loaded.feeds_registered,
+        feeds_deactivated=loaded.feeds_deactivated,
+        polls=result.polls,
+        articles_loaded=result.articles_loaded,
+        articles_upgraded=result.articles_upgraded,
+        pages_waiting=waiting,
+        by_status=result.by_status or {},
+        tag_rows=result.tag_rows or {},
+        search_index_s=loaded.search_index_s,
+        articles_total=totals["articles"],
+        entities_total=totals["entities"],
+        topics_total=totals["topics"],
+    )
 
 
 # -- maintenance ------------------------------------------------------------------------------
