@@ -19,9 +19,20 @@ from airflow.sdk.bases.notifier import BaseNotifier
 LOG = logging.getLogger("newsflow.dag")
 
 # The articles table, as an Airflow asset: each load emits an event with row counts.
-ARTICLES = Asset(name="newsflow_articles", uri="newsflow://duckdb/articles")
-# The single DuckDB writer: every task that writes the database runs in this pool of one slot.
-WRITER_POOL = "duckdb_writer"
+ARTICLES = Asset(name="newsflow_articles", uri="newsflow://lake/articles")
+# The lake's single writer: every task that writes the store runs in this pool of one slot
+# (`make airflow` and docker-compose's airflow-init create it). Its name before 0.2 was
+# `duckdb_writer`: NEWSFLOW_WRITER_POOL=duckdb_writer keeps a deployment on that pool for one
+# more release, with a warning in every DAG parse.
+OLD_WRITER_POOL = "duckdb_writer"
+WRITER_POOL = os.environ.get("NEWSFLOW_WRITER_POOL") or "lake_writer"
+if WRITER_POOL == OLD_WRITER_POOL:
+    LOG.warning(
+        "newsflow: the writer pool %r is now named 'lake_writer'; create it (airflow pools set"
+        " lake_writer 1 'newsflow: the lake's single writer') and unset NEWSFLOW_WRITER_POOL:"
+        " the old name is honoured until the next release",
+        OLD_WRITER_POOL,
+    )
 
 
 def env_number(name: str, default: float) -> float:
@@ -60,7 +71,9 @@ def settings():
 
 def run_step(what: str, fn, summary=None):
     """Run ``fn()`` between a first log line saying what is about to happen and a last one
-    saying what happened (counts, failures, elapsed), so the task log tells the story."""
+    saying what happened (counts, failures, elapsed), so the task log tells the story: the
+    result's own ``summary()`` (newsflow's typed results), else ``summary(result)``, else the
+    result as JSON."""
     LOG.info("newsflow: about to %s", what)
     started = time.monotonic()
     try:
@@ -74,7 +87,12 @@ def run_step(what: str, fn, summary=None):
             exc,
         )
         raise
-    text = summary(result) if summary else json.dumps(result, default=str)
+    if summary is not None:
+        text = summary(result)
+    elif hasattr(result, "summary"):
+        text = result.summary()
+    else:
+        text = json.dumps(result, default=str)
     LOG.info("newsflow: did %s in %.1fs: %s", what, time.monotonic() - started, text)
     return result
 

@@ -61,7 +61,7 @@ export NEWSFLOW_DATA_DIR="${NEWSFLOW_DATA_DIR:-$ROOT/data}"
 
 airflow db migrate >"$AIRFLOW_HOME/migrate.log" 2>&1 \
     || { echo "make airflow: airflow db migrate failed, see $AIRFLOW_HOME/migrate.log" >&2; exit 1; }
-airflow pools set duckdb_writer 1 "newsflow: the single DuckDB writer" >/dev/null
+airflow pools set lake_writer 1 "newsflow: the lake's single writer" >/dev/null
 
 setsid airflow standalone >"$AIRFLOW_HOME/standalone.log" 2>&1 &
 pids+=($!)

@@ -270,7 +270,7 @@ def test_only_writer_tasks_use_the_writer_pool(integrity):
         for name, info in integrity.items()
         if isinstance(info, dict) and "tasks" in info
         for task_id, task in info["tasks"].items()
-        if task["pool"] == "duckdb_writer"
+        if task["pool"] == "lake_writer"
     }
     assert writers == {
         ("news_ingest.py", "load"),

@@ -28,8 +28,8 @@ from newsflow.db.engine import (
 SHARD_ARTICLES = 25_000
 # v2: with the table `meta` (title, url, feed, time of each article), so that ranking needs
 # nothing from the lake; v5: `meta` has each article's lead (its first LEAD_CHARS characters)
-# and shard, so that an unfiltered search reads nothing from the lake at all: fetching the ten
-# best texts from Parquet costs 0.5 s at 1M articles (a column chunk decompressed per hit).
+# and shard, so that an unfiltered search reads nothing from the lake at all (fetching the ten
+# best texts from Parquet decompresses a column chunk per hit).
 # Files of another version are stale, rebuilt by the next refresh.
 SHARD_FILE = "shard-v5-{:05d}.duckdb"
 SEGMENT_FILE = "segment-v5-{:05d}-{:05d}.duckdb"

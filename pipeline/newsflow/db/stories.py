@@ -36,7 +36,7 @@ def assign(con: duckdb.DuckDBPyConnection, article_ids: list[str]) -> int:
             return []
         # Two steps: the band lookup names the few candidates, then only their rows are
         # read. (Joined in one statement, DuckDB hashed every article's 512-byte
-        # fingerprint: a load into a 1M-article store took 1.1 GB more memory.)
+        # fingerprint: docs/performance.md, "Why the code reads as it does".)
         with arrow(con, "wanted_bands", band_key=(keys, pa.int64())):
             candidates = [
                 r[0]
@@ -69,7 +69,7 @@ def assign(con: duckdb.DuckDBPyConnection, article_ids: list[str]) -> int:
     ):
         # Only the rows first seen since the oldest of these: an UPDATE on the lake reads every
         # column of what it scans, and joined on article_id alone it read all the store's texts
-        # (at 1M articles: 1.2 s and 930 MB; with the bound 0.08 s and 50 MB).
+        # (docs/performance.md, "Why the code reads as it does").
         since = con.execute(
             "select min(first_seen_at) from articles"
             " where article_id in (select article_id from story_updates)"
