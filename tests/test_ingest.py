@@ -90,14 +90,24 @@ def counts(store):
     }
 
 
-@pytest.fixture
-def world(site, settings, tmp_path):
+def _world(site, settings, tmp_path):
     specs = serve_world(site)
     feeds_file = write_feeds(tmp_path, specs)
     store = Store(settings.database)
     summary = run_cycle(settings, store, feeds=load_feed_file(feeds_file))
     yield site, settings, store, summary, feeds_file
     store.close()
+
+
+@pytest.fixture
+def world(site, settings, tmp_path):
+    yield from _world(site, settings, tmp_path)
+
+
+@pytest.fixture
+def tagged_world(site, tagged_settings, tmp_path):
+    """``world`` with entities and topics tagged."""
+    yield from _world(site, tagged_settings, tmp_path)
 
 
 def article(store, url):
@@ -314,8 +324,8 @@ def test_staged_runs_belong_to_their_database(settings):
     assert settings.runs_dir.parent == other.runs_dir.parent == settings.data_dir / "runs"
 
 
-def test_the_cycle_reports_each_steps_wall_and_cpu_time(world):
-    site, settings, store, summary, _ = world
+def test_the_cycle_reports_each_steps_wall_and_cpu_time(tagged_world):
+    site, settings, store, summary, _ = tagged_world
     timings = summary.timings
     assert list(timings) == ["plan", "poll", "fetch", "tag", "load"]
     assert sum(t["wall_s"] for t in timings.values()) <= summary.elapsed_s + 0.1

@@ -124,15 +124,15 @@ GEORGIA_COUNTRY = (
 )
 
 
-def test_places_are_stored_with_identity_and_countries(settings, site):
+def test_places_are_stored_with_identity_and_countries(tagged_settings, site):
     pages = {
         "boat": SAMPLE_PAGE,
         "summit": SUMMIT_PAGE,
         "storm": GEORGIA_STATE,
         "tbilisi": GEORGIA_COUNTRY,
     }
-    ingest(settings, serve(site, pages))
-    with Store(settings.database, read_only=True) as store:
+    ingest(tagged_settings, serve(site, pages))
+    with Store(tagged_settings.database, read_only=True) as store:
         q = store.query
         # Georgia the state and Georgia the country: two entities, one name.
         georgia = q(
@@ -170,8 +170,8 @@ def test_places_are_stored_with_identity_and_countries(settings, site):
         assert q("select count(*) from countries")[1][0][0] > 240
 
 
-def test_retag_and_migration_rebuild_the_same_places(settings, site):
-    ingest(settings, serve(site, {"storm": GEORGIA_STATE, "tbilisi": GEORGIA_COUNTRY}))
+def test_retag_and_migration_rebuild_the_same_places(tagged_settings, site):
+    ingest(tagged_settings, serve(site, {"storm": GEORGIA_STATE, "tbilisi": GEORGIA_COUNTRY}))
 
     def snapshot(store):
         return sorted(
@@ -181,11 +181,11 @@ def test_retag_and_migration_rebuild_the_same_places(settings, site):
             )[1]
         ) + sorted(store.query("select * from article_countries")[1])
 
-    with Store(settings.database) as store:
+    with Store(tagged_settings.database) as store:
         before = snapshot(store)
         assert before
-    with Store(settings.database) as store:
-        retag(settings, store, tagger="spacy")
+    with Store(tagged_settings.database) as store:
+        retag(tagged_settings, store, tagger="spacy")
         assert snapshot(store) == before
         # As the migration does for rows stored before it: keys back to names, no places.
         con = store.con

@@ -15,6 +15,7 @@ from newsflow import connect
 from newsflow.analysis.report import build_report, write_report
 from newsflow.db import entities as entity_db
 from newsflow.db import places as places_db
+from newsflow.db.engine import transaction
 from newsflow.db.store import Store
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -79,9 +80,14 @@ def _article(con, aid, feed_id, when, *, published=True, topics=(), entities=())
             " from articles a where article_id = ?",
             [entity, label, 2, round(1 - i / 10, 2), i, aid],
         )
-    places_db.locate(con, [aid])  # as a load does
-    entity_db.assign(con, [aid])
-    places_db.link(con, [aid])
+    return aid
+
+
+def _link(con, aids: list[str]) -> None:
+    """Places and entity ids of the articles, as a load does them: once for all of them."""
+    places_db.locate(con, aids)
+    entity_db.assign(con, aids)
+    places_db.link(con, aids)
 
 
 POLITICS = ("medtop:11000000", "politics", 0.9)
@@ -92,8 +98,7 @@ SPORT = ("medtop:15000000", "sport", 0.7)
 def make_db(path: Path, days: int = 10) -> Path:
     """`days` days of articles up to NOW: Acme Corp jumps on the last day, Jane Doe is steady,
     Springfield is everywhere; feeds in every state of health."""
-    with Store(path) as store:
-        con = store.con
+    with Store(path) as store, transaction(store.con) as con:  # one commit, not hundreds
         _feed(con, "f1", "Daily Planet")
         _feed(
             con,
@@ -109,6 +114,7 @@ def make_db(path: Path, days: int = 10) -> Path:
         _feed(con, "f5", "Fresh Feed", polled=None, items=0, new_item_hours=None)
         _feed(con, "f6", "Old Feed", active=False)
         n = 0
+        aids = []
         for back in range(days - 1, -1, -1):
             day = NOW - timedelta(days=back)
             latest = back == 0
@@ -126,18 +132,21 @@ def make_db(path: Path, days: int = 10) -> Path:
                 if i == 4:
                     ents += [("Paris", "GPE"), ("France", "GPE")]
                 topics = [POLITICS, ECONOMY, SPORT, ()][i % 4]
-                _article(
-                    con,
-                    f"a{n:03d}",
-                    f"f{1 + i % 4}",
-                    day - timedelta(hours=i),
-                    published=i != 3,  # some dated by first sight only
-                    topics=[topics] if topics else [],
-                    entities=ents,
+                aids.append(
+                    _article(
+                        con,
+                        f"a{n:03d}",
+                        f"f{1 + i % 4}",
+                        day - timedelta(hours=i),
+                        published=i != 3,  # some dated by first sight only
+                        topics=[topics] if topics else [],
+                        entities=ents,
+                    )
                 )
         # Outside the period: too old, and far in the future.
-        _article(con, "old", "f1", NOW - timedelta(days=400), topics=[POLITICS])
-        _article(con, "future", "f1", NOW + timedelta(days=3), topics=[POLITICS])
+        aids.append(_article(con, "old", "f1", NOW - timedelta(days=400), topics=[POLITICS]))
+        aids.append(_article(con, "future", "f1", NOW + timedelta(days=3), topics=[POLITICS]))
+        _link(con, aids)
     return path
 
 
@@ -147,9 +156,10 @@ def open_ro(path: Path, tz: str = "UTC") -> duckdb.DuckDBPyConnection:
     return con
 
 
-@pytest.fixture
-def filled(tmp_path) -> Path:
-    return make_db(tmp_path / "news.sqlite")
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory) -> Path:
+    """A filled store the tests only read (read-only sessions), built once."""
+    return make_db(tmp_path_factory.mktemp("filled") / "news.sqlite")
 
 
 @pytest.fixture

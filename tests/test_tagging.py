@@ -500,11 +500,13 @@ class KeywordClassifier:
         return []
 
 
-def test_topic_classifier_setting_plugs_in_a_class(settings, site):
-    plugged = with_settings(settings, topic_classifier="tests.test_tagging:KeywordClassifier")
+def test_topic_classifier_setting_plugs_in_a_class(tagged_settings, site):
+    plugged = with_settings(
+        tagged_settings, topic_classifier="tests.test_tagging:KeywordClassifier"
+    )
     assert Tagger.from_settings(plugged).topic_tagger == "keyword-test/7"
-    ingest(settings, serve_tagged_world(site))
-    with Store(settings.database) as store:
+    ingest(tagged_settings, serve_tagged_world(site))
+    with Store(tagged_settings.database) as store:
         summary = retag(plugged, store, tagger="keyword-test")
         assert summary.articles == 3 and "entities" not in summary.replaced
         taggers = store.query("select distinct tagger from article_topics order by 1")[1]
@@ -514,7 +516,7 @@ def test_topic_classifier_setting_plugs_in_a_class(settings, site):
             retag(plugged, store, tagger="iptc")
     for bad in ("tests.test_tagging:Nope", "no_such_module:X", "tests.test_tagging:TagRows"):
         with pytest.raises(ConfigError, match="topic_classifier"):
-            Tagger.from_settings(with_settings(settings, topic_classifier=bad))
+            Tagger.from_settings(with_settings(tagged_settings, topic_classifier=bad))
 
 
 def test_topic_classifier_is_replaceable():
@@ -600,11 +602,11 @@ def table_rows(store: Store, table: str) -> list[tuple]:
     )
 
 
-def test_ingest_cycle_tags_and_loads(settings, site):
-    summary = ingest(settings, serve_tagged_world(site))
+def test_ingest_cycle_tags_and_loads(tagged_settings, site):
+    summary = ingest(tagged_settings, serve_tagged_world(site))
     assert summary.articles_loaded == 3
     assert summary.tagging.articles == 3 and summary.tagging.entities > 20
-    with Store(settings.database, read_only=True) as store:
+    with Store(tagged_settings.database, read_only=True) as store:
         label = dict(
             store.query(
                 "select e.entity, e.label from article_entities e join articles a"
@@ -635,23 +637,23 @@ def test_ingest_cycle_tags_and_loads(settings, site):
         assert dupes == 0
 
 
-def test_untagged_staged_batch_is_tagged_when_the_run_resumes(settings, site):
+def test_untagged_staged_batch_is_tagged_when_the_run_resumes(tagged_settings, site):
     """A crash between extraction and tagging: the next cycle tags the batch, then loads it."""
     from newsflow.fetching.poll import poll_feeds
 
     url = serve_tagged_world(site)
-    with Store(settings.database) as store:
+    with Store(tagged_settings.database) as store:
         from newsflow.fetching.feedlist import FeedSpec
         from newsflow.fetching.fetch import article_batches, fetch_and_extract
 
         store.upsert_feeds([FeedSpec(url=url)])
-        run = RunDir.create(settings.runs_dir, "test")
+        run = RunDir.create(tagged_settings.runs_dir, "test")
         due = store.due_feeds(__import__("datetime").datetime.now(__import__("datetime").UTC))
-        poll_feeds(due, settings, run, store.known_article_ids)
-        for index, items in enumerate(article_batches(run, settings.article_batch_size)):
-            fetch_and_extract(items, settings, run, f"{index:04d}")
+        poll_feeds(due, tagged_settings, run, store.known_article_ids)
+        for index, items in enumerate(article_batches(run, tagged_settings.article_batch_size)):
+            fetch_and_extract(items, tagged_settings, run, f"{index:04d}")
         assert run.files("articles") and not run.files("tagging")
-        summary = run_cycle(settings, store)
+        summary = run_cycle(tagged_settings, store)
         assert summary.resumed_runs == [run.run_id]
         tagged = store.query("select count(distinct article_id) from article_tagging")[1][0][0]
         assert tagged == 3
@@ -677,14 +679,14 @@ def test_tag_batch_stage_writes_files(settings, site, tagger):
     assert [p.stem for p in run.files("tagging")] == ["0000"]
 
 
-def test_retag_replaces_rows_without_duplicates(settings, site):
-    ingest(settings, serve_tagged_world(site))
-    with Store(settings.database) as store:
+def test_retag_replaces_rows_without_duplicates(tagged_settings, site):
+    ingest(tagged_settings, serve_tagged_world(site))
+    with Store(tagged_settings.database) as store:
         before = {
             t: table_rows(store, t)
             for t in ("article_entities", "article_topics", "article_categories", "article_tagging")
         }
-        summary = retag(settings, store, batch_size=2)
+        summary = retag(tagged_settings, store, batch_size=2)
         assert summary.articles == 3 and summary.batches == 2
         after = {t: table_rows(store, t) for t in before}
         # Same taggers, same articles: the same rows, none duplicated.
