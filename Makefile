@@ -70,11 +70,12 @@ compose-check:
 	  || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends docker-compose >/dev/null; }; }
 	docker-compose --env-file .env.example -f docker-compose.yml config -q
 
-## lint: ruff over everything
+## lint: ruff over everything, mypy over pipeline/newsflow ([tool.mypy] in pyproject.toml)
 lint: setup-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff check dags/ --select AIR3
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 format: setup-dev
 	$(VENV)/bin/ruff format .

@@ -284,7 +284,7 @@ class FlakyNewsroom:
         return process_cpu_seconds(self.pid)
 
 
-def fetch_task(settings, run_path: str, batches: list[str]) -> list[dict]:
+def fetch_task(settings, run_path: str, batches: list[str]) -> list:
     """What one Airflow worker does: the fetch_extract task of each batch, in its own process
     (run it in a process pool: per-host spacing is shared within a process, not across)."""
     from newsflow.run import tasks

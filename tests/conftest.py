@@ -26,8 +26,12 @@ STARTS = {
 # ... and those of them that take more than a few seconds: the inner loop leaves them out.
 SLOW_STARTS = {"airflow", "chromium", "model", "processes"}
 LAKE_PARAMS = {"postgres": "postgres", "s3": "s3"}  # lake_settings' params
+# Module fixtures that cost minutes or tens of seconds to build: the tests that share one run
+# on one worker (an xdist_group of that name), so that it is built once, not on every worker.
+SHARED_FIXTURES = ("settled", "polled", "first_hour", "ingested", "analytics_db", "scores")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         starts = {STARTS[name] for name in item.fixturenames if name in STARTS}
@@ -39,6 +43,25 @@ def pytest_collection_modifyitems(config, items) -> None:
             item.add_marker(name)
         if starts & SLOW_STARTS:
             item.add_marker("slow")
+        shared = [name for name in SHARED_FIXTURES if name in item.fixturenames]
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(shared[0]))
+        _group_suffix(config, item)
+
+
+def _group_suffix(config, item) -> None:
+    """What `--dist loadgroup` does on a worker: the group's name after an ``@`` in the test's
+    node id, by which the controller sends a group to one worker. pytest-xdist 3.8 writes it
+    to ``item._nodeid``, which pytest 9 no longer reads (a node id is ``item._id``): without
+    this, groups are silently spread over the workers."""
+    if not config.getvalue("loadgroup") or not hasattr(config, "workerinput"):
+        return
+    groups = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                     for m in item.iter_markers("xdist_group")})  # fmt: skip
+    if groups and "@" not in item.nodeid.rsplit("]", 1)[-1] and hasattr(item, "_id"):
+        from _pytest.nodeid import NodeId
+
+        item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(groups)}")
 
 
 def _settings(tmp_path, **changes) -> Settings:

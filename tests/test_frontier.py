@@ -260,15 +260,10 @@ def test_a_page_that_arrives_later_upgrades_its_article_in_place(site, tmp_path)
         )
 
 
-def test_a_hosts_requests_take_their_turns_in_order(site, tmp_path):
-    """Two workers per host: neither may lose the race for the host's turn again and again
-    (one page once waited 12 s of a 12 s crawl). Each waits about one turn of the other."""
-    from newsflow.fetching.extract import ExtractorPool
-    from newsflow.fetching.fetch import crawl
+def _served_items(site, slugs: list[str]) -> list[dict]:
+    """A bundled article page per slug on ``site`` (one host), and the staged item of each."""
+    from tests.helpers import bundled_page
 
-    from tests.helpers import bundled_page, bundled_slugs
-
-    slugs = bundled_slugs()[:10]
     items = []
     for s in slugs:
         site.routes[f"/a/{s}"] = Route(bundled_page(s))
@@ -278,6 +273,19 @@ def test_a_hosts_requests_take_their_turns_in_order(site, tmp_path):
             "summary": None, "content": None, "published_at": None, "first_seen_at": None,
             "feed_language": None,
         })  # fmt: skip
+    return items
+
+
+def test_a_hosts_requests_take_their_turns_in_order(site, tmp_path):
+    """Two workers per host: neither may lose the race for the host's turn again and again
+    (one page once waited 12 s of a 12 s crawl). Each waits about one turn of the other."""
+    from newsflow.fetching.extract import ExtractorPool
+    from newsflow.fetching.fetch import crawl
+
+    from tests.helpers import bundled_slugs
+
+    slugs = bundled_slugs()[:10]
+    items = _served_items(site, slugs)
     pool = ExtractorPool(1, 20)
     try:
         rows = asyncio.run(crawl(items, _polite(tmp_path, respect_robots=False), pool))
@@ -300,18 +308,10 @@ def test_a_batch_that_cannot_be_written_stops_the_crawl_with_its_error(site, tmp
     from newsflow.fetching.extract import ExtractorPool
     from newsflow.fetching.fetch import crawl
 
-    from tests.helpers import bundled_page, bundled_slugs
+    from tests.helpers import bundled_slugs
 
     slugs = bundled_slugs()[:4]
-    items = []
-    for s in slugs:
-        site.routes[f"/a/{s}"] = Route(bundled_page(s))
-        items.append({
-            "article_id": s, "feed_id": "f", "url": f"{site.base_url}/a/{s}",
-            "canonical_url": s, "guid": None, "title": s, "authors": [], "categories": [],
-            "summary": None, "content": None, "published_at": None, "first_seen_at": None,
-            "feed_language": None,
-        })  # fmt: skip
+    items = _served_items(site, slugs)
     rows: list[dict] = []
 
     def on_row(row: dict) -> None:

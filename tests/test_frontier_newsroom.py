@@ -187,7 +187,7 @@ def test_the_fetch_queue_is_fetched_first_by_a_later_airflow_run(tmp_path):
                 if not store.pending_pages():
                     break
                 advance_clock(store, settings.fetch_retry_max_delay)
-        assert n >= 3 and plan["pages_requeued"] > 0
+        assert n >= 3 and plan.pages_requeued > 0
         with Store(settings.database, read_only=True) as store:
             rows = store.rows("select url, extraction_status from articles")
     statuses = {r["url"]: r["extraction_status"] for r in rows}

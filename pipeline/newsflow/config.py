@@ -52,14 +52,18 @@ class LakeLocation:
     ) -> LakeLocation:
         catalog = str(catalog)
         search = Path(search_path).expanduser().absolute() if search_path else None
-        on_s3 = bool(data_path) and is_object_storage(data_path)
+        on_s3 = is_object_storage(data_path) if data_path else False
         if data_path and "://" in data_path and not on_s3:
             raise ConfigError(
                 f"setting data_path (NEWSFLOW_DATA_PATH): {data_path[:200]!r}: of object"
                 " storage, only S3 and S3-compatible services (s3://BUCKET/FOLDER) are supported;"
                 " otherwise use a path every machine mounts (NFS, a shared volume)"
             )
-        if on_s3 and not re.fullmatch(r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?", data_path):
+        if (
+            on_s3
+            and data_path is not None
+            and not re.fullmatch(r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?", data_path)
+        ):
             raise ConfigError(
                 f"setting data_path (NEWSFLOW_DATA_PATH): {data_path[:200]!r} is not"
                 " s3://BUCKET/FOLDER with a valid bucket name (3-63 lower-case letters, digits,"

@@ -12,6 +12,7 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -35,7 +36,7 @@ LOGGER = logging.getLogger("newsflow")
 
 def _settings(args) -> Settings:
     settings = load_settings()
-    overrides = {}
+    overrides: dict[str, Any] = {}
     if getattr(args, "data_dir", None):
         overrides["data_dir"] = Path(args.data_dir)
     if getattr(args, "db", None):

@@ -28,6 +28,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -89,7 +90,10 @@ def extension_file(package: str) -> Path:
     """The extension file of the wheel ``duckdb-extension-<package>`` for this duckdb."""
     module = f"duckdb_extension_{package}"
     try:
-        root = Path(__import__(module).__file__).parent / "extensions"
+        file = __import__(module).__file__
+        if file is None:  # a namespace package: not the wheel
+            raise ImportError(module)
+        root = Path(file).parent / "extensions"
     except ImportError:
         raise StoreError(
             f"the store needs the package duckdb-extension-{package}=={duckdb.__version__} "
@@ -110,7 +114,7 @@ def _extension_directory() -> Path:
 
 
 def _new_instance() -> duckdb.DuckDBPyConnection:
-    config = {
+    config: dict[str, str | bool | int | float | list[str]] = {
         "autoinstall_known_extensions": "false",
         "autoload_known_extensions": "false",
         "extension_directory": str(_extension_directory()),
@@ -185,7 +189,7 @@ class AdvisoryWriterLock:
     def __init__(self, lake: LakeLocation):
         self.conninfo = lake.catalog[len(POSTGRES_PREFIX) :]
         self.shown = f"it holds advisory lock {ADVISORY_KEY} in the catalog's database"
-        self._con = None
+        self._con: Any = None  # a psycopg connection while the lock is held
 
     def try_acquire(self) -> bool:
         import psycopg
@@ -201,7 +205,7 @@ class AdvisoryWriterLock:
                 f"cannot reach the Postgres catalog to take the writer lock: {exc}"
             ) from None
         try:
-            got = con.execute("select pg_try_advisory_lock(%s)", [ADVISORY_KEY]).fetchone()[0]
+            got = one(con.execute("select pg_try_advisory_lock(%s)", [ADVISORY_KEY]))[0]
         except BaseException:
             con.close()
             raise
@@ -253,11 +257,11 @@ class Session:
 def lake_of(con: duckdb.DuckDBPyConnection) -> LakeLocation:
     """The store a session's connection reads (recorded on the connection by ``connect``)."""
     try:
-        found = con.execute(f"select getvariable('{LAKE_VARIABLE}')").fetchone()[0]
+        found = one(con.execute(f"select getvariable('{LAKE_VARIABLE}')"))[0]
     except duckdb.Error:
         found = None
     if not found:
-        alias = con.execute("select current_database()").fetchone()[0]
+        alias = one(con.execute("select current_database()"))[0]
         raise StoreError(f"connection is not on a newsflow store (catalog {alias})")
     return _lake_from_json(found)
 
@@ -355,7 +359,7 @@ def _s3_secret_sql(lake: LakeLocation) -> str:
             f"{' and '.join(missing)} (and AWS_ENDPOINT_URL for an S3-compatible service)"
         )
     bucket = lake.data_path[len("s3://") :].split("/", 1)[0]
-    options = {
+    options: dict[str, str | bool] = {
         "key_id": env["AWS_ACCESS_KEY_ID"],
         "secret": env["AWS_SECRET_ACCESS_KEY"],
         "region": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
@@ -407,8 +411,10 @@ def _repair_wal_index(lake: LakeLocation, exc: duckdb.Error) -> bool:
     (``-shm``) a few bytes long; a read-only connection cannot rebuild it ("unable to open
     database file"), a writing one does, without changing the database. True when it did."""
     path = lake.catalog_path
-    shm = Path(f"{path}-shm") if path else None
-    if shm is None or "unable to open database file" not in str(exc) or not shm.exists():
+    if path is None:
+        return False
+    shm = Path(f"{path}-shm")
+    if "unable to open database file" not in str(exc) or not shm.exists():
         return False
     if shm.stat().st_size >= 32768:
         return False
@@ -525,6 +531,14 @@ def connect(
         if lock is not None:
             lock.release()
         raise
+
+
+def one(cursor: Any) -> tuple[Any, ...]:
+    """The row of a query that always returns one (a count, an aggregate, a variable)."""
+    row = cursor.fetchone()
+    if row is None:
+        raise StoreError("a query that returns one row returned none")
+    return tuple(row)
 
 
 @contextlib.contextmanager

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 import duckdb
 import pyarrow as pa
 
-from newsflow.db.engine import arrow, drop_temp
+from newsflow.db.engine import arrow, drop_temp, one
 from newsflow.enrich import identity, places
 
 __all__ = ["assign", "resolve_all", "resolve_id"]
@@ -36,10 +36,12 @@ def insert_rows(con: duckdb.DuckDBPyConnection, source: str, cols: Sequence[str]
     """Insert entity rows (``cols`` of the relation ``source``) into article_entities with
     their article's day (migration 013); the articles are stored already. Returns the count."""
     picked = ", ".join(f"s.{c}" for c in cols)
-    return con.execute(
-        f"insert into article_entities ({', '.join(cols)}, day) select {picked}, {_DAY}"
-        f" from {source} s join articles a using (article_id)"
-    ).fetchone()[0]
+    return one(
+        con.execute(
+            f"insert into article_entities ({', '.join(cols)}, day) select {picked}, {_DAY}"
+            f" from {source} s join articles a using (article_id)"
+        )
+    )[0]
 
 
 def since_day(con: duckdb.DuckDBPyConnection, ids_table: str) -> str:
@@ -48,10 +50,12 @@ def since_day(con: duckdb.DuckDBPyConnection, ids_table: str) -> str:
     order, so a statement scoped by article ids that adds it skips the files and row groups of
     older days instead of reading all rows: an UPDATE on the lake reads every column of what it
     scans (a load's update of its own rows read every entity row of the store)."""
-    day = con.execute(
-        f"select min({_DAY}) from articles a"
-        f" where a.article_id in (select article_id from {ids_table})"
-    ).fetchone()[0]
+    day = one(
+        con.execute(
+            f"select min({_DAY}) from articles a"
+            f" where a.article_id in (select article_id from {ids_table})"
+        )
+    )[0]
     return f" and article_entities.day >= date '{day.isoformat()}'" if day else ""
 
 
@@ -260,10 +264,12 @@ def _place_name(key: str) -> str | None:
 
 def _has_places(con: duckdb.DuckDBPyConnection) -> bool:
     return bool(
-        con.execute(
-            "select count(*) from ducklake_table_info(current_database())"
-            " where table_name = 'article_places'"
-        ).fetchone()[0]
+        one(
+            con.execute(
+                "select count(*) from ducklake_table_info(current_database())"
+                " where table_name = 'article_places'"
+            )
+        )[0]
     )
 
 

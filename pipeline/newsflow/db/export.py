@@ -21,6 +21,8 @@ from pathlib import Path
 
 import duckdb
 
+from newsflow.db.engine import one
+
 # Every article's rows fall on its day as view article_days defines it (the UTC date of its
 # publication, else of its first sight); a poll on the UTC date it ran.
 _BY_ARTICLE = "select x.*, d.day from {} x join article_days d using (article_id)"
@@ -53,7 +55,7 @@ def export(con: duckdb.DuckDBPyConnection, out_dir: Path, fmt: str = "parquet", 
             " where ? is null or t.day >= ?",
             [since_day, since_day],
         )
-        count = con.execute(f"select count(*) from {view}").fetchone()[0]
+        count = one(con.execute(f"select count(*) from {view}"))[0]
         written[table] = count
         if count:
             target = _literal(out_dir / table)
@@ -66,7 +68,7 @@ def export(con: duckdb.DuckDBPyConnection, out_dir: Path, fmt: str = "parquet", 
     feeds.mkdir(exist_ok=True)
     ext = "parquet" if fmt == "parquet" else "csv"
     con.execute(f"copy feeds to '{_literal(feeds / f'data_0.{ext}')}' ({FORMATS[fmt]})")
-    written["feeds"] = con.execute("select count(*) from feeds").fetchone()[0]
+    written["feeds"] = one(con.execute("select count(*) from feeds"))[0]
     return written
 
 

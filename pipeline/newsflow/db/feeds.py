@@ -10,7 +10,7 @@ import duckdb
 import pyarrow as pa
 
 from newsflow.db import queries
-from newsflow.db.engine import arrow, transaction
+from newsflow.db.engine import arrow, one, transaction
 from newsflow.db.reads import query, rows
 from newsflow.fetching.feedlist import FeedSpec
 from newsflow.fetching.urls import feed_id as make_feed_id
@@ -74,10 +74,12 @@ def deactivate_unlisted(con: duckdb.DuckDBPyConnection, specs: Sequence[FeedSpec
 def remove_feed(con: duckdb.DuckDBPyConnection, url: str) -> bool:
     """Deactivate a feed (its polls and articles stay). False when no active feed has it."""
     fid = make_feed_id(url)
-    changed = con.execute(
-        "update feeds set active = false, removed_at = ? where feed_id = ? and active",
-        [datetime.now(UTC), fid],
-    ).fetchone()[0]
+    changed = one(
+        con.execute(
+            "update feeds set active = false, removed_at = ? where feed_id = ? and active",
+            [datetime.now(UTC), fid],
+        )
+    )[0]
     return bool(changed)
 
 
@@ -92,7 +94,7 @@ def listed(con: duckdb.DuckDBPyConnection, include_removed: bool = False) -> lis
 
 
 def active_feed_count(con: duckdb.DuckDBPyConnection) -> int:
-    return con.execute("select count(*) from feeds where active").fetchone()[0]
+    return one(con.execute("select count(*) from feeds where active"))[0]
 
 
 def feed_ids(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -171,6 +173,7 @@ def waiting_feeds(con: duckdb.DuckDBPyConnection) -> dict:
         from feeds where active
         """
     ).fetchone()
+    assert row is not None  # an aggregate: one row
     keys = ("active", "not_due", "next_due_at", "backoff", "backoff_until", "backoff_error")
     return dict(zip(keys, row))
 

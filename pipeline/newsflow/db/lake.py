@@ -12,7 +12,7 @@ from newsflow.db import entities as entity_db
 from newsflow.db import migrate as file_migration
 from newsflow.db import places as places_db
 from newsflow.db import search
-from newsflow.db.engine import StoreError, lake_of, transaction
+from newsflow.db.engine import StoreError, lake_of, one, transaction
 from newsflow.db.load import LOAD_MESSAGE
 
 
@@ -80,7 +80,7 @@ def snapshot_of_run(con: duckdb.DuckDBPyConnection, alias: str, run_id: str) -> 
         why = (
             "its load recorded no snapshot (it was loaded before newsflow kept them, or"
             " migrated), or maintenance expired it"
-            if known.fetchone()[0]
+            if one(known)[0]
             else "no run has that id (see `newsflow status`)"
         )
         raise StoreError(f"run {run_id}: {why}")
@@ -101,8 +101,11 @@ def size(con: duckdb.DuckDBPyConnection) -> dict:
 
 def data_files(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
     """Data and delete files of the current snapshot, and their bytes."""
-    return con.execute(
-        "select coalesce(sum(file_count + delete_file_count), 0),"
-        " coalesce(sum(file_size_bytes + delete_file_size_bytes), 0)"
-        " from ducklake_table_info(current_database())"
-    ).fetchone()
+    files, size = one(
+        con.execute(
+            "select coalesce(sum(file_count + delete_file_count), 0),"
+            " coalesce(sum(file_size_bytes + delete_file_size_bytes), 0)"
+            " from ducklake_table_info(current_database())"
+        )
+    )
+    return files, size

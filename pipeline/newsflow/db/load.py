@@ -20,7 +20,7 @@ from newsflow.config import fault_point
 from newsflow.db import entities as entity_db
 from newsflow.db import places as places_db
 from newsflow.db import stories as story_db
-from newsflow.db.engine import arrow, drop_temp, transaction
+from newsflow.db.engine import arrow, drop_temp, one, transaction
 from newsflow.results import Result
 from newsflow.rows import (
     STAGED_SINCE_006,
@@ -128,7 +128,7 @@ def load_run(
 
 def current_snapshot(con: duckdb.DuckDBPyConnection, alias: str) -> int:
     """The id of the lake snapshot this connection reads."""
-    return con.execute(f"select id from ducklake_current_snapshot('{alias}')").fetchone()[0]
+    return one(con.execute(f"select id from ducklake_current_snapshot('{alias}')"))[0]
 
 
 def load_polls(
@@ -145,10 +145,13 @@ def load_polls(
     )
     add_missing_columns(con, "staged_polls", STAGED_SINCE_006["polls"])
     apply_polls(con, poll_interval, max_backoff)
-    return con.execute(
-        f"select count(*), count(*) filter (outcome in {HEALTHY_OUTCOMES_SQL}),"
-        " coalesce(sum(items_new), 0) from staged_polls"
-    ).fetchone()
+    polled, healthy, new = one(
+        con.execute(
+            f"select count(*), count(*) filter (outcome in {HEALTHY_OUTCOMES_SQL}),"
+            " coalesce(sum(items_new), 0) from staged_polls"
+        )
+    )
+    return polled, healthy, new
 
 
 def insert_articles(
@@ -286,10 +289,12 @@ def apply_requeued(con: duckdb.DuckDBPyConnection) -> tuple[list[str], set[str]]
     # rewrites them): only rows first seen since the oldest requeued article are scanned,
     # and none when no staged row is requeued (reading all texts was most of a load's memory
     # in a large store).
-    since = con.execute(
-        "select min(a.first_seen_at) from staged_articles s join articles a using (article_id)"
-        " where s.requeued"
-    ).fetchone()[0]
+    since = one(
+        con.execute(
+            "select min(a.first_seen_at) from staged_articles s join articles a using (article_id)"
+            " where s.requeued"
+        )
+    )[0]
     if since is None:
         return [], set()
     upgraded = [
@@ -394,7 +399,7 @@ def load_tags(
     """Insert the staged tag rows of the articles this load inserted (inside its transaction).
 
     Articles that were already stored keep the tags they have; re-tag them with retag."""
-    counts = {}
+    counts: dict[str, int] = {}
     if not article_ids:
         return counts
     with arrow(con, "inserted_ids", article_id=article_ids):
@@ -418,9 +423,9 @@ def load_tags(
                 names = list(TAG_SCHEMAS[kind].names)
                 counts[kind] = entity_db.insert_rows(con, "staged_tags", names)
                 continue
-            counts[kind] = con.execute(
-                f"insert into {table} ({cols}) select {cols} from staged_tags"
-            ).fetchone()[0]
+            counts[kind] = one(
+                con.execute(f"insert into {table} ({cols}) select {cols} from staged_tags")
+            )[0]
     finally:
         drop_temp(con, "loaded_ids", "staged_tags")
     return counts

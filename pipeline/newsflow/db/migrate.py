@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from newsflow.db.engine import StoreError, sql_string, transaction
+from newsflow.db.engine import StoreError, one, sql_string, transaction
 
 # The last schema version of the DuckDB-file store.
 FILE_SCHEMA = 7
@@ -54,10 +54,10 @@ def copy_file_store(con: duckdb.DuckDBPyConnection, source: Path) -> list[tuple[
     returns (table, rows in the source, rows in the lake) per table."""
     if not source.is_file():
         raise StoreError(f"migrate: no DuckDB database at {source}")
-    lake = con.execute("select current_database()").fetchone()[0]
+    lake = one(con.execute("select current_database()"))[0]
     held = (
-        con.execute("select count(*) from articles").fetchone()[0]
-        + con.execute("select count(*) from feeds").fetchone()[0]
+        one(con.execute("select count(*) from articles"))[0]
+        + one(con.execute("select count(*) from feeds"))[0]
     )
     if held:
         raise StoreError(
@@ -76,7 +76,7 @@ def copy_file_store(con: duckdb.DuckDBPyConnection, source: Path) -> list[tuple[
             ).fetchall()
         )
         version = (
-            con.execute(f"select max(version) from {SOURCE}.schema_migrations").fetchone()[0]
+            one(con.execute(f"select max(version) from {SOURCE}.schema_migrations"))[0]
             if "schema_migrations" in tables
             else None
         )
@@ -99,8 +99,8 @@ def copy_file_store(con: duckdb.DuckDBPyConnection, source: Path) -> list[tuple[
                 con.execute(
                     f"insert into {table} ({cols}) select {cols} from {SOURCE}.main.{table}"
                 )
-                have = con.execute(f"select count(*) from {SOURCE}.main.{table}").fetchone()[0]
-                got = con.execute(f"select count(*) from {table}").fetchone()[0]
+                have = one(con.execute(f"select count(*) from {SOURCE}.main.{table}"))[0]
+                got = one(con.execute(f"select count(*) from {table}"))[0]
                 counts.append((table, have, got))
             wrong = [c for c in counts if c[1] != c[2]]
             if wrong:

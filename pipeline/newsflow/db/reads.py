@@ -11,7 +11,7 @@ from datetime import datetime
 import duckdb
 
 from newsflow.db import queries
-from newsflow.db.engine import StoreError
+from newsflow.db.engine import StoreError, one
 
 # What `newsflow sql` runs: queries (SELECT, WITH, FROM, VALUES, SHOW, DESCRIBE, SUMMARIZE,
 # PRAGMA of a setting's value are all SELECT to DuckDB's parser), EXPLAIN of one, and CALL of a
@@ -110,10 +110,12 @@ def newest_article_time(con: duckdb.DuckDBPyConnection) -> datetime | None:
 
 def totals(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """Rows in the store: articles, entity rows, topic rows."""
-    row = con.execute(
-        "select (select count(*) from articles), (select count(*) from article_entities),"
-        " (select count(*) from article_topics)"
-    ).fetchone()
+    row = one(
+        con.execute(
+            "select (select count(*) from articles), (select count(*) from article_entities),"
+            " (select count(*) from article_topics)"
+        )
+    )
     return {"articles": row[0], "entities": row[1], "topics": row[2]}
 
 

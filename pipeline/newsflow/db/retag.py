@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from newsflow.db import entities as entity_db
 from newsflow.db import places as places_db
-from newsflow.db.engine import arrow, drop_temp, transaction
+from newsflow.db.engine import arrow, drop_temp, one, transaction
 from newsflow.rows import ENTITY_TAGGER_NAMES, TAG_SCHEMAS, TAG_TABLES, columns, tagger_name
 
 __all__ = ["count_taggable", "replace_tags", "taggable_articles"]
@@ -52,13 +52,15 @@ def replace_tags(
                 }
                 if kind == "entities" and names:  # a model now, or none any more: either replaces
                     names |= set(ENTITY_TAGGER_NAMES)
-                names = sorted(names)
+                taggers = sorted(names)
                 table = TAG_TABLES[kind]
-                removed[kind] = con.execute(
-                    f"delete from {table} where {in_batch}"
-                    f" and split_part(tagger, '/', 1) in (select unnest(?::varchar[]))",
-                    [names],
-                ).fetchone()[0]
+                removed[kind] = one(
+                    con.execute(
+                        f"delete from {table} where {in_batch}"
+                        f" and split_part(tagger, '/', 1) in (select unnest(?::varchar[]))",
+                        [taggers],
+                    )
+                )[0]
                 con.execute(f"delete from article_tagging where {in_batch} and kind = ?", [kind])
             if "topics" in kinds:
                 con.execute(f"delete from article_categories where {in_batch}")
@@ -91,7 +93,8 @@ def replace_tags(
 
 
 def _taggable_where(since: datetime | None, untagged: Sequence[str] | None) -> tuple[str, list]:
-    conds, params = [], []
+    conds: list[str] = []
+    params: list[object] = []
     if since is not None:
         conds.append("coalesce(a.published_at, a.first_seen_at) >= ?")
         params.append(since)
@@ -112,7 +115,7 @@ def count_taggable(
 ) -> int:
     where, params = _taggable_where(since, untagged)
     sql = f"select count(*) from articles a where {where}"
-    return con.execute(sql, params).fetchone()[0]
+    return one(con.execute(sql, params))[0]
 
 
 def taggable_articles(

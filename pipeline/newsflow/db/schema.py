@@ -13,7 +13,7 @@ import duckdb
 from newsflow.db import entities as entity_db
 from newsflow.db import places as places_db
 from newsflow.db import search
-from newsflow.db.engine import StoreError, lake_of, migrations, sql_dir, transaction
+from newsflow.db.engine import StoreError, lake_of, migrations, one, sql_dir, transaction
 
 LOGGER = logging.getLogger(__name__)
 
@@ -30,13 +30,15 @@ ENTITY_DAYS_MARKER = "-- @entity-days"
 
 def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     # The lake's own table list: duckdb_tables() would visit every attached database.
-    exists = con.execute(
-        "select count(*) from ducklake_table_info(current_database())"
-        " where table_name = 'schema_migrations'"
-    ).fetchone()[0]
+    exists = one(
+        con.execute(
+            "select count(*) from ducklake_table_info(current_database())"
+            " where table_name = 'schema_migrations'"
+        )
+    )[0]
     if not exists:
         return 0
-    return con.execute("select coalesce(max(version), 0) from schema_migrations").fetchone()[0]
+    return one(con.execute("select coalesce(max(version), 0) from schema_migrations"))[0]
 
 
 def check_schema(con: duckdb.DuckDBPyConnection) -> None:

@@ -34,7 +34,7 @@ from datetime import datetime
 
 import duckdb
 
-from newsflow.db.engine import arrow, lake_of, sql_string
+from newsflow.db.engine import arrow, lake_of, one, sql_string
 from newsflow.db.search_index import (  # noqa: F401 (the index API, as callers knew it)
     IGNORE,
     INDEX_SCHEMA,
@@ -205,7 +205,7 @@ def search(
     for name in names:
         first, last = file_range(name) or (0, -1)
         skips.append([k for k in range(first, last + 1) if holder.get(k, name) != name])
-    if not files and not con.execute("select count(*) from articles").fetchone()[0]:
+    if not files and not one(con.execute("select count(*) from articles"))[0]:
         return []  # nothing stored, nothing to find
     if not files:
         raise SearchUnavailable(

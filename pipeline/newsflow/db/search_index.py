@@ -20,6 +20,7 @@ from newsflow.db.engine import (
     arrow,
     lake_of,
     load_for,
+    one,
     sql_dir,
     sql_string,
     transaction,
@@ -125,7 +126,9 @@ def shards(
         # a file of another version (its name does not parse) is stale, whatever it holds
         exists = file is not None and file_range(file) is not None and (folder / file).exists()
         indexed = have[0] if have and exists else 0
-        stale = not exists or tuple(have[:2]) != (articles, last) or shard in touched
+        stale = (
+            have is None or not exists or tuple(have[:2]) != (articles, last) or shard in touched
+        )
         found.append(Shard(shard, articles, last, indexed, stale, file if exists else None))
     return found
 
@@ -321,9 +324,9 @@ def stale(con: duckdb.DuckDBPyConnection, size: int = SHARD_ARTICLES) -> bool:
 
 def files_opened(con: duckdb.DuckDBPyConnection) -> int:
     """How many files a search opens."""
-    return con.execute(
-        "select count(distinct coalesce(file, shard::varchar)) from search_index_state"
-    ).fetchone()[0]
+    return one(
+        con.execute("select count(distinct coalesce(file, shard::varchar)) from search_index_state")
+    )[0]
 
 
 def rebuild_derived(con: duckdb.DuckDBPyConnection) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import duckdb
 
@@ -86,7 +86,7 @@ class WritingConnection:
     def __init__(self, store: Store) -> None:
         self._store: Store | None = store
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         if self._store is None:
             raise duckdb.ConnectionException("Connection already closed!")
         return getattr(self._store.con, name)

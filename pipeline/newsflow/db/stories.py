@@ -9,7 +9,7 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
-from newsflow.db.engine import arrow
+from newsflow.db.engine import arrow, one
 from newsflow.enrich import stories
 
 __all__ = ["assign"]
@@ -70,10 +70,12 @@ def assign(con: duckdb.DuckDBPyConnection, article_ids: list[str]) -> int:
         # Only the rows first seen since the oldest of these: an UPDATE on the lake reads every
         # column of what it scans, and joined on article_id alone it read all the store's texts
         # (docs/performance.md, "Why the code reads as it does").
-        since = con.execute(
-            "select min(first_seen_at) from articles"
-            " where article_id in (select article_id from story_updates)"
-        ).fetchone()[0]
+        since = one(
+            con.execute(
+                "select min(first_seen_at) from articles"
+                " where article_id in (select article_id from story_updates)"
+            )
+        )[0]
         con.execute(
             "update articles set story_id = u.story_id, fingerprint = u.fingerprint"
             " from story_updates u where articles.article_id = u.article_id"

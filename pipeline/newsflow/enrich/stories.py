@@ -295,8 +295,8 @@ def assign_stories(
     for aid, ks in keys.items():
         sig = items[aid]["signature"]
         if sig in chosen:
-            if chosen[sig]:
-                story_of_root[uf.find(aid)] = chosen[sig]
+            if (story_id := chosen[sig]) is not None:
+                story_of_root[uf.find(aid)] = story_id
             continue
         chosen[sig] = None
         seen: set[str] = set()
@@ -311,8 +311,8 @@ def assign_stories(
                     story = cand.get("story_id") or cand["article_id"]
                     best[story] = max(sim, best.get(story, 0.0))
         if best:
-            chosen[sig] = min(best, key=lambda s: (-best[s], story_first[s]))
-            story_of_root[uf.find(aid)] = chosen[sig]
+            chosen[sig] = story_id = min(best, key=lambda s: (-best[s], story_first[s]))
+            story_of_root[uf.find(aid)] = story_id
 
     # 2. Batch matches, most similar first; never two stored stories in one component.
     # Verbatim copies (equal signatures) link to the first of them, which alone is compared.
@@ -346,8 +346,8 @@ def assign_stories(
         root = uf.union(rx, ry)
         story_of_root.pop(rx, None)
         story_of_root.pop(ry, None)
-        if sx or sy:
-            story_of_root[root] = sx or sy
+        if story := sx or sy:
+            story_of_root[root] = story
 
     # 3. Story ids: the stored story of the component, else its earliest new member.
     components: dict[str, list[str]] = defaultdict(list)

@@ -88,7 +88,12 @@ class _Lexicon:
 @functools.lru_cache(maxsize=2)
 def load_lexicon(path: Path = DATA) -> _Lexicon:
     data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    subjects, words, stems, phrases, cues, cats = [], {}, {}, {}, [], {}
+    subjects: list[Subject] = []
+    words: dict[str, list[tuple[int, float]]] = {}
+    stems: dict[str, list[tuple[int, float]]] = {}
+    phrases: dict[tuple[str, ...], list[tuple[int, float]]] = {}
+    cues: list[tuple[int, re.Pattern]] = []
+    cats: dict[str, int] = {}
     for i, entry in enumerate(data["topics"]):
         subjects.append(Subject(entry["code"], entry["label"]))
         for term, weight in (entry.get("terms") or {}).items():
@@ -132,7 +137,7 @@ class LexiconClassifier:
     """The default topic classifier: a weighted lexicon per IPTC subject (see module doc)."""
 
     name = "iptc-lexicon"
-    languages = frozenset({"en"})
+    languages: frozenset[str] | None = frozenset({"en"})
 
     def __init__(
         self,

@@ -135,11 +135,12 @@ def extract_page(html: bytes, url: str | None = None, timeout: float = 20.0) -> 
         if use_alarm:
             signal.signal(signal.SIGALRM, previous)
 
+    assert not isinstance(doc, dict)  # a Document: bare_extraction's as_dict is off
     if doc is None or not (doc.text or "").strip():
         return Extracted(
             ok=False, error="no article text found", language=detect_language(None, html)
         )
-    text = doc.text.replace("\x00", "").strip()
+    text = (doc.text or "").replace("\x00", "").strip()
     words = word_count(text)
     result = Extracted(
         ok=words >= MIN_WORDS,

@@ -39,7 +39,8 @@ def _show(value) -> str:
 def _kind(value) -> str:
     if value is None:
         return "nothing (null)"
-    return {dict: "a mapping", list: "a list", str: "text"}.get(type(value), type(value).__name__)
+    kinds: dict[type, str] = {dict: "a mapping", list: "a list", str: "text"}
+    return kinds.get(type(value), type(value).__name__)
 
 
 class FeedFileError(ValueError):
@@ -210,6 +211,7 @@ def parse_yaml(path: Path | str, text: str | None = None) -> list[FeedSpec]:
     feeds = data["feeds"]
     if not isinstance(feeds, list):
         raise FeedFileError(path, f"'feeds' must be a list, got {_kind(feeds)}")
+    assert isinstance(root, yaml.MappingNode)  # a mapping, checked above
     nodes = next(
         (v for k, v in root.value if isinstance(k, yaml.ScalarNode) and k.value == "feeds"),
         None,

@@ -172,7 +172,7 @@ def article_batches(run: RunDir, batch_size: int) -> list[list[dict]]:
 
 def _is_http(url: str | None) -> bool:
     """A page's image URL worth keeping: http(s), of a sane length."""
-    return bool(url) and len(url) <= 2000 and url.lower().startswith(("http://", "https://"))
+    return url is not None and len(url) <= 2000 and url.lower().startswith(("http://", "https://"))
 
 
 def _parse_page_date(value: str | None) -> datetime | None:
@@ -374,8 +374,8 @@ async def crawl(
 
     def extraction_done(task: asyncio.Task) -> None:
         extractions.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            failed.append(task.exception())
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            failed.append(exc)
 
     def finish(row: dict) -> None:
         nonlocal finished
@@ -420,6 +420,7 @@ async def crawl(
                     while queue:
                         finish(_pending_row(queue.popleft(), why, page.res.retry_after))
                 continue
+            assert page.res is not None  # fetched
             await extract_slots.acquire()
             task = asyncio.ensure_future(extract(item, page.res))
             extractions.add(task)

@@ -129,8 +129,8 @@ def _clip(text: str | None, limit: int) -> str | None:
     if text is None:
         return None
     # Clip before cleaning as well as after: a 5 MB title is not scanned for 5 MB.
-    text = clean_text(text[: limit * 2])
-    return text[:limit] if len(text) > limit else text
+    cleaned = clean_text(text[: limit * 2])
+    return None if cleaned is None else cleaned[:limit]
 
 
 def _strip_internal_subsets(body: bytes) -> bytes:
@@ -256,8 +256,8 @@ def _parse_feed(body: bytes, feed_url: str, content_type: str | None, max_items:
     )
     entries = parsed.get("entries") or []
     if parsed.get("bozo"):
-        exc = parsed.get("bozo_exception")
-        reason = f"{type(exc).__name__}: {exc}"[:500] if exc else "malformed feed"
+        problem = parsed.get("bozo_exception")
+        reason = f"{type(problem).__name__}: {problem}"[:500] if problem else "malformed feed"
         if not entries and not meta.get("title"):
             result.usable = False
             kind = (content_type or "").split(";")[0].strip() or "unknown type"
@@ -271,7 +271,7 @@ def _parse_feed(body: bytes, feed_url: str, content_type: str | None, max_items:
                 result.error = f"not a usable feed ({kind}): {reason}"
             return result
         # A wrong Content-Type is the server's mistake, not the document's: note it only.
-        result.malformed = not isinstance(exc, feedparser.NonXMLContentType)
+        result.malformed = not isinstance(problem, feedparser.NonXMLContentType)
         result.warning = reason
 
     return _collect_items(result, entries, feed_url, max_items)

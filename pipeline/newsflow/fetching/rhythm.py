@@ -128,7 +128,7 @@ def next_interval(
     if first_poll:
         if target_rhythm is not None:
             interval = target_rhythm
-            reason = f"first poll; items about every {_human(feed_rhythm)}"
+            reason = f"first poll; items about every {_human(target_rhythm * 2)}"
         else:
             interval, reason = settings.poll_interval, "first poll; default interval"
     elif items_seen and items_new >= items_seen:
@@ -138,7 +138,7 @@ def next_interval(
         reason = f"all {items_seen} items new: some may have been missed"
     elif items_new > 0:
         if target_rhythm is not None:
-            target, basis = target_rhythm, f"items about every {_human(feed_rhythm)}"
+            target, basis = target_rhythm, f"items about every {_human(target_rhythm * 2)}"
         elif since_last_poll:
             target = since_last_poll / items_new / 2
             basis = f"{items_new} new in {_human(since_last_poll)}"

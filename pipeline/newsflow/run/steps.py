@@ -270,8 +270,9 @@ def tag(
     if not todo:
         return counts
     own = None if pool else TagPool(settings)
-    tagger = pool() if pool else own
     try:
+        tagger = pool() if pool else own
+        assert tagger is not None
         for done, name in enumerate(todo, 1):
             counts.merge(tag_batch(run, name, tagger))
             if progress:

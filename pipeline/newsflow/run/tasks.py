@@ -374,7 +374,7 @@ def rebuild_search(settings: Settings) -> dict:
         merged = store.compact_search_index()
         articles = store.totals()["articles"]
         files = store.search_files()
-    return {"articles": articles, "seconds": round(seconds, 2), "segments_built": merged,
+    return {"articles": articles, "seconds": round(seconds or 0.0, 2), "segments_built": merged,
             "search_files": files}  # fmt: skip
 
 
