@@ -751,7 +751,10 @@ def test_ten_thousand_items_and_a_five_megabyte_title(world):
     many = w.carrier("big", "/many.xml", [f"http://big.test/story/{i}.html" for i in range(10_000)])
     huge = w.serve("big", "/huge-title.xml", rss("Huge", [
         {"link": "http://big.test/huge.html", "title": "T" * (5 * MIB)}]))  # fmt: skip
-    c = w.cycle(many, huge, max_feed_bytes=8 * MIB)
+    # Its subject is the cap and the clip: the parser gets the deadline a loaded machine meets
+    # for 10,000 items (2 s was missed once with four test workers on two cores); the
+    # deadline itself is tested on the quadratic feeds (test_feeds_that_make_the_parser_...).
+    c = w.cycle(many, huge, max_feed_bytes=8 * MIB, extract_timeout=10.0)
     c.assert_bounded()
     poll = w.poll(many)
     cap = w.settings.max_items_per_feed

@@ -16,6 +16,7 @@ connection:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -103,7 +104,8 @@ class WritingConnection:
         self.close()
 
     def __del__(self) -> None:
-        self.close()
+        with contextlib.suppress(Exception):  # at interpreter exit, modules may be gone
+            self.close()
 
 
 def store_exists(location: LakeLocation | Path | str) -> bool:
