@@ -54,7 +54,7 @@ def _group_suffix(config, item) -> None:
     node id, by which the controller sends a group to one worker. pytest-xdist 3.8 writes it
     to ``item._nodeid``, which pytest 9 no longer reads (a node id is ``item._id``): without
     this, groups are silently spread over the workers."""
-    if not config.getvalue("loadgroup") or not hasattr(config, "workerinput"):
+    if not hasattr(config, "workerinput") or not config.getoption("loadgroup", False):
         return
     groups = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
                      for m in item.iter_markers("xdist_group")})  # fmt: skip
