@@ -80,7 +80,8 @@ def load_run(
         with transaction(con):
             fault_point("load_begin")
             poll_counts = load_polls(con, polls, poll_interval, max_backoff)
-            fault_point("load_polls")
+            if polls:
+                fault_point("load_polls")
             inserted: list[tuple[str, str]] = []
             upgraded: list[str] = []
             unlinked: set[str] = set()
