@@ -918,14 +918,14 @@ def prepare(path: Path, n: int, texts: str, log) -> dict:
     with Store(path) as store:
         store.con.execute(f"set threads = {os.cpu_count() or 1}")
         steps = generate(store, n, texts, log)
-        store.checkpoint()
+        store.flush_inlined()
         generate_s = time.perf_counter() - t
         log(f"generated {n:,} articles in {generate_s:.1f}s: {steps}")
         fts_s = store.refresh_search_index()
         t = time.perf_counter()
         merged = store.compact_search_index()  # what the daily maintenance does next
         fts_s += time.perf_counter() - t
-        store.checkpoint()
+        store.flush_inlined()
         log(f"search index, its segments {merged} and entity pairs built in {fts_s:.1f}s;"
             f" a search opens {store.search_files()} files")  # fmt: skip
         store.con.execute(
@@ -936,7 +936,7 @@ def prepare(path: Path, n: int, texts: str, log) -> dict:
             "insert into bench_scale_meta values (?, ?, ?, ?, ?, ?, now())",
             [n, GENERATOR_VERSION, texts, round(generate_s, 1), round(fts_s, 1), json.dumps(steps)],
         )
-        store.checkpoint()
+        store.flush_inlined()
     return {"generate_s": round(generate_s, 1), "fts_build_s": round(fts_s, 1), "steps": steps,
             "reused": False}  # fmt: skip
 

@@ -37,7 +37,7 @@ def _run(s) -> str:
     """This DAG run's staged-files directory."""
     from newsflow.run import tasks
 
-    return str(tasks.run_path(s, get_current_context()["run_id"]))
+    return str(tasks.staged_path(s, get_current_context()["run_id"]))
 
 
 # The mapped tasks' docs in the UI (a mapped task does not take its function's docstring).

@@ -1,7 +1,7 @@
 """news_maintenance: daily retention of staged files, entity identity re-resolved over the
 corpus, the full-text index (stale shards rebuilt,
 sealed shards merged into segments) and the derived tables (which the ingest load stops
-recomputing once the store is large), the lake's housekeeping (checkpoint), and a feed-health
+recomputing once the store is large), the lake's housekeeping (tidy_lake), and a feed-health
 check that fails loudly, without retries (its verdict is deterministic), when a feed
 is dead (404, 410, not a feed), failing, never brought an item, or went silent, or when no feed
 is registered; a green run logs the whole feed table too.
@@ -41,11 +41,10 @@ def news_maintenance():
         return run_step(
             "remove staged run files past retention (loaded or abandoned runs only)",
             lambda: tasks.remove_stale_runs(settings()),
-            lambda r: f"removed {r['removed']} run dirs, kept {r['kept']} still to load",
-        )
+        ).as_dict()
 
     @task(pool=WRITER_POOL)
-    def checkpoint() -> dict:
+    def tidy_lake() -> dict:
         """Keeps the lake tidy: flushes the rows inlined in the catalog into Parquet, merges
         small files, expires snapshots past NEWSFLOW_SNAPSHOT_RETENTION_DAYS, deletes the files
         no snapshot needs and orphaned ones (a killed load's)."""
@@ -53,9 +52,8 @@ def news_maintenance():
 
         return run_step(
             "tidy the lake (flush, merge, expire snapshots, delete unneeded files)",
-            lambda: tasks.checkpoint(settings()),
-            lambda r: f"{r['database']} is {r['bytes']:,} bytes",
-        )
+            lambda: tasks.tidy_lake(settings()),
+        ).as_dict()
 
     @task(pool=WRITER_POOL)
     def entities() -> dict:
@@ -66,8 +64,7 @@ def news_maintenance():
         return run_step(
             "re-resolve entities across articles",
             lambda: tasks.resolve_entities(settings()),
-            lambda r: f"{r['keys']} names in {r['entities']} entities; {r['merged']} merged",
-        )
+        ).as_dict()
 
     @task(pool=WRITER_POOL)
     def search_index() -> dict:
@@ -78,12 +75,7 @@ def news_maintenance():
         return run_step(
             "rebuild the full-text search index",
             lambda: tasks.rebuild_search(settings()),
-            lambda r: (
-                r.get("skipped")
-                or f"{r['articles']} articles indexed in {r['search_files']} file(s) in"
-                f" {r['seconds']}s; {len(r['segments_built'])} segment(s) merged"
-            ),
-        )
+        ).as_dict()
 
     @task(retries=0, on_failure_callback=[ALERT])
     def feed_health() -> dict:
@@ -95,10 +87,9 @@ def news_maintenance():
         return run_step(
             "check that every active feed is alive and bringing items",
             lambda: tasks.check_feed_health(settings()),
-            lambda r: f"all {r['active_feeds']} active feeds healthy",
-        )
+        ).as_dict()
 
-    retention() >> entities() >> search_index() >> checkpoint() >> feed_health()
+    retention() >> entities() >> search_index() >> tidy_lake() >> feed_health()
 
 
 DAG = news_maintenance()

@@ -51,11 +51,7 @@ def news_retag():
         return run_step(
             f"re-tag stored articles (since {since or 'the start'}, tagger {tagger or 'all'})",
             lambda: tasks.retag(settings(), since, tagger),
-            lambda r: (
-                f"{r['articles']} articles in {r['batches']} batches; rows replaced "
-                f"{r['rows_replaced']}, written {r['rows_written']}"
-            ),
-        )
+        ).as_dict()
 
     retag()
 

@@ -41,12 +41,7 @@ def news_search():
         return run_step(
             "bring the search index and the derived tables up to date",
             lambda: tasks.rebuild_search(settings()),
-            lambda r: (
-                r.get("skipped")
-                or f"{r['articles']} articles indexed in {r['search_files']} file(s) in"
-                f" {r['seconds']}s; {len(r['segments_built'])} segment(s) merged"
-            ),
-        )
+        ).as_dict()
 
     search_index()
 

@@ -274,7 +274,7 @@ def test_only_writer_tasks_use_the_writer_pool(integrity):
     }
     assert writers == {
         ("news_ingest.py", "load"),
-        ("news_maintenance.py", "checkpoint"),
+        ("news_maintenance.py", "tidy_lake"),
         ("news_maintenance.py", "entities"),
         ("news_maintenance.py", "search_index"),
         ("news_retag.py", "retag"),
@@ -370,17 +370,34 @@ def test_failed_load_is_retried_and_loads_once(airflow_env, newsroom, tmp_path):
     assert c["runs"] == 1
 
 
-def test_news_maintenance_and_news_retag(airflow_env, newsroom, tmp_path, integrity):
+def ingested(env: dict) -> Path:
+    """The newsroom of ``env``'s feed list ingested into its data folder by one cycle in this
+    process, as a news_ingest run would (entities and topics tagged), for the tests of the
+    DAGs that read a store (news_ingest's own runs are tested above); the store's path."""
+    from newsflow.config import load_settings
+    from newsflow.fetching.feedlist import load_feed_file
+    from newsflow.run.cycle import run_cycle
+
+    settings = load_settings({k: v for k, v in env.items() if k.startswith("NEWSFLOW_")})
+    with Store(settings.lake) as store:
+        summary = run_cycle(settings, store, feeds=load_feed_file(settings.feeds_file))
+    assert summary.articles_loaded == ARTICLES_IN_NEWSROOM
+    return settings.data_dir / "newsflow.sqlite"
+
+
+def test_news_maintenance_logs_the_feed_table_and_fails_naming_a_silent_feed(
+    airflow_env, newsroom, tmp_path, model_name
+):
     room, feeds = newsroom
-    data = tmp_path / "data"
-    env = newsflow_env(airflow_env, data, feeds)
-    assert run_dag(env, "news_ingest")[0]["state"] == "success"
-    db = data / "newsflow.sqlite"
+    env = newsflow_env(airflow_env, tmp_path / "data", feeds)
+    db = ingested(env)
     before = counts(db)
 
     healthy, log = run_dag(env, "news_maintenance")
     assert healthy["state"] == "success", log[-5000:]
     assert f"all {len(room.feeds)} active feeds healthy" in log
+    assert re.search(r"\d+ name\(s\) resolved into \d+ entities", log), log[-3000:]
+    assert counts(db)["entities"] == before["entities"]
 
     # A feed that used to work and has brought nothing new for longer than the limit fails
     # the health check loudly, naming the feed.
@@ -392,18 +409,33 @@ def test_news_maintenance_and_news_retag(airflow_env, newsroom, tmp_path, integr
         "retention": "success",
         "entities": "success",
         "search_index": "success",
-        "checkpoint": "success",
+        "tidy_lake": "success",
         "feed_health": "failed",
     }
     assert "FeedHealthError" in log and room.feeds[0].url in log
 
+
+def test_news_search_brings_the_index_up_to_date_after_a_load(
+    airflow_env, newsroom, tmp_path, integrity, model_name
+):
     # news_search, which the load's asset event triggers: shards and derived tables current
     assert integrity["news_search.py"]["timetable"] == "AssetTriggeredTimetable"
     assert integrity["news_search.py"]["scheduled_on"] == ["newsflow_articles"]
+    room, feeds = newsroom
+    env = newsflow_env(airflow_env, tmp_path / "data", feeds)
+    ingested(env)
     searched, log = run_dag(env, "news_search")
     assert searched["state"] == "success", log[-5000:]
     assert re.search(r"\d+ articles indexed in 1 file\(s\)", log), log[-3000:]
 
+
+def test_news_retag_replaces_the_tags_with_params_and_with_the_forms_defaults(
+    airflow_env, newsroom, tmp_path, model_name
+):
+    room, feeds = newsroom
+    env = newsflow_env(airflow_env, tmp_path / "data", feeds)
+    db = ingested(env)
+    before = counts(db)
     retagged, log = run_dag(env, "news_retag", {"tagger": "spacy"})
     assert retagged["state"] == "success", log[-5000:]
     assert "re-tag stored articles (since the start, tagger spacy)" in log

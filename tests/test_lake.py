@@ -183,7 +183,7 @@ def test_the_store_is_parquet_files_any_engine_reads(tmp_path, site, lake_settin
         run_cycle(
             settings, store, feeds=[FeedSpec(url=f"{site.base_url}/feed.xml")], include_not_due=True
         )
-        store.checkpoint()  # inlined rows written out as Parquet
+        store.flush_inlined()  # inlined rows written out as Parquet
         files = store.con.execute(
             "select data_file from ducklake_list_files(current_database(), 'articles')"
         ).fetchall()
@@ -446,7 +446,7 @@ def test_a_moved_store_opens_where_it_is_and_a_wrong_data_path_is_named(tmp_path
     old = tmp_path / "old" / "news.sqlite"
     with Store(old) as store:
         store.upsert_feeds([FeedSpec(url="https://a.example/feed.xml", name="A")])
-        store.checkpoint()  # the rows in Parquet files, not only in the catalog
+        store.flush_inlined()  # the rows in Parquet files, not only in the catalog
     # a copy beside the original: its catalog names the original's files, which exist
     shutil.copytree(old.parent, tmp_path / "copy")
     with pytest.raises(StoreError, match=r"keeps its data files in .*old/news\.files"):

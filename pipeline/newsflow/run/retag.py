@@ -27,6 +27,14 @@ class RetagSummary(Result):
     counts: TagCounts = field(default_factory=TagCounts, metadata=key("rows_written"))
     elapsed_s: float = field(default=0.0, metadata={"digits": 2})
 
+    def summary(self) -> str:
+        counts = self.counts.as_dict()
+        written = {kind: counts.get(kind, 0) for kind in self.replaced}
+        return (
+            f"{self.articles} articles in {self.batches} batches; rows replaced"
+            f" {self.replaced}, written {written}"
+        )
+
 
 def retag(
     settings: Settings,

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from newsflow.config import ConfigError, Settings, load_settings
 from newsflow.db.engine import StoreError
@@ -31,8 +32,11 @@ from newsflow.enrich.tag import TagCounts
 from newsflow.fetching.feedlist import load_feed_file
 from newsflow.fetching.fetch import FetchCounts
 from newsflow.fetching.poll import PollCounts
-from newsflow.results import Result
+from newsflow.results import Counters, Result
 from newsflow.run import steps
+
+if TYPE_CHECKING:
+    from newsflow.run.retag import RetagSummary
 from newsflow.staging import RunDir, pending_runs
 
 LOGGER = logging.getLogger(__name__)
@@ -60,14 +64,15 @@ def _run_name(scheduler_run_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", scheduler_run_id).strip("_")[:120] or "run"
 
 
-def run_path(settings: Settings, scheduler_run_id: str) -> Path:
-    """Where the staged files of one scheduler run live (not created: ``plan`` does that, so
-    a later task finds them missing if they were lost, instead of an empty run)."""
+def staged_path(settings: Settings, scheduler_run_id: str) -> Path:
+    """Where the staged files of one scheduler run live, for the tasks after ``plan``: not
+    created (``plan`` does that), so a later task finds them missing if they were lost,
+    instead of starting an empty run."""
     return settings.airflow_runs_dir / _run_name(scheduler_run_id)
 
 
-def run_dir(settings: Settings, scheduler_run_id: str) -> RunDir:
-    """The staged-files directory of one scheduler run (created if needed)."""
+def create_run_dir(settings: Settings, scheduler_run_id: str) -> RunDir:
+    """The staged-files directory of one scheduler run, created if needed (by ``plan``)."""
     return RunDir.create(settings.airflow_runs_dir, "airflow", run_id=_run_name(scheduler_run_id))
 
 
@@ -92,10 +97,15 @@ def _maybe_fail(settings: Settings, run: RunDir, task: str, batch: str) -> None:
 # batch, None when the batch was staged by an earlier try.
 
 
+C = TypeVar("C", bound=Counters)
+
+
 @dataclass
-class PolledBatch(Result):
+class Batch(Result, Generic[C]):
+    """What a mapped task did with one batch: its counts, or that an earlier try staged it."""
+
     batch: str
-    counts: PollCounts
+    counts: C
     resumed: bool = False  # staged by an earlier try
 
     def as_dict(self) -> dict:
@@ -104,6 +114,9 @@ class PolledBatch(Result):
     def _resumed(self) -> dict:
         return {"resumed": True} if self.resumed else {}
 
+
+@dataclass
+class PolledBatch(Batch[PollCounts]):
     def summary(self) -> str:
         c = self.counts
         return (
@@ -118,9 +131,7 @@ class PolledBatch(Result):
 
 
 @dataclass
-class FetchedBatch(PolledBatch):
-    counts: FetchCounts  # type: ignore[assignment]
-
+class FetchedBatch(Batch[FetchCounts]):
     def summary(self) -> str:
         c = self.counts
         return (
@@ -139,8 +150,8 @@ class FetchedBatch(PolledBatch):
 
 
 @dataclass
-class TaggedBatch(PolledBatch):
-    counts: TagCounts = field(default_factory=TagCounts)  # type: ignore[assignment]
+class TaggedBatch(Batch[TagCounts]):
+    counts: TagCounts = field(default_factory=TagCounts)
     skipped: str | None = None  # why nothing was tagged (tagging is off)
 
     def as_dict(self) -> dict:
@@ -222,7 +233,7 @@ class LoadedRun(Result):
 def plan(settings: Settings, scheduler_run_id: str) -> steps.Plan:
     """``steps.plan`` with the feed list of ``NEWSFLOW_FEEDS`` and a read-only store (none
     before the first load). A retried plan returns what the first try planned."""
-    run = run_dir(settings, scheduler_run_id)
+    run = create_run_dir(settings, scheduler_run_id)
     specs = load_feed_file(settings.feeds_file) if settings.feeds_file else []
     if not store_exists(settings.lake):
         return steps.plan(settings, run, None, specs)
@@ -324,9 +335,78 @@ def load(settings: Settings, run_path: str, trigger: str = "airflow") -> LoadedR
 
 
 # -- maintenance ------------------------------------------------------------------------------
+# Each maintenance step returns a dataclass too: ``as_dict()`` is the task's XCom and the
+# CLI's --json, ``summary()`` the line ``newsflow maintain`` prints and the task logs.
 
 
-def remove_stale_runs(settings: Settings, older_than: timedelta | None = None) -> dict:
+@dataclass
+class StaleRunsRemoved(Result):
+    removed: int = 0
+    kept: int = 0  # older than the retention, with polls still to load
+    removed_runs: list[str] = field(default_factory=list)  # their ids (20 at most)
+
+    def summary(self) -> str:
+        return f"removed {self.removed} staged run folder(s), kept {self.kept} still to load"
+
+
+@dataclass
+class EntitiesResolved(Result):
+    keys: int = 0  # names (entity keys) resolved
+    entities: int = 0
+    merged: int = 0  # entities that became part of another (their ids redirect)
+    changed: int = 0  # keys whose entity changed
+
+    def summary(self) -> str:
+        return (
+            f"{self.keys:,} name(s) resolved into {self.entities:,} entities; {self.merged:,}"
+            f" merged into another (their ids redirect), {self.changed:,} name(s) changed entity"
+        )
+
+
+@dataclass
+class SearchRebuilt(Result):
+    articles: int = 0
+    seconds: float = field(default=0.0, metadata={"digits": 2})
+    segments_built: list[str] = field(default_factory=list)
+    search_files: int = 0  # files a search opens
+    skipped: str | None = None  # why nothing was done (the index is turned off)
+
+    def summary(self) -> str:
+        if self.skipped:
+            return self.skipped
+        merged = self.segments_built
+        return f"{self.articles} articles indexed in {self.search_files} file(s)" + (
+            f"; {len(merged)} segment(s) merged: {', '.join(merged)}" if merged else ""
+        )
+
+
+@dataclass
+class LakeTidied(Result):
+    """What the lake's housekeeping did, and the lake's size after it."""
+
+    database: str
+    rows_flushed: int = 0
+    files_merged: int = 0
+    snapshots_expired: int = 0
+    files_removed: int = 0
+    orphans_removed: int = 0
+    data_files_before: int = 0
+    data_files: int = 0
+    data_bytes: int = 0
+    catalog_bytes: int | None = None  # a SQLite catalog's file
+    bytes: int = 0  # catalog and data files
+
+    def summary(self) -> str:
+        return (
+            f"{self.database}: {self.rows_flushed:,} inlined row(s) flushed,"
+            f" {self.files_merged:,} file(s) merged, {self.snapshots_expired:,} snapshot(s)"
+            f" expired, {self.files_removed + self.orphans_removed:,} file(s) deleted"
+            f" ({self.orphans_removed:,} orphaned); {self.data_files_before:,} ->"
+            f" {self.data_files:,} data files, {self.bytes:,} bytes"
+        )
+
+
+def remove_stale_runs(settings: Settings, older_than: timedelta | None = None) -> StaleRunsRemoved:
     """Retention of staged files: remove run directories older than the retention period
     whose run is loaded, or that were abandoned (never got as far as a poll). Runs with
     unloaded polls are kept: the next cycle or a retry still loads them."""
@@ -337,7 +417,7 @@ def remove_stale_runs(settings: Settings, older_than: timedelta | None = None) -
         run for root in (settings.runs_dir, settings.airflow_runs_dir) for run in pending_runs(root)
     ]
     if not candidates:
-        return {"removed": 0, "kept": 0, "removed_runs": []}
+        return StaleRunsRemoved()
     store = Store(settings.lake, read_only=True) if store_exists(settings.lake) else None
     try:
         for run in candidates:
@@ -352,33 +432,34 @@ def remove_stale_runs(settings: Settings, older_than: timedelta | None = None) -
     finally:
         if store is not None:
             store.close()
-    return {"removed": len(removed), "kept": len(kept), "removed_runs": removed[:20]}
+    return StaleRunsRemoved(removed=len(removed), kept=len(kept), removed_runs=removed[:20])
 
 
-def resolve_entities(settings: Settings) -> dict:
+def resolve_entities(settings: Settings) -> EntitiesResolved:
     """Re-resolve entity identity over the whole corpus (``Store.resolve_entities``): what the
     loads decided key by key, settled again with all the evidence; before the search rebuild,
     whose derived tables (entity pairs) count by entity."""
     with Store(settings.lake, lock_wait=settings.load_lock_wait) as store:
-        return store.resolve_entities()
+        return EntitiesResolved(**store.resolve_entities())
 
 
-def rebuild_search(settings: Settings) -> dict:
+def rebuild_search(settings: Settings) -> SearchRebuilt:
     """Rebuild the stale search shards whatever the database's size (the daily catch-up),
     then merge sealed shards into segments, so that a search opens few files."""
     if not settings.search_index:
-        return {"skipped": "NEWSFLOW_SEARCH_INDEX=0"}
+        return SearchRebuilt(skipped="NEWSFLOW_SEARCH_INDEX=0: no search index is kept")
     with Store(settings.lake, lock_wait=settings.load_lock_wait) as store:
         store.record_settings(settings)
         seconds = store.refresh_search_index()
         merged = store.compact_search_index()
         articles = store.totals()["articles"]
         files = store.search_files()
-    return {"articles": articles, "seconds": round(seconds or 0.0, 2), "segments_built": merged,
-            "search_files": files}  # fmt: skip
+    return SearchRebuilt(
+        articles=articles, seconds=seconds or 0.0, segments_built=merged, search_files=files
+    )
 
 
-def checkpoint(settings: Settings) -> dict:
+def tidy_lake(settings: Settings) -> LakeTidied:
     """The lake's housekeeping (``Store.maintain_lake``: flush inlined rows, merge small
     files, expire old snapshots, delete unneeded and orphaned files), then its size: catalog
     and data files."""
@@ -386,7 +467,7 @@ def checkpoint(settings: Settings) -> dict:
         before = store.size()["data_files"]
         done = store.maintain_lake(settings.snapshot_retention_days)
         size = store.size()
-    return {"database": settings.database, **done, "data_files_before": before, **size}
+    return LakeTidied(database=settings.database, data_files_before=before, **done, **size)
 
 
 class FeedHealthError(RuntimeError):
@@ -406,19 +487,70 @@ _WHY = {
 }
 
 
-def feed_health(settings: Settings, now: datetime | None = None) -> dict:
+@dataclass
+class FeedHealth(Result):
+    """Every active feed's health (rows of the view feed_health) and the thresholds used."""
+
+    feeds: list[dict] = field(default_factory=list)
+    failing_after: int = 0  # failed polls in a row that make a feed failing
+    silence_hours: float = 0.0  # hours with nothing new that make a feed silent
+
+    @property
+    def active_feeds(self) -> int:
+        return len(self.feeds)
+
+    @property
+    def problems(self) -> list[dict]:
+        """The feeds that need attention."""
+        return [f for f in self.feeds if f["needs_attention"]]
+
+    @property
+    def healthy(self) -> bool:
+        return bool(self.feeds) and not self.problems
+
+    def as_dict(self) -> dict:
+        return {
+            "active_feeds": self.active_feeds,
+            **super().as_dict(),
+            "problems": self.problems,
+        }
+
+    def summary(self) -> str:
+        if not self.feeds:
+            return "no active feeds"
+        if self.problems:
+            return f"{len(self.problems)} of {self.active_feeds} active feeds need attention"
+        return f"all {self.active_feeds} active feeds healthy"
+
+    def describe(self) -> str:
+        """The verdict and the whole feed table, problems first."""
+        if not self.feeds:
+            return (
+                "no active feeds: register some with `newsflow feeds import FILE`, or set"
+                " NEWSFLOW_FEEDS to a feed list the next ingest registers"
+            )
+        lines = [
+            self.summary()
+            + f" (failing: {self.failing_after}+ failed polls in a row; silent: nothing new for"
+            f" {self.silence_hours:g} hours):"
+        ]
+        for f in self.feeds:
+            mark = "!" if f["needs_attention"] else " "
+            lines.append(f" {mark} {f['feed']} <{f['url']}>: {_why(f)}")
+        return "\n".join(lines)
+
+
+def feed_health(settings: Settings, now: datetime | None = None) -> FeedHealth:
     """Every active feed's health by the one definition (view feed_health) with the settings'
-    thresholds: ``feeds`` (all of them), ``problems`` (those that need attention)."""
+    thresholds."""
     now = now or datetime.now(UTC)
     with Store(settings.lake, read_only=True) as store:
         feeds = store.feed_check(now, settings.feed_failing_after, settings.feed_silence_hours)
-    return {
-        "active_feeds": len(feeds),
-        "feeds": feeds,
-        "problems": [f for f in feeds if f["needs_attention"]],
-        "failing_after": settings.feed_failing_after,
-        "silence_hours": settings.feed_silence_hours,
-    }
+    return FeedHealth(
+        feeds=feeds,
+        failing_after=settings.feed_failing_after,
+        silence_hours=settings.feed_silence_hours,
+    )
 
 
 def _why(feed: dict) -> str:
@@ -437,47 +569,34 @@ def _why(feed: dict) -> str:
     return why
 
 
-def describe_health(report: dict) -> str:
-    """The health check's verdict and the whole feed table, problems first."""
-    if not report["active_feeds"]:
-        return (
-            "no active feeds: register some with `newsflow feeds import FILE`, or set"
-            " NEWSFLOW_FEEDS to a feed list the next ingest registers"
-        )
-    problems = report["problems"]
-    head = (
-        f"{len(problems)} of {report['active_feeds']} active feeds need attention"
-        if problems
-        else f"all {report['active_feeds']} active feeds healthy"
-    )
-    head += (
-        f" (failing: {report['failing_after']}+ failed polls in a row; silent: nothing new for"
-        f" {report['silence_hours']:g} hours):"
-    )
-    lines = [head]
-    for f in report["feeds"]:
-        mark = "!" if f["needs_attention"] else " "
-        lines.append(f" {mark} {f['feed']} <{f['url']}>: {_why(f)}")
-    return "\n".join(lines)
+@dataclass
+class FeedsHealthy(Result):
+    """A health check that passed (one that did not raised FeedHealthError)."""
+
+    active_feeds: int
+    problems: int = 0
+
+    def summary(self) -> str:
+        return f"all {self.active_feeds} active feeds healthy"
 
 
-def check_feed_health(settings: Settings, now: datetime | None = None) -> dict:
+def check_feed_health(settings: Settings, now: datetime | None = None) -> FeedsHealthy:
     """``feed_health``, logging the whole table, and raising ``FeedHealthError`` (a failed
     task) when a feed needs attention or none is registered."""
     report = feed_health(settings, now)
-    text = describe_health(report)
-    if report["problems"] or not report["active_feeds"]:
+    text = report.describe()
+    if not report.healthy:
         raise FeedHealthError(text)
     LOGGER.info("%s", text)
-    return {"active_feeds": report["active_feeds"], "problems": 0}
+    return FeedsHealthy(active_feeds=report.active_feeds)
 
 
 # -- retag ------------------------------------------------------------------------------------
 
 
-def retag(settings: Settings, since: str | None = None, tagger: str | None = None) -> dict:
+def retag(settings: Settings, since: str | None = None, tagger: str | None = None) -> RetagSummary:
     """``newsflow retag`` as a task: the same function, with the DAG's params."""
-    from newsflow.run.retag import retag as retag_articles
+    from newsflow.run.retag import retag as retag_articles  # loads the taggers
 
     since_dt = None
     if since:
@@ -488,5 +607,4 @@ def retag(settings: Settings, since: str | None = None, tagger: str | None = Non
         if since_dt.tzinfo is None:
             since_dt = since_dt.replace(tzinfo=UTC)
     with Store(settings.lake, lock_wait=settings.load_lock_wait) as store:
-        summary = retag_articles(settings, store, since=since_dt, tagger=tagger or None)
-    return summary.as_dict()
+        return retag_articles(settings, store, since=since_dt, tagger=tagger or None)
