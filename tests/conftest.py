@@ -21,7 +21,9 @@ STARTS = {
     "tagged_world": "model",
     "tagger": "model",
     "model_name": "model",
+    "default_settings": "model",
     "ingest_processes": "processes",
+    "newsflow_cli": "processes",
 }
 # ... and those of them that take more than a few seconds: the inner loop leaves them out.
 SLOW_STARTS = {"airflow", "chromium", "model", "processes"}
@@ -92,6 +94,45 @@ def tagged_settings(tmp_path, model_name) -> Settings:
     """``settings`` with entities and topics tagged in the test process (the spaCy model
     loads once per test worker)."""
     return _settings(tmp_path, tagging=True)
+
+
+@pytest.fixture
+def default_settings(tmp_path, model_name) -> Settings:
+    """What a user gets out of the box (politeness on, real timeouts, entities and topics
+    tagged with the default models), but for the loopback server being allowed and the
+    tagging done in the test process."""
+    return Settings(data_dir=tmp_path / "data", allow_private=True, tag_workers=1)
+
+
+@pytest.fixture
+def newsflow_cli():
+    """Runs ``python -m newsflow.cli ARGS`` (or ``python -c CODE ARGS`` with ``code=``) as a
+    process of its own from the repository's root, as a user's shell would; whatever is
+    left of its process group is killed after the test."""
+    import contextlib
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    groups: list[int] = []
+
+    def run(*args: str, env: dict | None = None, code: str | None = None, timeout: float = 300):
+        argv = [sys.executable, *(["-c", code] if code else ["-m", "newsflow.cli"]), *args]
+        proc = subprocess.Popen(
+            argv, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            start_new_session=True,
+        )  # fmt: skip
+        groups.append(proc.pid)
+        out, err = proc.communicate(timeout=timeout)
+        return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+    yield run
+    for pid in groups:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="session")

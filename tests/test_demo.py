@@ -17,16 +17,13 @@ WITHOUT_AIRFLOW = (
 )
 
 
-def demo(data_dir):
-    return subprocess.run(
-        [sys.executable, "-c", WITHOUT_AIRFLOW, "demo", "--data-dir", str(data_dir)],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+def demo(newsflow_cli, data_dir):
+    return newsflow_cli("demo", "--data-dir", str(data_dir), code=WITHOUT_AIRFLOW)
 
 
-def test_demo_ingests_the_sample_newsroom_then_finds_nothing_new(tmp_path):
+def test_demo_ingests_the_sample_newsroom_then_finds_nothing_new(tmp_path, newsflow_cli):
     pages = len(manifest()["articles"])
-    first = demo(tmp_path)
+    first = demo(newsflow_cli, tmp_path)
     assert first.returncode == 0, first.stderr
     assert f"{pages} new of {pages} seen" in first.stdout
     assert f"articles  {pages} loaded" in first.stdout
@@ -81,7 +78,7 @@ def test_demo_ingests_the_sample_newsroom_then_finds_nothing_new(tmp_path):
             got, want = got[:cut] + got[-1:], want[:cut] + want[-1:]
         assert got == want, (command, done.stderr)
 
-    second = demo(tmp_path)
+    second = demo(newsflow_cli, tmp_path)
     assert second.returncode == 0, second.stderr
     assert "nothing new since the last run" in second.stdout
     assert "10 not modified" in second.stdout
@@ -90,8 +87,8 @@ def test_demo_ingests_the_sample_newsroom_then_finds_nothing_new(tmp_path):
         assert store.query("select count(*) from feeds")[1][0][0] == 10
 
 
-def test_read_commands_find_the_demo_database_when_it_is_the_only_one(tmp_path):
-    assert demo(tmp_path).returncode == 0
+def test_read_commands_find_the_demo_database_when_it_is_the_only_one(tmp_path, newsflow_cli):
+    assert demo(newsflow_cli, tmp_path).returncode == 0
     out = subprocess.run(
         [sys.executable, "-m", "newsflow.cli", "sql", "--data-dir", str(tmp_path),
          "select extraction_status, count(*) as n from articles group by 1", "--format", "csv"],

@@ -23,7 +23,7 @@ COMPARED = ["title", "authors", "published_at", "language", "site_name", "descri
 
 
 @pytest.fixture(scope="module")
-def ingested(tmp_path_factory):
+def ingested(tmp_path_factory, model_name):
     """The eleven pages through a feed whose items carry only links (so that the stored title,
     byline and date are the page's, as extract sees them), ingested with the defaults."""
     from newsflow.demo.newsroom import SiteServer

@@ -56,11 +56,6 @@ def duplicates(con) -> dict[str, int]:
     return found
 
 
-def default_settings(tmp_path) -> Settings:
-    """What a user gets out of the box, but for the loopback server and no spaCy pool."""
-    return Settings(data_dir=tmp_path / "data", allow_private=True, tag_workers=1)
-
-
 def serve_items(site, count: int) -> None:
     slugs = bundled_slugs()
     items = [
@@ -104,9 +99,11 @@ def lake_env(settings: Settings) -> dict:
     return env
 
 
-def test_an_analyst_holding_a_connection_open_never_delays_a_load(tmp_path, site, lake_settings):
+def test_an_analyst_holding_a_connection_open_never_delays_a_load(
+    tmp_path, site, lake_settings, default_settings
+):
     settings = replace(
-        default_settings(tmp_path), catalog=lake_settings.catalog, data_path=lake_settings.data_path
+        default_settings, catalog=lake_settings.catalog, data_path=lake_settings.data_path
     )
     feeds = [FeedSpec(url=f"{site.base_url}/feed.xml", name="Wire")]
     serve_items(site, 1)
@@ -367,7 +364,7 @@ def _referenced(con) -> set[str]:
 
 @pytest.mark.parametrize("storage", ["folder", "s3"])
 def test_maintenance_removes_the_orphans_of_a_killed_load_and_keeps_every_referenced_file(
-    tmp_path, site, storage, request
+    tmp_path, site, storage, request, newsflow_cli
 ):
     serve_items(site, 14)  # more rows than the catalog inlines: the load writes Parquet files
     feeds = tmp_path / "feeds.yaml"
@@ -388,10 +385,8 @@ def test_maintenance_removes_the_orphans_of_a_killed_load_and_keeps_every_refere
         env.update(s3.env, NEWSFLOW_DATA_PATH=data_path)
         for name, value in s3.env.items():
             request.getfixturevalue("monkeypatch").setenv(name, value)
-    argv = [sys.executable, "-m", "newsflow.cli", "ingest", "--feeds", str(feeds),
-            "--catalog", str(catalog), "--allow-private"]  # fmt: skip
-    killed = subprocess.run(argv, env={**env, "NEWSFLOW_FAULT_INJECT": "kill:load_commit"},
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
+    argv = ["ingest", "--feeds", str(feeds), "--catalog", str(catalog), "--allow-private"]
+    killed = newsflow_cli(*argv, env={**env, "NEWSFLOW_FAULT_INJECT": "kill:load_commit"})
     assert killed.returncode == -9, killed.stderr
     lake = LakeLocation.of(catalog, data_path)
     with Store(lake) as store:
@@ -401,7 +396,7 @@ def test_maintenance_removes_the_orphans_of_a_killed_load_and_keeps_every_refere
         done = store.maintain_lake(retention_days=7)
         assert done["orphans_removed"] >= len(orphans)
         assert _files_on_disk(lake, s3) == _referenced(store.con) - {""}
-    again = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    again = newsflow_cli(*argv, env=env)
     assert again.returncode == 0, again.stderr  # the staged run loads on the next cycle
     with Store(lake) as store:
         assert store.con.execute("select count(*) from articles").fetchone()[0] == 14

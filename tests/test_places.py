@@ -273,7 +273,9 @@ def test_place_gold_set_country_accuracy(tmp_path):
 PAGES = FIXTURES / "pages"
 
 
-def test_french_pages_get_entities_and_german_pages_places_with_the_default_settings(tmp_path):
+def test_french_pages_get_entities_and_german_pages_places_with_the_default_settings(
+    tmp_path, model_name
+):
     """Out of the box (politeness on, the default models: English and French), real pages:
     French ones are tagged by the French model, a German one (no German model) gets the
     places the gazetteer finds, and all of them countries of focus."""
