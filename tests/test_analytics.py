@@ -37,7 +37,7 @@ def edited_copy(text: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def analytics_db(tmp_path_factory):
+def analytics_db(tmp_path_factory, model_name):
     """The sample newsroom, plus a wire story run by two more outlets under other URLs, plus a
     feed that was registered and never polled."""
     from newsflow.demo.newsroom import SiteServer

@@ -19,12 +19,22 @@ LISTS = Path(__file__).parent / "fixtures" / "feedlists"
 
 @pytest.fixture
 def env(tmp_path, monkeypatch):
+    """The CLI's settings from the environment, relaxed for speed, without entities and
+    topics (``tagged_env`` tags them)."""
     monkeypatch.setenv("NEWSFLOW_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("NEWSFLOW_PER_HOST_DELAY", "0")
     monkeypatch.setenv("NEWSFLOW_EXTRACT_WORKERS", "1")
     monkeypatch.setenv("NEWSFLOW_TAG_WORKERS", "1")
+    monkeypatch.setenv("NEWSFLOW_TAGGING", "0")
     monkeypatch.delenv("NEWSFLOW_ALLOW_PRIVATE", raising=False)
     return tmp_path
+
+
+@pytest.fixture
+def tagged_env(env, monkeypatch, model_name):
+    """``env`` with entities and topics tagged (the spaCy model loads in the test process)."""
+    monkeypatch.delenv("NEWSFLOW_TAGGING")
+    return env
 
 
 def run(capsys, *argv):
@@ -257,7 +267,7 @@ def test_sql_is_read_only_it_writes_no_file_and_installs_nothing(env, capsys):
         assert code == 0, (statement, err)
 
 
-def test_status(env, capsys, small_site, monkeypatch):
+def test_status(tagged_env, capsys, small_site, monkeypatch):
     site, feeds = small_site
     site.routes["/dead.xml"] = Route(b"gone", status=500, conditional=False)
     feeds.write_text(feeds.read_text() + f"  - url: {site.base_url}/dead.xml\n    name: Dead\n")

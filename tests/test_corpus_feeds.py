@@ -15,6 +15,10 @@ from newsflow.staging import RunDir
 
 from tests.helpers import SHARED_CORPUS
 
+# 2,107 feeds polled and parsed through a loopback server: a minute and a half of parsing by
+# design, left to `make test` (make check is the inner loop).
+pytestmark = pytest.mark.slow
+
 HEALTHY = {"ok", "not_modified"}
 KNOWN_OUTCOMES = HEALTHY | {"parse_error"}
 _HEADER = re.compile(rb"^Header:\s*([A-Za-z-]+):\s*(.+?)\s*$", re.MULTILINE)

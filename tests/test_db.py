@@ -19,7 +19,7 @@ from newsflow.config import Settings
 from newsflow.db import entities as entity_db
 from newsflow.db import queries, retag, search
 from newsflow.db import stories as story_db
-from newsflow.db.engine import StoreError, migrations
+from newsflow.db.engine import StoreError, migrations, transaction
 from newsflow.db.export import export
 from newsflow.db.store import Store
 from newsflow.fetching.urls import article_id, feed_id
@@ -263,19 +263,21 @@ def test_feed_health_catches_every_kind_of_death(store):
 def test_trending_counts_an_entity_once_whatever_its_labels(store):
     fid = add_feed(store.con, "https://t.example/feed")
     day = datetime(2026, 3, 10, 9, tzinfo=UTC)
-    for i in range(8):  # the baseline: 8 articles over the week before, Acme in one
-        add_article(
-            store.con,
-            f"https://t.example/b{i}",
-            fid,
-            published=day - timedelta(days=1 + i % 7),
-            entities=[("Acme", "ORG")] if i == 0 else [("Other", "ORG")],
-        )
-    labels = ["ORG", "ORG", "PERSON", "ORG"]  # one mislabelled mention
-    for i, label in enumerate(labels):
-        add_article(
-            store.con, f"https://t.example/d{i}", fid, published=day, entities=[("Acme", label)]
-        )
+    with transaction(store.con):  # one commit, as a load makes
+        for i in range(8):  # the baseline: 8 articles over the week before, Acme in one
+            add_article(
+                store.con,
+                f"https://t.example/b{i}",
+                fid,
+                published=day - timedelta(days=1 + i % 7),
+                entities=[("Acme", "ORG")] if i == 0 else [("Other", "ORG")],
+            )
+        labels = ["ORG", "ORG", "PERSON", "ORG"]  # one mislabelled mention
+        for i, label in enumerate(labels):
+            add_article(
+                store.con, f"https://t.example/d{i}", fid, published=day,
+                entities=[("Acme", label)],
+            )  # fmt: skip
     rows = store.rows(
         "select entity, label, articles_today, n_today, articles_baseline, n_base, base_days, z"
         " from trending_entities_on(date '2026-03-10')"

@@ -31,7 +31,7 @@ UNDECODED = re.compile(r"&(#\d+|#x[0-9a-f]+|[a-z]+);", re.IGNORECASE)
 
 
 @pytest.fixture(scope="module")
-def first_hour(tmp_path_factory):
+def first_hour(tmp_path_factory, model_name):
     if not all((ROOT / f).exists() for f in FEEDS):
         pytest.skip(f"corpus not available: {ROOT}")
     closed = "http://127.0.0.1:9"  # the discard port: nothing listens, connections are refused
@@ -101,7 +101,7 @@ def test_no_title_keeps_an_undecoded_character_reference(first_hour):
 
 
 def test_a_scripted_first_hour_every_message_names_the_cause_and_the_way_out(
-    tmp_path, capsys, monkeypatch
+    tmp_path, capsys, monkeypatch, model_name
 ):
     """The README's path on the five real feeds, with a newcomer's mistakes: exit codes, and
     each message naming what is wrong and what to do."""

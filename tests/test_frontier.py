@@ -184,7 +184,7 @@ def test_defaults_are_polite_and_the_budget_fits_the_schedule():
 # -- a page that arrives at a later attempt ------------------------------------------------
 
 
-def test_a_page_that_arrives_later_upgrades_its_article_in_place(site, tmp_path):
+def test_a_page_that_arrives_later_upgrades_its_article_in_place(site, tmp_path, model_name):
     """A 503 on the first cycle: the article is stored from its feed text (tagged, searchable)
     and the page waits to be retried. When it comes, the same row takes the page's text, its
     tags are replaced, it gets a story, and search finds the page's words."""

