@@ -25,8 +25,10 @@ STARTS = {
     "ingest_processes": "processes",
     "newsflow_cli": "processes",
 }
-# ... and those of them that take more than a few seconds: the inner loop leaves them out.
-SLOW_STARTS = {"airflow", "chromium", "model", "processes"}
+# ... and those of them that take more than a few seconds: the inner loop leaves them out (a
+# Postgres cluster and the S3 server cost each worker seconds to start: the inner loop runs on
+# the embedded default, make test on every catalog and storage).
+SLOW_STARTS = {"airflow", "chromium", "model", "processes", "postgres", "s3"}
 LAKE_PARAMS = {"postgres": "postgres", "s3": "s3"}  # lake_settings' params
 # Module fixtures that cost minutes or tens of seconds to build: the tests that share one run
 # on one worker (an xdist_group of that name), so that it is built once, not on every worker.
@@ -104,35 +106,54 @@ def default_settings(tmp_path, model_name) -> Settings:
     return Settings(data_dir=tmp_path / "data", allow_private=True, tag_workers=1)
 
 
-@pytest.fixture
-def newsflow_cli():
-    """Runs ``python -m newsflow.cli ARGS`` (or ``python -c CODE ARGS`` with ``code=``) as a
-    process of its own from the repository's root, as a user's shell would; whatever is
-    left of its process group is killed after the test."""
-    import contextlib
-    import os
-    import signal
-    import subprocess
-    import sys
+class NewsflowProcesses:
+    """``python -m newsflow.cli ARGS`` (or ``python -c CODE ARGS`` with ``code=``) as processes
+    of their own, started from the repository's root as a user's shell would."""
 
-    from tests.helpers import ROOT
+    def __init__(self) -> None:
+        self.started: list = []
 
-    groups: list[int] = []
+    def start(self, *args: str, env: dict | None = None, code: str | None = None):
+        import subprocess
+        import sys
 
-    def run(*args: str, env: dict | None = None, code: str | None = None, timeout: float = 300):
+        from tests.helpers import ROOT
+
         argv = [sys.executable, *(["-c", code] if code else ["-m", "newsflow.cli"]), *args]
         proc = subprocess.Popen(
             argv, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             start_new_session=True,
         )  # fmt: skip
-        groups.append(proc.pid)
-        out, err = proc.communicate(timeout=timeout)
-        return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+        self.started.append(proc)
+        return proc
 
-    yield run
-    for pid in groups:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
+    def __call__(self, *args: str, env: dict | None = None, code: str | None = None,
+                 timeout: float = 300):  # fmt: skip
+        """Run one to its end: its exit code and output."""
+        import subprocess
+
+        proc = self.start(*args, env=env, code=code)
+        out, err = proc.communicate(timeout=timeout)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+    def kill_all(self) -> None:
+        import contextlib
+        import os
+        import signal
+
+        for proc in self.started:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture
+def newsflow_cli():
+    """Runs newsflow processes (``NewsflowProcesses``); whatever is left of their process
+    groups is killed after the test."""
+    processes = NewsflowProcesses()
+    yield processes
+    processes.kill_all()
 
 
 @pytest.fixture(scope="session")

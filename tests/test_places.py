@@ -125,6 +125,23 @@ def test_the_gazetteer_read_from_its_cache_is_the_one_built(tmp_path, monkeypatc
     assert places._read_cache(path) is not None
 
 
+def test_processes_starting_together_build_the_gazetteer_once(tmp_path, newsflow_cli):
+    """The workers of a fresh install start with no cache: one builds, the others wait for it
+    and read what it wrote (each building it would cost seconds of CPU apiece)."""
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    code = (
+        "import logging, sys; logging.basicConfig(level=logging.INFO, stream=sys.stdout);"
+        " from newsflow.enrich import places; g = places.gazetteer();"
+        " print('countries', len(g.countries))"
+    )
+    procs = [newsflow_cli.start(env=env, code=code) for _ in range(3)]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    assert all("countries 252" in out for out in outs), outs
+    assert sum("built the gazetteer" in out for out in outs) == 1, outs
+    assert len(list((tmp_path / "newsflow").glob("gazetteer-*.marshal"))) == 1
+
+
 def test_the_sample_article_is_about_venezuela(model_name):
     nlp = ent.load_model(model_name)
     doc, title_len, offset = ent.document("", SAMPLE)

@@ -40,12 +40,14 @@ import marshal
 import math
 import os
 import re
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 from newsflow.enrich.identity import PLACE_KEY_PREFIX, entity_key
+from newsflow.locks import FileLock, lock_retry_delays
 
 __all__ = [
     "PLACES_VERSION",
@@ -576,6 +578,7 @@ def _provinces() -> dict[str, list[str]]:
 
 CACHE_FORMAT = 1
 CACHE_KEPT = 4  # gazetteer files kept in the cache folder, the newest
+BUILD_WAIT = 60.0  # seconds a process waits for another one building the gazetteer
 
 
 def cache_file() -> Path | None:
@@ -626,14 +629,31 @@ def _write_cache(path: Path, g: Gazetteer) -> None:
 @functools.cache
 def gazetteer() -> Gazetteer:
     """The process's gazetteer: read from its cache file (a fraction of a second), else built
-    from the packages (a few seconds of CPU) and written there for the next process."""
+    from the packages (a few seconds of CPU) and written there for the next process. Processes
+    that start together with no cache (the workers of a fresh install) take turns: one builds,
+    the others read what it wrote."""
     path = cache_file()
     g = _read_cache(path) if path is not None else None
-    if g is None:
-        g = Gazetteer.load()
-        if path is not None:
+    if g is not None or path is None:
+        return g or Gazetteer.load()
+    lock = FileLock(path.with_name(f"{path.stem}.lock"))
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        waits = lock_retry_delays(BUILD_WAIT)
+        while not lock.try_acquire() and next(waits, StopIteration) is not StopIteration:
+            pass
+    except OSError as exc:  # no lock to be had here: build without one
+        LOGGER.info("the gazetteer's cache %s cannot be locked (%s)", path, exc)
+    try:
+        g = _read_cache(path)  # built by the process this one waited for
+        if g is None:
+            started = time.monotonic()
+            g = Gazetteer.load()
+            LOGGER.info("built the gazetteer in %.1fs", time.monotonic() - started)
             _write_cache(path, g)
-    return g
+        return g
+    finally:
+        lock.release()
 
 
 # -- correcting the small model's labels ------------------------------------------------------
