@@ -370,27 +370,27 @@ def test_failed_load_is_retried_and_loads_once(airflow_env, newsroom, tmp_path):
     assert c["runs"] == 1
 
 
-def ingested(env: dict) -> Path:
-    """The newsroom of ``env``'s feed list ingested into its data folder by one cycle in this
-    process, as a news_ingest run would (entities and topics tagged), for the tests of the
-    DAGs that read a store (news_ingest's own runs are tested above); the store's path."""
+@pytest.fixture
+def ingested_newsroom(airflow_env, newsroom, tmp_path, model_name) -> tuple[Newsroom, dict, Path]:
+    """The newsroom ingested into a data folder of this test by one cycle in this process, as a
+    news_ingest run would (entities and topics tagged), for the tests of the DAGs that read a
+    store (news_ingest's own runs are tested above): the newsroom, the DAGs' environment and
+    the store's path."""
     from newsflow.config import load_settings
     from newsflow.fetching.feedlist import load_feed_file
     from newsflow.run.cycle import run_cycle
 
+    room, feeds = newsroom
+    env = newsflow_env(airflow_env, tmp_path / "data", feeds)
     settings = load_settings({k: v for k, v in env.items() if k.startswith("NEWSFLOW_")})
     with Store(settings.lake) as store:
         summary = run_cycle(settings, store, feeds=load_feed_file(settings.feeds_file))
     assert summary.articles_loaded == ARTICLES_IN_NEWSROOM
-    return settings.data_dir / "newsflow.sqlite"
+    return room, env, settings.data_dir / "newsflow.sqlite"
 
 
-def test_news_maintenance_logs_the_feed_table_and_fails_naming_a_silent_feed(
-    airflow_env, newsroom, tmp_path, model_name
-):
-    room, feeds = newsroom
-    env = newsflow_env(airflow_env, tmp_path / "data", feeds)
-    db = ingested(env)
+def test_news_maintenance_logs_the_feed_table_and_fails_naming_a_silent_feed(ingested_newsroom):
+    room, env, db = ingested_newsroom
     before = counts(db)
 
     healthy, log = run_dag(env, "news_maintenance")
@@ -415,26 +415,18 @@ def test_news_maintenance_logs_the_feed_table_and_fails_naming_a_silent_feed(
     assert "FeedHealthError" in log and room.feeds[0].url in log
 
 
-def test_news_search_brings_the_index_up_to_date_after_a_load(
-    airflow_env, newsroom, tmp_path, integrity, model_name
-):
+def test_news_search_brings_the_index_up_to_date_after_a_load(ingested_newsroom, integrity):
     # news_search, which the load's asset event triggers: shards and derived tables current
     assert integrity["news_search.py"]["timetable"] == "AssetTriggeredTimetable"
     assert integrity["news_search.py"]["scheduled_on"] == ["newsflow_articles"]
-    room, feeds = newsroom
-    env = newsflow_env(airflow_env, tmp_path / "data", feeds)
-    ingested(env)
+    _, env, _ = ingested_newsroom
     searched, log = run_dag(env, "news_search")
     assert searched["state"] == "success", log[-5000:]
     assert re.search(r"\d+ articles indexed in 1 file\(s\)", log), log[-3000:]
 
 
-def test_news_retag_replaces_the_tags_with_params_and_with_the_forms_defaults(
-    airflow_env, newsroom, tmp_path, model_name
-):
-    room, feeds = newsroom
-    env = newsflow_env(airflow_env, tmp_path / "data", feeds)
-    db = ingested(env)
+def test_news_retag_replaces_the_tags_with_params_and_with_the_forms_defaults(ingested_newsroom):
+    _, env, db = ingested_newsroom
     before = counts(db)
     retagged, log = run_dag(env, "news_retag", {"tagger": "spacy"})
     assert retagged["state"] == "success", log[-5000:]

@@ -62,6 +62,11 @@ class FileLock:
         self._fd = fd
         return True
 
+    def acquire_within(self, wait: float) -> bool:
+        """Take the lock, waiting up to ``wait`` seconds for the process that holds it (see
+        ``lock_retry_delays``); True when this one holds it now."""
+        return self.try_acquire() or any(self.try_acquire() for _ in lock_retry_delays(wait))
+
     def holder(self) -> str:
         """Who holds the lock, as the messages name it: ``pid N``, or ``a process``."""
         try:

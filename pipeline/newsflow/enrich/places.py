@@ -47,7 +47,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from newsflow.enrich.identity import PLACE_KEY_PREFIX, entity_key
-from newsflow.locks import FileLock, lock_retry_delays
+from newsflow.locks import FileLock
 
 __all__ = [
     "PLACES_VERSION",
@@ -639,9 +639,7 @@ def gazetteer() -> Gazetteer:
     lock = FileLock(path.with_name(f"{path.stem}.lock"))
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        waits = lock_retry_delays(BUILD_WAIT)
-        while not lock.try_acquire() and next(waits, StopIteration) is not StopIteration:
-            pass
+        lock.acquire_within(BUILD_WAIT)  # not had in time: build without it
     except OSError as exc:  # no lock to be had here: build without one
         LOGGER.info("the gazetteer's cache %s cannot be locked (%s)", path, exc)
     try:

@@ -40,7 +40,7 @@ from newsflow.fetching.extract import ExtractorPool
 from newsflow.fetching.feedlist import FeedSpec
 from newsflow.fetching.fetch import FetchCounts
 from newsflow.fetching.poll import PollCounts, Progress
-from newsflow.locks import FileLock, lock_retry_delays
+from newsflow.locks import FileLock
 from newsflow.results import Result, key
 from newsflow.run import steps
 from newsflow.staging import RunDir, is_disk_full, is_disk_full_at, pending_runs
@@ -70,9 +70,8 @@ class IngestLock(FileLock):
             self.path,
             wait,
         )
-        for _ in lock_retry_delays(wait):
-            if self.try_acquire():
-                return
+        if self.acquire_within(wait):
+            return
         raise StoreError(
             f"another newsflow ingest ({self.holder()}) still holds the ingest lock {self.path} "
             f"after {wait:g}s (NEWSFLOW_LOAD_LOCK_WAIT); this one did nothing: run it again "
