@@ -16,7 +16,7 @@ export UV_PYTHON_DOWNLOADS := never
 ## setup: create .venv from uv.lock with what the CLI and the demo need, no Airflow and no test
 ## tools (a fast no-op when nothing changed; --inexact keeps what setup-dev added). Packages
 ## are compiled to bytecode once, here: with PYTHONDONTWRITEBYTECODE set (as on CI), every
-## process would otherwise compile what it imports (Airflow's import: 4.1 s -> 1.7 s)
+## process would otherwise compile what it imports (docs/development.md)
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml uv.lock
@@ -44,7 +44,7 @@ test: setup-dev compose-check chromium postgres bytecode
 
 ## check: the inner loop (docs/development.md): lint, then every test not marked slow (none
 ## that starts Airflow, Chromium, a spaCy model or newsflow processes), on three workers: what
-## is left is CPU-bound, and a fourth on two cores made it slower (193 s -> 181 s with three)
+## is left is CPU-bound, and a fourth on two cores made it slower (docs/development.md)
 check: lint postgres bytecode
 	$(VENV)/bin/pytest -m "not slow" -n 3
 
