@@ -98,6 +98,7 @@ def test_extract_raises_naming_the_page_when_there_is_none(ingested):
         extract(f"{site.base_url}/a/missing.html", settings)
 
 
+@pytest.mark.slow  # the usual paths are tried one per politeness turn (~18 s)
 def test_feeds_discover_finds_linked_feeds_then_the_usual_paths(capsys, site):
     feed = rss("Wire", [{"link": f"{site.base_url}/a.html", "title": "A"}])
     site.routes["/news/rss.xml"] = Route(feed, content_type="application/rss+xml")

@@ -276,6 +276,7 @@ def _served_items(site, slugs: list[str]) -> list[dict]:
     return items
 
 
+@pytest.mark.slow  # ten pages a politeness turn apart (~10 s)
 def test_a_hosts_requests_take_their_turns_in_order(site, tmp_path):
     """Two workers per host: neither may lose the race for the host's turn again and again
     (one page once waited 12 s of a 12 s crawl). Each waits about one turn of the other."""

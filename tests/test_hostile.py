@@ -552,6 +552,7 @@ def test_bodies_past_the_byte_cap_are_cut_off(world):
 # -- servers that stall or break ---------------------------------------------------------------------
 
 
+@pytest.mark.slow  # waits out the real timeouts
 def test_stalling_and_broken_servers_are_cut_off_by_the_timeouts(world):
     # Defences: the read timeout (a silent server), the per-request deadline (a server that
     # drips a byte a second, so no read ever times out), and the body length check (a server
@@ -693,6 +694,7 @@ def test_retry_after_sets_the_next_poll(world):
     w.assert_good_loaded()
 
 
+@pytest.mark.slow  # waits out the real backoff between polls
 def test_a_flapping_feed_recovers_and_loads_each_item_once(world):
     # Defence: failures are per poll and reset by the next success; items are keyed by
     # article_id so a feed that comes back loads nothing twice.
@@ -769,6 +771,7 @@ def test_ten_thousand_items_and_a_five_megabyte_title(world):
 # -- pathological documents -------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # waits out the extraction's timeout
 def test_a_page_that_makes_extraction_slow_is_abandoned_and_the_batch_goes_on(world):
     # Defence: extract_page's alarm (and the pool's watchdog). Verified: with extract_timeout
     # passed as 0 (no alarm) the page takes ~30 s and the cycle breaks its bound.
@@ -785,6 +788,7 @@ def test_a_page_that_makes_extraction_slow_is_abandoned_and_the_batch_goes_on(wo
     w.assert_good_loaded()  # the good pages of the same batch were extracted
 
 
+@pytest.mark.slow  # waits out the parser's timeout
 def test_feeds_that_make_the_parser_quadratic_are_abandoned(world):
     # Defence: poll.ParserPool runs feedparser in a process and kills it past the timeout.
     # Verified: with parsing back in a thread (asyncio.to_thread(parse_feed, ...)) the entity

@@ -233,6 +233,7 @@ def test_a_writing_connection_releases_the_writer_lock_when_closed(tmp_path):
         con.execute("select 1")
 
 
+@pytest.mark.slow  # twenty connections and stores opened in turn (~8 s)
 def test_a_connection_closed_by_hand_leaves_nothing_that_a_later_one_could_inherit(tmp_path):
     # Defect: the store a connection reads was kept in globals keyed by id(con); an analyst's
     # connection closed with con.close() left its entry, and a later connection given the

@@ -86,6 +86,7 @@ def test_every_name_of_one_place_is_one_key_and_two_places_of_one_name_two():
     assert state[0].place.key != country[0].place.key
 
 
+@pytest.mark.slow  # builds the whole gazetteer (~8 s of CPU)
 def test_the_gazetteer_read_from_its_cache_is_the_one_built(tmp_path, monkeypatch):
     """A process reads the built gazetteer from the user's cache instead of building it (a
     few seconds of CPU in every task that locates places): the same places by every name.
