@@ -79,7 +79,7 @@ from newsflow.db.store import Store, store_exists
 
 from benchmarks.common import GROUND_TRUTH, MB, ROOT, TreeMemory, run_main
 
-GENERATOR_VERSION = 2  # 2: page metadata columns
+GENERATOR_VERSION = 3  # 2: page metadata columns; 3: story bands with their day
 FEEDS = 2_000
 DAYS = 365
 POLL_DAYS = 60
@@ -460,9 +460,11 @@ def generate(store: Store, n: int, texts: str, log) -> dict[str, float]:
         "bands",
         """
         insert into article_bands
-        select (hash(g.root, b, 60) >> 1)::bigint, g.article_id
+        select (hash(g.root, b, 60) >> 1)::bigint, g.article_id,
+               cast(timezone('UTC', coalesce(g.published_at, g.first_seen_at)) as date)
         from g join texts tx using (i), range(16) t(b)
         where tx.words >= 30
+        order by g.i
         """,
     )
     step(

@@ -69,3 +69,39 @@ def bundled_slugs() -> list[str]:
 
 def with_settings(settings: Settings, **changes) -> Settings:
     return replace(settings, **changes)
+
+
+def entity_count_errors(store) -> dict[str, list]:
+    """What the kept counts (``entity_key_counts``, ``entities``: moved by each load and
+    retag, migration 015) say differently from a count of the entity rows: articles and
+    mentions exact, first and last day/sighting at least as wide. Empty when they agree."""
+    keys = store.query(
+        """
+        with counted as (
+            select entity_key, entity, label, count(distinct article_id) as articles,
+                   sum(mentions) as mentions, min(day) as first_day, max(day) as last_day
+            from article_entities where entity_key is not null group by all)
+        select coalesce(c.entity_key, k.entity_key), coalesce(c.entity, k.entity),
+               c.articles, k.articles, c.mentions, k.mentions
+        from counted c full join entity_key_counts k
+          on k.entity_key = c.entity_key and k.entity = c.entity and k.label = c.label
+        where c.articles is distinct from k.articles or c.mentions is distinct from k.mentions
+           or k.first_day > c.first_day or k.last_day < c.last_day
+        """
+    )[1]
+    entities = store.query(
+        """
+        with counted as (
+            select e.entity_id, count(distinct e.article_id) as articles,
+                   sum(e.mentions) as mentions,
+                   min(coalesce(a.published_at, a.first_seen_at)) as first_seen,
+                   max(coalesce(a.published_at, a.first_seen_at)) as last_seen
+            from article_entities e join articles a using (article_id)
+            where e.entity_id is not null group by 1)
+        select coalesce(c.entity_id, n.entity_id), c.articles, n.articles, c.mentions, n.mentions
+        from counted c full join entities n using (entity_id)
+        where c.articles is distinct from n.articles or c.mentions is distinct from n.mentions
+           or n.first_seen_at > c.first_seen or n.last_seen_at < c.last_seen
+        """
+    )[1]
+    return {k: v for k, v in (("keys", keys), ("entities", entities)) if v}

@@ -194,7 +194,7 @@ def test_a_page_that_arrives_later_upgrades_its_article_in_place(site, tmp_path,
     from newsflow.fetching.urls import article_id, canonicalize
     from newsflow.run.cycle import run_cycle
 
-    from tests.helpers import bundled_page, rss
+    from tests.helpers import bundled_page, entity_count_errors, rss
 
     page_url = f"{site.base_url}/world/boat.html"
     teaser = "A strike on a boat in the Caribbean, officials in Washington said on Tuesday."
@@ -248,6 +248,7 @@ def test_a_page_that_arrives_later_upgrades_its_article_in_place(site, tmp_path,
             " group by all having count(*) > 1)"
         )[1][0][0]
         assert dupes == 0
+        assert entity_count_errors(store) == {}  # the old rows' counts taken away
         word = next(
             w for w in row["text"].split() if len(w) > 7 and w.isalpha() and w not in teaser
         )

@@ -582,6 +582,19 @@ def rollback(con: duckdb.DuckDBPyConnection) -> None:
         LOGGER.debug("rollback: %s", exc)
 
 
+def has_temp(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether this connection holds the temp table ``table`` (one step leaves it for a later
+    step of the same transaction)."""
+    return bool(
+        one(
+            con.execute(
+                "select count(*) from duckdb_tables() where temporary and table_name = ?",
+                [table],
+            )
+        )[0]
+    )
+
+
 def drop_temp(con: duckdb.DuckDBPyConnection, *tables: str) -> None:
     """Drop these temp tables; on an invalidated connection the error is raised already."""
     for table in tables:

@@ -5,7 +5,10 @@
 * ``assign`` — inside a load (or a retag): the rows of these articles get their entity. A key
   seen before keeps its entity; a new key joins an existing entity when the identity rules say
   so (a new "Trump" joins a stored "Donald Trump"), else it starts one. Only new keys move:
-  stored ones wait for maintenance.
+  stored ones wait for maintenance. Its cost does not grow with the store: the keys' counts
+  (``entity_key_counts``) and the entities' are moved by what these articles add and by what
+  the rows they replaced took away (``note_removed``), never recounted over the corpus; the
+  other lookups are bounded by the touched keys and by the articles' first day.
 * ``resolve_all`` — maintenance (and the migration that introduced the tables): every key
   re-resolved over the whole corpus; an entity that merges into another leaves a redirect, so
   an ``entity_id`` an analyst wrote down stays valid.
@@ -21,10 +24,10 @@ from datetime import UTC, datetime
 import duckdb
 import pyarrow as pa
 
-from newsflow.db.engine import arrow, drop_temp, one
+from newsflow.db.engine import arrow, drop_temp, has_temp, one
 from newsflow.enrich import identity, places
 
-__all__ = ["assign", "resolve_all", "resolve_id"]
+__all__ = ["assign", "count_keys", "note_removed", "resolve_all", "resolve_id"]
 
 LOGGER = logging.getLogger(__name__)
 
@@ -32,28 +35,42 @@ _SEEN = "coalesce(a.published_at, a.first_seen_at)"
 _DAY = f"cast(timezone('UTC', {_SEEN}) as date)"
 
 
-def insert_rows(con: duckdb.DuckDBPyConnection, source: str, cols: Sequence[str]) -> int:
+def insert_rows(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    cols: Sequence[str],
+    since: datetime | None = None,
+) -> int:
     """Insert entity rows (``cols`` of the relation ``source``) into article_entities with
-    their article's day (migration 013); the articles are stored already. Returns the count."""
+    their article's day (migration 013); the articles are stored already, none first seen
+    before ``since`` when it is given (then only that time's articles are read). Returns the
+    count."""
     picked = ", ".join(f"s.{c}" for c in cols)
+    bound = "" if since is None else " where a.first_seen_at >= ?"
     return one(
         con.execute(
             f"insert into article_entities ({', '.join(cols)}, day) select {picked}, {_DAY}"
-            f" from {source} s join articles a using (article_id)"
+            f" from {source} s join (select article_id, published_at, first_seen_at"
+            f" from articles a{bound}) a using (article_id)",
+            [] if since is None else [since],
         )
     )[0]
 
 
-def since_day(con: duckdb.DuckDBPyConnection, ids_table: str) -> str:
+def since_day(con: duckdb.DuckDBPyConnection, ids_table: str, since: datetime | None = None) -> str:
     """A condition on ``article_entities`` that holds for every entity row of the articles in
     ``ids_table`` (a table with ``article_id``): their first day. Entity rows are stored in day
     order, so a statement scoped by article ids that adds it skips the files and row groups of
     older days instead of reading all rows: an UPDATE on the lake reads every column of what it
-    scans (a load's update of its own rows read every entity row of the store)."""
+    scans (a load's update of its own rows read every entity row of the store). ``since``: none
+    of these articles was first seen before it (a load knows it from its staged rows), so the
+    lookup reads the articles of that time only, not every article's id."""
+    bound = "" if since is None else " and a.first_seen_at >= ?"
     day = one(
         con.execute(
             f"select min({_DAY}) from articles a"
-            f" where a.article_id in (select article_id from {ids_table})"
+            f" where a.article_id in (select article_id from {ids_table}){bound}",
+            [] if since is None else [since],
         )
     )[0]
     return f" and article_entities.day >= date '{day.isoformat()}'" if day else ""
@@ -96,20 +113,63 @@ def _fill_keys(con: duckdb.DuckDBPyConnection, scope: str = "") -> None:
         )
 
 
-def _stats(con: duckdb.DuckDBPyConnection, keys: Sequence[str] | None) -> dict:
-    """Corpus counts per key (of ``keys``, or all)."""
-    sql = (
-        f"select e.entity_key, e.entity, e.label, count(distinct e.article_id),"
-        f" sum(e.mentions), min({_DAY}), max({_DAY})"
-        " from article_entities e join articles a using (article_id)"
-        " where e.entity_key is not null {where} group by all"
+_NAME_KEY = (
+    "trim(regexp_replace(regexp_replace(lower(strip_accents(entity)), '[.''’]', '', 'g'),"
+    " '[^a-z0-9]+', ' ', 'g'))"
+)
+
+
+def count_keys(con: duckdb.DuckDBPyConnection) -> None:
+    """Count every key afresh into ``entity_key_counts`` (migration 015; maintenance)."""
+    con.execute("delete from entity_key_counts")
+    con.execute(
+        "insert into entity_key_counts select entity_key, entity, label,"
+        f" case when entity_key like '{identity.PLACE_KEY_PREFIX}%' then {_NAME_KEY} end,"
+        " count(distinct article_id), sum(mentions), min(day), max(day)"
+        " from article_entities where entity_key is not null group by entity_key, entity, label"
     )
+
+
+def _has_counts(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether migration 015 made ``entity_key_counts`` (011 and 012 resolve before it)."""
+    return _has_table(con, "entity_key_counts")
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return bool(
+        one(
+            con.execute(
+                "select count(*) from ducklake_table_info(current_database()) where table_name = ?",
+                [table],
+            )
+        )[0]
+    )
+
+
+def _stats(con: duckdb.DuckDBPyConnection, keys: Sequence[str] | None) -> dict:
+    """Corpus counts per key (of ``keys``, or all), from ``entity_key_counts``; a store
+    before migration 015 counts its rows."""
+    counted = _has_counts(con)
+    if counted:
+        sql = (
+            "select entity_key, entity, label, articles, mentions, first_day, last_day"
+            " from entity_key_counts where true {where}"
+        )
+    else:
+        sql = (  # (migration 011 resolves before 013 gave the rows their day)
+            "select e.entity_key, e.entity, e.label, count(distinct e.article_id),"
+            f" sum(e.mentions), min({_DAY}), max({_DAY})"
+            " from article_entities e join articles a using (article_id)"
+            " where e.entity_key is not null {where} group by all"
+        )
     if keys is None:
         rows = con.execute(sql.format(where="")).fetchall()
     else:
         with arrow(con, "wanted_keys", entity_key=list(keys)):
             rows = con.execute(
-                sql.format(where="and e.entity_key in (select entity_key from wanted_keys)")
+                sql.format(where="and entity_key in (select entity_key from wanted_keys)")
+                if counted
+                else sql.format(where="and e.entity_key in (select entity_key from wanted_keys)")
             ).fetchall()
     stats: dict[str, identity.KeyStats] = {}
     for key, name, label, articles, mentions, first, last in rows:
@@ -129,18 +189,48 @@ def _pairs(rows: Iterable[tuple[str, str]]) -> list[tuple[str, str, int]]:
     return [(a, k, n) for (a, k), n in counts.items()]
 
 
-def _known(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    return dict(con.execute("select entity_key, entity_id from entity_keys").fetchall())
+def _known(con: duckdb.DuckDBPyConnection, keys: Iterable[str] | None = None) -> dict[str, str]:
+    """The entity of each stored key (of ``keys``, or all)."""
+    if keys is None:
+        return dict(con.execute("select entity_key, entity_id from entity_keys").fetchall())
+    with arrow(con, "known_keys", entity_key=sorted(set(keys))):
+        return dict(
+            con.execute(
+                "select entity_key, entity_id from entity_keys"
+                " where entity_key in (select entity_key from known_keys)"
+            ).fetchall()
+        )
 
 
-def _taken_ids(con: duckdb.DuckDBPyConnection) -> set[str]:
-    return {
-        r[0]
-        for r in con.execute(
-            "select entity_id from entities union select entity_id from entity_redirects"
-            " union select entity_id from entity_keys"
-        ).fetchall()
-    }
+def _fresh_ids(con: duckdb.DuckDBPyConnection, roots: list[str]) -> dict[str, str]:
+    """A new entity id for each root, as ``_new_id`` gives them, looking up only the ids it
+    proposes (not every id the store holds)."""
+    chosen: dict[str, str] = {}
+    tries = dict.fromkeys(roots, 0)
+    while tries:
+        proposed = {
+            root: identity.entity_id(root if n == 0 else f"{root}\x00{n}")
+            for root, n in tries.items()
+        }
+        with arrow(con, "proposed_ids", entity_id=sorted(set(proposed.values()))):
+            taken = {
+                r[0]
+                for r in con.execute(
+                    "select entity_id from proposed_ids where entity_id in"
+                    " (select entity_id from entities union all select entity_id"
+                    " from entity_redirects union all select entity_id from entity_keys)"
+                ).fetchall()
+            }
+        again = {}
+        for root, n in tries.items():
+            eid = proposed[root]
+            if eid in taken:
+                again[root] = n + 1
+            else:
+                chosen[root] = eid
+                taken.add(eid)
+        tries = again
+    return chosen
 
 
 def _new_id(root: str, taken: set[str]) -> str:
@@ -151,27 +241,49 @@ def _new_id(root: str, taken: set[str]) -> str:
     return eid
 
 
+def note_removed(con: duckdb.DuckDBPyConnection, where: str, params: Sequence = ()) -> None:
+    """Before the entity rows ``where`` selects are deleted (a requeued page's old rows, a
+    retag's): keep what they counted, for the ``assign`` that follows in the same transaction
+    to take it away from their keys and entities."""
+    con.execute(
+        "create temp table if not exists removed_entity_rows as select entity_key, entity,"
+        " label, entity_id, article_id, mentions from article_entities limit 0"
+    )
+    con.execute(
+        "insert into removed_entity_rows select entity_key, entity, label, entity_id,"
+        f" article_id, mentions from article_entities where {where}",
+        list(params),
+    )
+
+
 def assign(
-    con: duckdb.DuckDBPyConnection, article_ids: Sequence[str], also: Iterable[str] = ()
+    con: duckdb.DuckDBPyConnection, article_ids: Sequence[str], since: datetime | None = None
 ) -> int:
     """Give the entity rows of these articles their ``entity_id`` (inside the caller's
-    transaction) and bring the touched entities' rows up to date; ``also``: entity ids whose
-    rows were removed meanwhile. Returns how many new entities were created."""
-    if not article_ids:
-        _refresh(con, set(also))
+    transaction) and bring the counts of the touched keys and entities up to date: what
+    these articles' rows add, less what the rows ``note_removed`` kept took away. ``since``:
+    none of these articles was first seen before it (a load knows; else looked up). Returns
+    how many new entities were created."""
+    removed = has_temp(con, "removed_entity_rows")
+    if not article_ids and not removed:
         return 0
+    if not removed:
+        note_removed(con, "false")  # one shape for the statements below
     with arrow(con, "entity_articles", article_id=list(article_ids)):
         con.execute(
             "create or replace temp table assigned_ids as select article_id from entity_articles"
         )
     try:
-        day = since_day(con, "assigned_ids")
+        day = since_day(con, "assigned_ids", since) if article_ids else " and false"
         scope = "and article_id in (select article_id from assigned_ids)" + day
         _fill_keys(con, scope)
         rows = con.execute(
             f"select entity_key, aliases from article_entities where entity_key is not null {scope}"
         ).fetchall()
-        known = _known(con)
+        counted = _has_counts(con)
+        if counted:
+            _count_delta(con, scope)
+        known = _known(con, {k for k, _ in rows})
         new_keys = sorted({k for k, _ in rows} - set(known))
         created = 0
         if new_keys:
@@ -182,17 +294,151 @@ def assign(
             " and article_entities.article_id in (select article_id from assigned_ids)"
             f" and article_entities.entity_id is distinct from k.entity_id{day}"
         )
-        touched = {
-            r[0]
-            for r in con.execute(
-                f"select distinct entity_id from article_entities where entity_id is not null"
-                f" {scope}"
-            ).fetchall()
-        }
-        _refresh(con, touched | set(also))
+        if counted:
+            _entities_delta(con, scope, since)
+        else:  # a store before migration 015 (its migration counts everything next)
+            touched = {
+                r[0]
+                for r in con.execute(
+                    "select distinct entity_id from article_entities where entity_id is not null"
+                    f" {scope} union select entity_id from removed_entity_rows"
+                    " where entity_id is not null"
+                ).fetchall()
+            }
+            _refresh(con, touched)
         return created
     finally:
-        drop_temp(con, "assigned_ids")
+        drop_temp(con, "assigned_ids", "removed_entity_rows", "key_delta", "entity_delta")
+
+
+def _count_delta(con: duckdb.DuckDBPyConnection, scope: str) -> None:
+    """``entity_key_counts`` += the counts of these articles' rows − those of the removed
+    rows, per key, spelling and label (the rows of the touched keys only are rewritten)."""
+    con.execute(
+        f"""
+        create or replace temp table key_delta as
+        select entity_key, entity, label, sum(articles) as articles, sum(mentions) as mentions,
+               min(first_day) as first_day, max(last_day) as last_day
+        from (
+            select entity_key, entity, label, count(distinct article_id) as articles,
+                   sum(mentions) as mentions, min(day) as first_day, max(day) as last_day
+            from article_entities where entity_key is not null {scope} group by all
+            union all
+            select entity_key, entity, label, -count(distinct article_id), -sum(mentions),
+                   null, null
+            from removed_entity_rows where entity_key is not null group by all
+        ) group by all
+        """
+    )
+    con.execute(
+        f"""
+        create or replace temp table key_counts_now as
+        select d.entity_key, d.entity, d.label,
+               case when d.entity_key like '{identity.PLACE_KEY_PREFIX}%'
+                    then {_NAME_KEY.replace("entity", "d.entity")} end as name_key,
+               coalesce(c.articles, 0) + d.articles as articles,
+               coalesce(c.mentions, 0) + d.mentions as mentions,
+               least(c.first_day, d.first_day) as first_day,
+               greatest(c.last_day, d.last_day) as last_day
+        from key_delta d left join entity_key_counts c
+          on c.entity_key = d.entity_key and c.entity = d.entity and c.label = d.label
+        """
+    )
+    try:
+        con.execute(
+            "delete from entity_key_counts where entity_key in (select entity_key from key_delta)"
+            " and (entity_key, entity, label) in (select (entity_key, entity, label)"
+            " from key_delta)"
+        )
+        con.execute("insert into entity_key_counts select * from key_counts_now where articles > 0")
+    finally:
+        drop_temp(con, "key_counts_now")
+
+
+def _entities_delta(con: duckdb.DuckDBPyConnection, scope: str, since: datetime | None) -> None:
+    """The ``entities`` rows of the entities these articles' rows name or the removed rows
+    named: their name, label and aliases from their keys' counts, their articles and mentions
+    moved by the difference, their first and last sighting widened by these articles'."""
+    bound = "" if since is None else " and first_seen_at >= ?"
+    con.execute(
+        f"""
+        create or replace temp table entity_delta as
+        select entity_id, sum(articles) as articles, sum(mentions) as mentions,
+               min(first_seen) as first_seen, max(last_seen) as last_seen
+        from (
+            select entity_id, count(distinct article_id) as articles,
+                   sum(mentions) as mentions, min(a.seen) as first_seen,
+                   max(a.seen) as last_seen
+            from article_entities join (
+                select article_id, {_SEEN.replace("a.", "")} as seen from articles
+                where article_id in (select article_id from assigned_ids){bound}
+            ) a using (article_id)
+            where entity_id is not null {scope}
+            group by 1
+            union all
+            select entity_id, -count(distinct article_id), -sum(mentions), null, null
+            from removed_entity_rows where entity_id is not null group by 1
+        ) group by 1
+        """,
+        [] if since is None else [since],
+    )
+    members = con.execute(
+        "select entity_id, entity_key, resolved_by from entity_keys"
+        " where entity_id in (select entity_id from entity_delta)"
+    ).fetchall()
+    ids, names, labels, aliases = _describe(con, members)
+    with arrow(
+        con,
+        "entity_names",
+        entity_id=ids,
+        entity_name=names,
+        label=labels,
+        aliases=(aliases, pa.list_(pa.string())),
+    ):
+        con.execute(
+            """
+            create or replace temp table entities_now as
+            select d.entity_id, n.entity_name, n.label, n.aliases,
+                   least(o.first_seen_at, d.first_seen) as first_seen_at,
+                   greatest(o.last_seen_at, d.last_seen) as last_seen_at,
+                   coalesce(o.articles, 0) + d.articles as articles,
+                   coalesce(o.mentions, 0) + d.mentions as mentions
+            from entity_delta d join entity_names n using (entity_id)
+            left join entities o using (entity_id)
+            """
+        )
+    try:
+        con.execute("delete from entities where entity_id in (select entity_id from entity_delta)")
+        con.execute("insert into entities select * from entities_now where articles > 0")
+    finally:
+        drop_temp(con, "entities_now")
+
+
+def _describe(
+    con: duckdb.DuckDBPyConnection, members: list[tuple[str, str, str]], every: bool = False
+) -> tuple[list, list, list, list]:
+    """The name, label and aliases of each entity of ``members`` (entity_id, key,
+    resolved_by; ``every`` key of the store), from its keys' counts; an entity none of whose
+    keys is counted any more is left out (its rows are gone)."""
+    keys_of: dict[str, list[str]] = defaultdict(list)
+    how = {}
+    for eid, key, resolved_by in members:
+        keys_of[eid].append(key)
+        how[key] = resolved_by
+    stats = _stats(con, None if every else [k for _, k, _ in members])
+    ids, names, labels, aliases = [], [], [], []
+    for eid, keys in keys_of.items():
+        keys = [k for k in keys if k in stats]
+        if not keys:
+            continue
+        # Its full name, not a commoner short form that joined it (identity.resolve's choice).
+        rep = max(keys, key=lambda k: (how[k] == "name", stats[k].articles, len(k), k))
+        name, label, other = identity.entity_of(keys, stats, rep, _place_name(rep))
+        ids.append(eid)
+        names.append(name)
+        labels.append(label)
+        aliases.append(other)
+    return ids, names, labels, aliases
 
 
 def _place_new_keys(
@@ -218,14 +464,20 @@ def _place_new_keys(
     candidates.update(k for _, k, _ in pairs)
     candidates.update(_places_named(con, [k for k in new_keys if ":" not in k]))
     stats = _stats(con, sorted(candidates))
+    known = {**_known(con, candidates), **known}
     res = identity.resolve(stats, pairs, only=new_keys)
-    taken = _taken_ids(con)
     groups: dict[str, list[str]] = defaultdict(list)
     for key in new_keys:
         if key in res.root:
             groups[res.root[key]].append(key)
     for root in list(groups):
         groups[root] = [k for k, r in res.root.items() if r == root]
+    # Keys without a row in the stats (no article stored yet: cannot happen inside a load,
+    # whose rows are inserted first) still get an entity of their own.
+    alone = [k for k in new_keys if k not in res.root]
+    fresh = _fresh_ids(
+        con, [r for r, keys in groups.items() if not any(k in known for k in keys)] + alone
+    )
     ids, how, created = [], [], 0
     out_keys = []
     for root, keys in groups.items():
@@ -233,7 +485,7 @@ def _place_new_keys(
         if stored:
             eid = known[max(stored, key=lambda k: (stats[k].articles, k))]
         else:
-            eid = _new_id(root, taken)
+            eid = fresh[root]
             created += 1
         for k in keys:
             if k in known:
@@ -241,14 +493,11 @@ def _place_new_keys(
             out_keys.append(k)
             ids.append(eid)
             how.append(res.how.get(k, "name"))
-    # Keys without a row in the stats (no article stored yet: cannot happen inside a load,
-    # whose rows are inserted first) still get an entity of their own.
-    for k in new_keys:
-        if k not in res.root:
-            out_keys.append(k)
-            ids.append(_new_id(k, taken))
-            how.append("name")
-            created += 1
+    for k in alone:
+        out_keys.append(k)
+        ids.append(fresh[k])
+        how.append("name")
+        created += 1
     with arrow(con, "new_entity_keys", entity_key=out_keys, entity_id=ids, resolved_by=how):
         con.execute("insert into entity_keys select * from new_entity_keys")
     return created
@@ -263,34 +512,33 @@ def _place_name(key: str) -> str | None:
 
 
 def _has_places(con: duckdb.DuckDBPyConnection) -> bool:
-    return bool(
-        one(
-            con.execute(
-                "select count(*) from ducklake_table_info(current_database())"
-                " where table_name = 'article_places'"
-            )
-        )[0]
-    )
+    return _has_table(con, "article_places")
 
 
 def _places_named(con: duckdb.DuckDBPyConnection, keys: list[str]) -> set[str]:
     """The place keys of stored places whose name, as some article wrote it, is one of
     ``keys`` (the candidates of identity.resolve's place-name rule; it decides exactly)."""
-    if not keys or not _has_places(con):
+    if not keys:
+        return set()
+    if _has_counts(con):
+        sql = (
+            "select distinct entity_key from entity_key_counts"
+            " where name_key in (select entity_key from named_keys)"
+        )
+    elif _has_places(con):
+        sql = (
+            f"select distinct place_key from article_places where {_NAME_KEY}"
+            " in (select entity_key from named_keys)"
+        )
+    else:
         return set()
     with arrow(con, "named_keys", entity_key=keys):
-        return {
-            r[0]
-            for r in con.execute(
-                "select distinct place_key from article_places where trim(regexp_replace("
-                "regexp_replace(lower(strip_accents(entity)), '[.''’]', '', 'g'),"
-                " '[^a-z0-9]+', ' ', 'g')) in (select entity_key from named_keys)"
-            ).fetchall()
-        }
+        return {r[0] for r in con.execute(sql).fetchall()}
 
 
 def _refresh(con: duckdb.DuckDBPyConnection, entity_ids: set[str] | None) -> None:
-    """Rewrite the ``entities`` rows of these ids (all when None) from their keys' counts."""
+    """Rewrite the ``entities`` rows of these ids (all when None) from their keys' counts and
+    a count of their rows (maintenance, and a load into a store before migration 015)."""
     if entity_ids is not None and not entity_ids:
         return
     if entity_ids is None:
@@ -303,24 +551,7 @@ def _refresh(con: duckdb.DuckDBPyConnection, entity_ids: set[str] | None) -> Non
                 "select entity_id, entity_key, resolved_by from entity_keys"
                 " where entity_id in (select entity_id from refresh_ids)"
             ).fetchall()
-    keys_of: dict[str, list[str]] = defaultdict(list)
-    how = {}
-    for eid, key, resolved_by in members:
-        keys_of[eid].append(key)
-        how[key] = resolved_by
-    stats = _stats(con, None if entity_ids is None else [k for _, k, _ in members])
-    ids, names, labels, aliases = [], [], [], []
-    for eid, keys in keys_of.items():
-        keys = [k for k in keys if k in stats]
-        if not keys:
-            continue
-        # Its full name, not a commoner short form that joined it (identity.resolve's choice).
-        rep = max(keys, key=lambda k: (how[k] == "name", stats[k].articles, len(k), k))
-        name, label, other = identity.entity_of(keys, stats, rep, _place_name(rep))
-        ids.append(eid)
-        names.append(name)
-        labels.append(label)
-        aliases.append(other)
+    ids, names, labels, aliases = _describe(con, members, every=entity_ids is None)
     scope = "" if entity_ids is None else "where entity_id in (select entity_id from refresh_ids)"
     with arrow(con, "refresh_ids", entity_id=sorted(entity_ids or ())):
         con.execute(f"delete from entities {scope}")
@@ -356,6 +587,8 @@ def resolve_all(
     that became part of another), changed (keys whose entity changed)."""
     now = now or datetime.now(UTC)
     _fill_keys(con)
+    if _has_counts(con):
+        count_keys(con)  # exact again (first and last days only widen between two)
     stats = _stats(con, None)
     pairs = _pairs(
         con.execute(

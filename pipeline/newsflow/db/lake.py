@@ -12,6 +12,7 @@ from newsflow.db import entities as entity_db
 from newsflow.db import migrate as file_migration
 from newsflow.db import places as places_db
 from newsflow.db import search
+from newsflow.db import stories as story_db
 from newsflow.db.engine import StoreError, lake_of, one, transaction
 from newsflow.db.load import LOAD_MESSAGE
 
@@ -62,6 +63,7 @@ def migrate_from_file(con: duckdb.DuckDBPyConnection, source: Path) -> list[tupl
     counts = file_migration.copy_file_store(con, Path(source))
     with transaction(con):
         entity_db.order_by_day(con)  # the copied rows' days (migration 013)
+        story_db.order_bands_by_day(con)  # (migration 015)
         places_db.locate_all(con)  # places and entity ids for the copied rows
         entity_db.resolve_all(con)
     search.refresh(con)

@@ -84,19 +84,21 @@ def load_run(
                 fault_point("load_polls")
             inserted: list[tuple[str, str]] = []
             upgraded: list[str] = []
-            unlinked: set[str] = set()
             if articles:
                 inserted = insert_articles(con, articles, run.run_id, now)
-                upgraded, unlinked = apply_requeued(con)
+                upgraded = apply_requeued(con)
                 record_fetches(con, now)
             fault_point("load_articles")
             touched = [aid for aid, _ in inserted] + upgraded
-            tag_rows = load_tags(con, run, touched)
-            places_db.locate(con, touched)
-            entity_db.assign(con, touched, also=unlinked)
+            # None of them was first seen before the oldest staged row: what follows reads
+            # the articles (and entity rows) of that time only, however large the store.
+            since = first_seen(con, touched)
+            tag_rows = load_tags(con, run, touched, since)
+            places_db.locate(con, touched, since, replace=False)
+            entity_db.assign(con, touched, since)
             places_db.link(con, touched)
             fault_point("load_tags")
-            stories = story_db.assign(con, touched)
+            stories = story_db.assign(con, touched, since)
             by_status: dict[str, int] = {}
             for _, status in inserted:
                 by_status[status] = by_status.get(status, 0) + 1
@@ -111,7 +113,14 @@ def load_run(
             )
             fault_point("load_commit")
     finally:
-        drop_temp(con, "staged_polls", "staged_articles", "new_articles")
+        drop_temp(
+            con,
+            "staged_polls",
+            "staged_articles",
+            "new_articles",
+            "removed_entity_rows",
+            "located_places",
+        )
     fault_point("load_committed")
     return LoadResult(
         run.run_id,
@@ -125,6 +134,21 @@ def load_run(
         tag_rows=tag_rows,
         stories_joined=stories,
     )
+
+
+def first_seen(con: duckdb.DuckDBPyConnection, article_ids: list[str]) -> datetime | None:
+    """The oldest first sighting of these staged articles. A requeued page's staged row
+    carries its stored article's ``first_seen_at`` (``pages.due_pages``), and an inserted
+    article's is the staged one: no stored article of these was first seen earlier."""
+    if not article_ids:
+        return None
+    with arrow(con, "touched_ids", article_id=article_ids):
+        return one(
+            con.execute(
+                "select min(first_seen_at) from staged_articles"
+                " where article_id in (select article_id from touched_ids)"
+            )
+        )[0]
 
 
 def current_snapshot(con: duckdb.DuckDBPyConnection, alias: str) -> int:
@@ -280,32 +304,30 @@ def add_missing_columns(
         con.execute(f"alter table {table} add column if not exists {name} {definition}")
 
 
-def apply_requeued(con: duckdb.DuckDBPyConnection) -> tuple[list[str], set[str]]:
+def apply_requeued(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Inside the load: the staged rows of articles that are stored already (their pages
     came back from the fetch queue). A page that arrived upgrades its article in place,
     same ``article_id``, and loses its old tags and story bands (the load then writes the
     new ones); one that did not only updates the reason, and ``pending`` becomes ``failed``
-    when it is final. Returns the upgraded ids, and the entities their old rows named."""
+    when it is final. Returns the upgraded ids (their old entity rows noted as removed, for
+    ``entity_db.assign`` to take their counts away)."""
     # The updates below read every column of the rows they scan (an UPDATE on the lake
     # rewrites them): only rows first seen since the oldest requeued article are scanned,
     # and none when no staged row is requeued (reading all texts was most of a load's memory
-    # in a large store).
-    since = one(
-        con.execute(
-            "select min(a.first_seen_at) from staged_articles s join articles a using (article_id)"
-            " where s.requeued"
-        )
-    )[0]
+    # in a large store). A requeued row carries its stored article's first_seen_at
+    # (pages.due_pages), so the staged rows give the bound without reading the articles.
+    since = one(con.execute("select min(first_seen_at) from staged_articles where requeued"))[0]
     if since is None:
-        return [], set()
+        return []
     upgraded = [
         r[0]
         for r in con.execute(
             """
             select s.article_id from staged_articles s join articles using (article_id)
             where s.requeued and s.extraction_status = 'ok'
-              and articles.extraction_status <> 'ok'
-            """
+              and articles.extraction_status <> 'ok' and articles.first_seen_at >= ?
+            """,
+            [since],
         ).fetchall()
     ]
     con.execute(
@@ -341,21 +363,15 @@ def apply_requeued(con: duckdb.DuckDBPyConnection) -> tuple[list[str], set[str]]
         """,
         [since],
     )
-    unlinked: set[str] = set()
     if upgraded:
         with arrow(con, "upgraded_ids", article_id=upgraded):
-            unlinked = {
-                r[0]
-                for r in con.execute(
-                    "select distinct entity_id from article_entities where entity_id"
-                    " is not null and article_id in (select article_id from upgraded_ids)"
-                ).fetchall()
-            }
-            for table in (*TAG_TABLES.values(), "article_bands"):
-                con.execute(
-                    f"delete from {table} where article_id in (select article_id from upgraded_ids)"
-                )
-    return upgraded, unlinked
+            in_upgraded = "article_id in (select article_id from upgraded_ids)"
+            entity_rows = in_upgraded + entity_db.since_day(con, "upgraded_ids", since)
+            entity_db.note_removed(con, entity_rows)
+            for table in (*TAG_TABLES.values(), "article_bands", *places_db.TABLES):
+                where = entity_rows if table == "article_entities" else in_upgraded
+                con.execute(f"delete from {table} where {where}")
+    return upgraded
 
 
 def record_fetches(con: duckdb.DuckDBPyConnection, now: datetime) -> None:
@@ -395,7 +411,10 @@ def record_fetches(con: duckdb.DuckDBPyConnection, now: datetime) -> None:
 
 
 def load_tags(
-    con: duckdb.DuckDBPyConnection, run: RunDir, article_ids: list[str]
+    con: duckdb.DuckDBPyConnection,
+    run: RunDir,
+    article_ids: list[str],
+    since: datetime | None = None,
 ) -> dict[str, int]:
     """Insert the staged tag rows of the articles this load inserted (inside its transaction).
 
@@ -422,7 +441,7 @@ def load_tags(
             add_missing_columns(con, "staged_tags", STAGED_SINCE_011.get(kind, {}))
             if kind == "entities":  # with the article's day (migration 013)
                 names = list(TAG_SCHEMAS[kind].names)
-                counts[kind] = entity_db.insert_rows(con, "staged_tags", names)
+                counts[kind] = entity_db.insert_rows(con, "staged_tags", names, since)
                 continue
             counts[kind] = one(
                 con.execute(f"insert into {table} ({cols}) select {cols} from staged_tags")

@@ -15,11 +15,12 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
 
 import duckdb
 import pyarrow as pa
 
-from newsflow.db.engine import arrow, drop_temp
+from newsflow.db.engine import arrow, drop_temp, has_temp
 from newsflow.db.entities import since_day
 from newsflow.enrich import identity
 from newsflow.enrich import places as gz
@@ -28,6 +29,12 @@ __all__ = ["fill_countries", "link", "locate", "locate_all", "place_evidence"]
 
 LOGGER = logging.getLogger(__name__)
 
+# An article's place rows: a requeued page that is upgraded loses them with its other tags.
+TABLES = ("article_places", "article_countries")
+_COLUMNS = (
+    "article_id, entity, place_key, geonameid, name, feature, country_code, admin1, lat, lon,"
+    " mentions, confidence"
+)
 _LABELS = ", ".join(f"'{lab}'" for lab in gz.PLACE_LABELS)
 BATCH = 20_000  # articles per pass of ``locate_all``
 _TYPES = {
@@ -45,9 +52,19 @@ def _typed(cols: dict[str, list]) -> dict:
     return {k: (v, _TYPES[k]) if k in _TYPES else v for k, v in cols.items()}
 
 
-def locate(con: duckdb.DuckDBPyConnection, article_ids: Sequence[str] | None) -> int:
+def locate(
+    con: duckdb.DuckDBPyConnection,
+    article_ids: Sequence[str] | None,
+    since: datetime | None = None,
+    *,
+    replace: bool = True,
+) -> int:
     """(Re)write the places and countries of these articles (all when None) from their
-    entity rows, inside the caller's transaction. Returns the place rows written."""
+    entity rows, inside the caller's transaction. Returns the place rows written. ``since``:
+    none of them was first seen before it (``entity_db.since_day``); ``replace=False``: they
+    have no place rows yet (a load's, whose requeued pages lost theirs), so none are looked
+    for to be deleted, and their rows wait in a temp table for ``link`` to insert them with
+    their entity (an UPDATE of the stored places would read them all)."""
     if article_ids is not None and not article_ids:
         return 0
     if article_ids is None:
@@ -60,7 +77,7 @@ def locate(con: duckdb.DuckDBPyConnection, article_ids: Sequence[str] | None) ->
         scope = "and article_id in (select article_id from place_ids)"
     try:
         # Their entity rows only (stored in day order: the older days' files are skipped).
-        entity_scope = scope + (since_day(con, "place_ids") if scope else "")
+        entity_scope = scope + (since_day(con, "place_ids", since) if scope else "")
         rows = con.execute(
             "select article_id, entity, label, mentions, in_title, salience from article_entities"
             f" where label in ({_LABELS}, 'NORP') {entity_scope} order by article_id, entity"
@@ -106,8 +123,9 @@ def locate(con: duckdb.DuckDBPyConnection, article_ids: Sequence[str] | None) ->
                 countries["country_code"].append(cc)
                 countries["score"].append(score)
         target = "where " + scope[4:] if scope else ""
-        con.execute(f"delete from article_places {target}")
-        con.execute(f"delete from article_countries {target}")
+        if replace:
+            con.execute(f"delete from article_places {target}")
+            con.execute(f"delete from article_countries {target}")
         if keys:
             with arrow(con, "place_entity_keys", **keys):
                 con.execute(
@@ -120,11 +138,10 @@ def locate(con: duckdb.DuckDBPyConnection, article_ids: Sequence[str] | None) ->
                 )
         if places:
             with arrow(con, "new_places", **_typed(places)):
-                con.execute(
-                    "insert into article_places (article_id, entity, place_key, geonameid, name,"
-                    " feature, country_code, admin1, lat, lon, mentions, confidence)"
-                    " select * from new_places"
-                )
+                if replace:
+                    con.execute(f"insert into article_places ({_COLUMNS}) select * from new_places")
+                else:
+                    con.execute("create or replace temp table located_places as from new_places")
         if countries:
             with arrow(con, "new_countries", **_typed(countries)):
                 con.execute(
@@ -140,6 +157,15 @@ def locate(con: duckdb.DuckDBPyConnection, article_ids: Sequence[str] | None) ->
 def link(con: duckdb.DuckDBPyConnection, article_ids: Sequence[str] | None = None) -> None:
     """Set ``article_places.entity_id`` from the entity keys (after ``entity_db.assign``)."""
     if article_ids is not None and not article_ids:
+        return
+    if has_temp(con, "located_places"):  # a load's new rows (locate(replace=False))
+        try:
+            con.execute(
+                f"insert into article_places ({_COLUMNS}, entity_id) select p.*, k.entity_id"
+                " from located_places p left join entity_keys k on k.entity_key = p.place_key"
+            )
+        finally:
+            drop_temp(con, "located_places")
         return
     scope = ""
     if article_ids is not None:

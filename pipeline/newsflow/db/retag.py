@@ -35,15 +35,6 @@ def replace_tags(
                     "create or replace temp table retag_ids as select article_id from retag_batch"
                 )
             in_batch = "article_id in (select article_id from retag_ids)"
-            unlinked = set()
-            if "entities" in kinds:
-                unlinked = {
-                    r[0]
-                    for r in con.execute(
-                        f"select distinct entity_id from article_entities where {in_batch}"
-                        " and entity_id is not null"
-                    ).fetchall()
-                }
             for kind in kinds:
                 names = {
                     tagger_name(r["tagger"])
@@ -54,12 +45,13 @@ def replace_tags(
                     names |= set(ENTITY_TAGGER_NAMES)
                 taggers = sorted(names)
                 table = TAG_TABLES[kind]
+                by_taggers = (
+                    f"{in_batch} and split_part(tagger, '/', 1) in (select unnest(?::varchar[]))"
+                )
+                if kind == "entities":  # what they counted, for assign to take away
+                    entity_db.note_removed(con, by_taggers, [taggers])
                 removed[kind] = one(
-                    con.execute(
-                        f"delete from {table} where {in_batch}"
-                        f" and split_part(tagger, '/', 1) in (select unnest(?::varchar[]))",
-                        [taggers],
-                    )
+                    con.execute(f"delete from {table} where {by_taggers}", [taggers])
                 )[0]
                 con.execute(f"delete from article_tagging where {in_batch} and kind = ?", [kind])
             if "topics" in kinds:
@@ -85,10 +77,10 @@ def replace_tags(
                     con.unregister("new_tag_rows")
             if "entities" in kinds:
                 places_db.locate(con, ids)
-                entity_db.assign(con, ids, also=unlinked)
+                entity_db.assign(con, ids)
                 places_db.link(con, ids)
     finally:
-        drop_temp(con, "retag_ids")
+        drop_temp(con, "retag_ids", "removed_entity_rows")
     return removed
 
 

