@@ -583,16 +583,9 @@ def rollback(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def has_temp(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    """Whether this connection holds the temp table ``table`` (one step leaves it for a later
-    step of the same transaction)."""
-    return bool(
-        one(
-            con.execute(
-                "select count(*) from duckdb_tables() where temporary and table_name = ?",
-                [table],
-            )
-        )[0]
-    )
+    """Whether this connection holds the temp table ``table`` (left by an earlier step)."""
+    sql = "select count(*) from duckdb_tables() where temporary and table_name = ?"
+    return bool(one(con.execute(sql, [table]))[0])
 
 
 def drop_temp(con: duckdb.DuckDBPyConnection, *tables: str) -> None:

@@ -24,15 +24,16 @@ from datetime import UTC, datetime
 import duckdb
 import pyarrow as pa
 
+from newsflow.db import entity_counts as counts
 from newsflow.db.engine import arrow, drop_temp, has_temp, one
-from newsflow.enrich import identity, places
+from newsflow.enrich import identity
 
-__all__ = ["assign", "count_keys", "note_removed", "resolve_all", "resolve_id"]
+__all__ = ["assign", "resolve_all", "resolve_id"]
 
 LOGGER = logging.getLogger(__name__)
 
-_SEEN = "coalesce(a.published_at, a.first_seen_at)"
-_DAY = f"cast(timezone('UTC', {_SEEN}) as date)"
+_SEEN = counts.SEEN
+_DAY = counts.DAY
 
 
 def insert_rows(
@@ -113,80 +114,15 @@ def _fill_keys(con: duckdb.DuckDBPyConnection, scope: str = "") -> None:
         )
 
 
-_NAME_KEY = (
-    "trim(regexp_replace(regexp_replace(lower(strip_accents(entity)), '[.''’]', '', 'g'),"
-    " '[^a-z0-9]+', ' ', 'g'))"
-)
-
-
-def count_keys(con: duckdb.DuckDBPyConnection) -> None:
-    """Count every key afresh into ``entity_key_counts`` (migration 015; maintenance)."""
-    con.execute("delete from entity_key_counts")
-    con.execute(
-        "insert into entity_key_counts select entity_key, entity, label,"
-        f" case when entity_key like '{identity.PLACE_KEY_PREFIX}%' then {_NAME_KEY} end,"
-        " count(distinct article_id), sum(mentions), min(day), max(day)"
-        " from article_entities where entity_key is not null group by entity_key, entity, label"
-    )
-
-
-def _has_counts(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether migration 015 made ``entity_key_counts`` (011 and 012 resolve before it)."""
-    return _has_table(con, "entity_key_counts")
-
-
-def _has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return bool(
-        one(
-            con.execute(
-                "select count(*) from ducklake_table_info(current_database()) where table_name = ?",
-                [table],
-            )
-        )[0]
-    )
-
-
-def _stats(con: duckdb.DuckDBPyConnection, keys: Sequence[str] | None) -> dict:
-    """Corpus counts per key (of ``keys``, or all), from ``entity_key_counts``; a store
-    before migration 015 counts its rows."""
-    counted = _has_counts(con)
-    if counted:
-        sql = (
-            "select entity_key, entity, label, articles, mentions, first_day, last_day"
-            " from entity_key_counts where true {where}"
-        )
-    else:
-        sql = (  # (migration 011 resolves before 013 gave the rows their day)
-            "select e.entity_key, e.entity, e.label, count(distinct e.article_id),"
-            f" sum(e.mentions), min({_DAY}), max({_DAY})"
-            " from article_entities e join articles a using (article_id)"
-            " where e.entity_key is not null {where} group by all"
-        )
-    if keys is None:
-        rows = con.execute(sql.format(where="")).fetchall()
-    else:
-        with arrow(con, "wanted_keys", entity_key=list(keys)):
-            rows = con.execute(
-                sql.format(where="and entity_key in (select entity_key from wanted_keys)")
-                if counted
-                else sql.format(where="and e.entity_key in (select entity_key from wanted_keys)")
-            ).fetchall()
-    stats: dict[str, identity.KeyStats] = {}
-    for key, name, label, articles, mentions, first, last in rows:
-        s = stats.get(key)
-        if s is None:
-            s = stats[key] = identity.KeyStats(key)
-        s.add(name, label, articles, int(mentions or 0), first, last)
-    return stats
-
-
-def _pairs(rows: Iterable[tuple[str, str]]) -> list[tuple[str, str, int]]:
-    counts: Counter = Counter()
-    for key, alias in rows:
+def _pairs(rows: Iterable[tuple]) -> list[tuple[str, str, int]]:
+    """(alias key, key, articles) from (key, alias[, rows]) — an article paired the alias with
+    the key; ``rows`` when the pairs were counted already."""
+    tally: Counter = Counter()
+    for key, alias, *n in rows:
         alias_key = identity.entity_key(alias)
         if alias_key and alias_key != key:
-            counts[(alias_key, key)] += 1
-    return [(a, k, n) for (a, k), n in counts.items()]
+            tally[(alias_key, key)] += n[0] if n else 1
+    return [(a, k, n) for (a, k), n in tally.items()]
 
 
 def _known(con: duckdb.DuckDBPyConnection, keys: Iterable[str] | None = None) -> dict[str, str]:
@@ -241,21 +177,6 @@ def _new_id(root: str, taken: set[str]) -> str:
     return eid
 
 
-def note_removed(con: duckdb.DuckDBPyConnection, where: str, params: Sequence = ()) -> None:
-    """Before the entity rows ``where`` selects are deleted (a requeued page's old rows, a
-    retag's): keep what they counted, for the ``assign`` that follows in the same transaction
-    to take it away from their keys and entities."""
-    con.execute(
-        "create temp table if not exists removed_entity_rows as select entity_key, entity,"
-        " label, entity_id, article_id, mentions from article_entities limit 0"
-    )
-    con.execute(
-        "insert into removed_entity_rows select entity_key, entity, label, entity_id,"
-        f" article_id, mentions from article_entities where {where}",
-        list(params),
-    )
-
-
 def assign(
     con: duckdb.DuckDBPyConnection, article_ids: Sequence[str], since: datetime | None = None
 ) -> int:
@@ -268,7 +189,7 @@ def assign(
     if not article_ids and not removed:
         return 0
     if not removed:
-        note_removed(con, "false")  # one shape for the statements below
+        counts.note_removed(con, "false")  # one shape for the statements below
     with arrow(con, "entity_articles", article_id=list(article_ids)):
         con.execute(
             "create or replace temp table assigned_ids as select article_id from entity_articles"
@@ -280,9 +201,9 @@ def assign(
         rows = con.execute(
             f"select entity_key, aliases from article_entities where entity_key is not null {scope}"
         ).fetchall()
-        counted = _has_counts(con)
+        counted = counts.has_counts(con)
         if counted:
-            _count_delta(con, scope)
+            counts.add_key_delta(con, scope)
         known = _known(con, {k for k, _ in rows})
         new_keys = sorted({k for k, _ in rows} - set(known))
         created = 0
@@ -295,7 +216,7 @@ def assign(
             f" and article_entities.entity_id is distinct from k.entity_id{day}"
         )
         if counted:
-            _entities_delta(con, scope, since)
+            counts.move_entities(con, scope, since)
         else:  # a store before migration 015 (its migration counts everything next)
             touched = {
                 r[0]
@@ -309,136 +230,6 @@ def assign(
         return created
     finally:
         drop_temp(con, "assigned_ids", "removed_entity_rows", "key_delta", "entity_delta")
-
-
-def _count_delta(con: duckdb.DuckDBPyConnection, scope: str) -> None:
-    """``entity_key_counts`` += the counts of these articles' rows − those of the removed
-    rows, per key, spelling and label (the rows of the touched keys only are rewritten)."""
-    con.execute(
-        f"""
-        create or replace temp table key_delta as
-        select entity_key, entity, label, sum(articles) as articles, sum(mentions) as mentions,
-               min(first_day) as first_day, max(last_day) as last_day
-        from (
-            select entity_key, entity, label, count(distinct article_id) as articles,
-                   sum(mentions) as mentions, min(day) as first_day, max(day) as last_day
-            from article_entities where entity_key is not null {scope} group by all
-            union all
-            select entity_key, entity, label, -count(distinct article_id), -sum(mentions),
-                   null, null
-            from removed_entity_rows where entity_key is not null group by all
-        ) group by all
-        """
-    )
-    con.execute(
-        f"""
-        create or replace temp table key_counts_now as
-        select d.entity_key, d.entity, d.label,
-               case when d.entity_key like '{identity.PLACE_KEY_PREFIX}%'
-                    then {_NAME_KEY.replace("entity", "d.entity")} end as name_key,
-               coalesce(c.articles, 0) + d.articles as articles,
-               coalesce(c.mentions, 0) + d.mentions as mentions,
-               least(c.first_day, d.first_day) as first_day,
-               greatest(c.last_day, d.last_day) as last_day
-        from key_delta d left join entity_key_counts c
-          on c.entity_key = d.entity_key and c.entity = d.entity and c.label = d.label
-        """
-    )
-    try:
-        con.execute(
-            "delete from entity_key_counts where entity_key in (select entity_key from key_delta)"
-            " and (entity_key, entity, label) in (select (entity_key, entity, label)"
-            " from key_delta)"
-        )
-        con.execute("insert into entity_key_counts select * from key_counts_now where articles > 0")
-    finally:
-        drop_temp(con, "key_counts_now")
-
-
-def _entities_delta(con: duckdb.DuckDBPyConnection, scope: str, since: datetime | None) -> None:
-    """The ``entities`` rows of the entities these articles' rows name or the removed rows
-    named: their name, label and aliases from their keys' counts, their articles and mentions
-    moved by the difference, their first and last sighting widened by these articles'."""
-    bound = "" if since is None else " and first_seen_at >= ?"
-    con.execute(
-        f"""
-        create or replace temp table entity_delta as
-        select entity_id, sum(articles) as articles, sum(mentions) as mentions,
-               min(first_seen) as first_seen, max(last_seen) as last_seen
-        from (
-            select entity_id, count(distinct article_id) as articles,
-                   sum(mentions) as mentions, min(a.seen) as first_seen,
-                   max(a.seen) as last_seen
-            from article_entities join (
-                select article_id, {_SEEN.replace("a.", "")} as seen from articles
-                where article_id in (select article_id from assigned_ids){bound}
-            ) a using (article_id)
-            where entity_id is not null {scope}
-            group by 1
-            union all
-            select entity_id, -count(distinct article_id), -sum(mentions), null, null
-            from removed_entity_rows where entity_id is not null group by 1
-        ) group by 1
-        """,
-        [] if since is None else [since],
-    )
-    members = con.execute(
-        "select entity_id, entity_key, resolved_by from entity_keys"
-        " where entity_id in (select entity_id from entity_delta)"
-    ).fetchall()
-    ids, names, labels, aliases = _describe(con, members)
-    with arrow(
-        con,
-        "entity_names",
-        entity_id=ids,
-        entity_name=names,
-        label=labels,
-        aliases=(aliases, pa.list_(pa.string())),
-    ):
-        con.execute(
-            """
-            create or replace temp table entities_now as
-            select d.entity_id, n.entity_name, n.label, n.aliases,
-                   least(o.first_seen_at, d.first_seen) as first_seen_at,
-                   greatest(o.last_seen_at, d.last_seen) as last_seen_at,
-                   coalesce(o.articles, 0) + d.articles as articles,
-                   coalesce(o.mentions, 0) + d.mentions as mentions
-            from entity_delta d join entity_names n using (entity_id)
-            left join entities o using (entity_id)
-            """
-        )
-    try:
-        con.execute("delete from entities where entity_id in (select entity_id from entity_delta)")
-        con.execute("insert into entities select * from entities_now where articles > 0")
-    finally:
-        drop_temp(con, "entities_now")
-
-
-def _describe(
-    con: duckdb.DuckDBPyConnection, members: list[tuple[str, str, str]], every: bool = False
-) -> tuple[list, list, list, list]:
-    """The name, label and aliases of each entity of ``members`` (entity_id, key,
-    resolved_by; ``every`` key of the store), from its keys' counts; an entity none of whose
-    keys is counted any more is left out (its rows are gone)."""
-    keys_of: dict[str, list[str]] = defaultdict(list)
-    how = {}
-    for eid, key, resolved_by in members:
-        keys_of[eid].append(key)
-        how[key] = resolved_by
-    stats = _stats(con, None if every else [k for _, k, _ in members])
-    ids, names, labels, aliases = [], [], [], []
-    for eid, keys in keys_of.items():
-        keys = [k for k in keys if k in stats]
-        if not keys:
-            continue
-        # Its full name, not a commoner short form that joined it (identity.resolve's choice).
-        rep = max(keys, key=lambda k: (how[k] == "name", stats[k].articles, len(k), k))
-        name, label, other = identity.entity_of(keys, stats, rep, _place_name(rep))
-        ids.append(eid)
-        names.append(name)
-        labels.append(label)
-        aliases.append(other)
-    return ids, names, labels, aliases
 
 
 def _place_new_keys(
@@ -463,7 +254,7 @@ def _place_new_keys(
     pairs = _pairs((key, alias) for key, aliases in rows for alias in aliases or ())
     candidates.update(k for _, k, _ in pairs)
     candidates.update(_places_named(con, [k for k in new_keys if ":" not in k]))
-    stats = _stats(con, sorted(candidates))
+    stats = counts.stats(con, sorted(candidates))
     known = {**_known(con, candidates), **known}
     res = identity.resolve(stats, pairs, only=new_keys)
     groups: dict[str, list[str]] = defaultdict(list)
@@ -503,16 +294,8 @@ def _place_new_keys(
     return created
 
 
-def _place_name(key: str) -> str | None:
-    """A gazetteer place's own name ("United States" for the key of "U.S.")."""
-    if not key.startswith(identity.PLACE_KEY_PREFIX):
-        return None
-    place = places.gazetteer().place(key)
-    return place.name if place else None
-
-
 def _has_places(con: duckdb.DuckDBPyConnection) -> bool:
-    return _has_table(con, "article_places")
+    return counts.has_table(con, "article_places")
 
 
 def _places_named(con: duckdb.DuckDBPyConnection, keys: list[str]) -> set[str]:
@@ -520,14 +303,14 @@ def _places_named(con: duckdb.DuckDBPyConnection, keys: list[str]) -> set[str]:
     ``keys`` (the candidates of identity.resolve's place-name rule; it decides exactly)."""
     if not keys:
         return set()
-    if _has_counts(con):
+    if counts.has_counts(con):
         sql = (
             "select distinct entity_key from entity_key_counts"
             " where name_key in (select entity_key from named_keys)"
         )
     elif _has_places(con):
         sql = (
-            f"select distinct place_key from article_places where {_NAME_KEY}"
+            f"select distinct place_key from article_places where {counts.NAME_KEY}"
             " in (select entity_key from named_keys)"
         )
     else:
@@ -551,7 +334,7 @@ def _refresh(con: duckdb.DuckDBPyConnection, entity_ids: set[str] | None) -> Non
                 "select entity_id, entity_key, resolved_by from entity_keys"
                 " where entity_id in (select entity_id from refresh_ids)"
             ).fetchall()
-    ids, names, labels, aliases = _describe(con, members, every=entity_ids is None)
+    ids, names, labels, aliases = counts.describe(con, members, every=entity_ids is None)
     scope = "" if entity_ids is None else "where entity_id in (select entity_id from refresh_ids)"
     with arrow(con, "refresh_ids", entity_id=sorted(entity_ids or ())):
         con.execute(f"delete from entities {scope}")
@@ -587,13 +370,16 @@ def resolve_all(
     that became part of another), changed (keys whose entity changed)."""
     now = now or datetime.now(UTC)
     _fill_keys(con)
-    if _has_counts(con):
-        count_keys(con)  # exact again (first and last days only widen between two)
-    stats = _stats(con, None)
+    if counts.has_counts(con):
+        counts.count_keys(con)  # exact again (first and last days only widen between two)
+    stats = counts.stats(con, None)
+    # Counted per (key, alias) by the database: the distinct pairs reach Python, not a row
+    # per mention that has aliases.
     pairs = _pairs(
         con.execute(
-            "select entity_key, unnest(aliases) from article_entities"
-            " where entity_key is not null and len(aliases) > 0"
+            "select entity_key, alias, count(*) from (select entity_key, unnest(aliases) as alias"
+            " from article_entities where entity_key is not null and len(aliases) > 0)"
+            " group by all"
         ).fetchall()
     )
     res = identity.resolve(stats, pairs, window_days=window_days or identity.WINDOW_DAYS)

@@ -18,6 +18,7 @@ import duckdb
 
 from newsflow.config import fault_point
 from newsflow.db import entities as entity_db
+from newsflow.db import entity_counts
 from newsflow.db import places as places_db
 from newsflow.db import stories as story_db
 from newsflow.db.engine import arrow, drop_temp, one, transaction
@@ -367,7 +368,7 @@ def apply_requeued(con: duckdb.DuckDBPyConnection) -> list[str]:
         with arrow(con, "upgraded_ids", article_id=upgraded):
             in_upgraded = "article_id in (select article_id from upgraded_ids)"
             entity_rows = in_upgraded + entity_db.since_day(con, "upgraded_ids", since)
-            entity_db.note_removed(con, entity_rows)
+            entity_counts.note_removed(con, entity_rows)
             for table in (*TAG_TABLES.values(), "article_bands", *places_db.TABLES):
                 where = entity_rows if table == "article_entities" else in_upgraded
                 con.execute(f"delete from {table} where {where}")

@@ -10,6 +10,7 @@ import duckdb
 import pyarrow as pa
 
 from newsflow.db import entities as entity_db
+from newsflow.db import entity_counts
 from newsflow.db import places as places_db
 from newsflow.db.engine import arrow, drop_temp, one, transaction
 from newsflow.rows import ENTITY_TAGGER_NAMES, TAG_SCHEMAS, TAG_TABLES, columns, tagger_name
@@ -49,7 +50,7 @@ def replace_tags(
                     f"{in_batch} and split_part(tagger, '/', 1) in (select unnest(?::varchar[]))"
                 )
                 if kind == "entities":  # what they counted, for assign to take away
-                    entity_db.note_removed(con, by_taggers, [taggers])
+                    entity_counts.note_removed(con, by_taggers, [taggers])
                 removed[kind] = one(
                     con.execute(f"delete from {table} where {by_taggers}", [taggers])
                 )[0]

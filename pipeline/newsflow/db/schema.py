@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 import duckdb
 
 from newsflow.db import entities as entity_db
+from newsflow.db import entity_counts, search
 from newsflow.db import places as places_db
-from newsflow.db import search
 from newsflow.db import stories as story_db
 from newsflow.db.engine import StoreError, lake_of, migrations, one, sql_dir, transaction
 
@@ -89,7 +89,7 @@ def apply_pending(con: duckdb.DuckDBPyConnection) -> list[str]:
         if ENTITIES_MARKER in text:
             entity_db.resolve_all(con)
         if ENTITY_COUNTS_MARKER in text:
-            entity_db.count_keys(con)
+            entity_counts.count_keys(con)
         if BAND_DAYS_MARKER in text:
             story_db.order_bands_by_day(con)
         derive = derive or DERIVED_MARKER in text
