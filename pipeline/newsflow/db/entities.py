@@ -393,6 +393,9 @@ def resolve_all(
     # Largest groups choose first: each takes the id held by most of its articles.
     order = sorted(groups, key=lambda r: -sum(stats[k].articles for k in groups[r]))
     taken: set[str] = set()
+    # A new id is none that is or was an entity's: one set, kept up to date (a copy of the
+    # taken ids made for each new id made resolving from scratch quadratic in the keys).
+    unavailable = set(redirected) | live_before
     group_id: dict[str, str] = {}
     for root in order:
         votes: Counter = Counter()
@@ -405,8 +408,9 @@ def resolve_all(
             None,
         )  # fmt: skip
         if choice is None:
-            choice = _new_id(root, taken | set(redirected) | live_before)
+            choice = _new_id(root, unavailable)
         taken.add(choice)
+        unavailable.add(choice)
         group_id[root] = choice
     new_map = {k: group_id[res.root[k]] for k in stats}
 
