@@ -2,7 +2,8 @@
 and into a large one, wall time and the loading process's peak RSS.
 
     .venv/bin/python -m benchmarks.load_cost [--articles 200000] [--load 500] [--db CATALOG]
-                                             [--repeat 3] [--maintenance] [--json]
+                                             [--repeat 3] [--maintenance [--memory-limit 1GB]]
+                                             [--json]
 
 The large store is ``benchmarks.scale``'s (generated once and cached with ``--db``: articles
 over a year, ~24 entities each from 200,000 names, identity resolved, search index built).
@@ -127,6 +128,12 @@ def main() -> int:
         action="store_true",
         help="also the daily maintenance's entities step on the large store (rolled back)",
     )
+    parser.add_argument(
+        "--memory-limit",
+        default="",
+        help="DuckDB's memory for the maintenance step (as NEWSFLOW_MAINTENANCE_MEMORY_LIMIT;"
+        " default: none, DuckDB's own 80%% of RAM)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -164,7 +171,7 @@ def main() -> int:
         }
         summary["articles"] = args.articles
         if args.maintenance:
-            summary["maintenance_entities"] = maintenance_resolve(big)
+            summary["maintenance_entities"] = maintenance_resolve(big, args.memory_limit)
         if args.json:
             print(json.dumps(summary))
         else:
@@ -181,7 +188,8 @@ def main() -> int:
                 m = summary["maintenance_entities"]
                 print(
                     f"the daily maintenance's entities step on {args.articles:,} articles:"
-                    f" {m['seconds']} s, peak RSS {m['peak_rss_mb']} MB ({m['keys']:,} keys)"
+                    f" {m['seconds']} s, peak RSS {m['peak_rss_mb']} MB ({m['keys']:,} keys;"
+                    f" DuckDB memory limit: {args.memory_limit or 'none'})"
                 )
         return 0
     finally:

@@ -982,7 +982,10 @@ RESOLVE = """
 import json, sys, time
 from newsflow.db import entities as entity_db
 from newsflow.db.store import Store
-with Store(sys.argv[1]) as store:
+limit = sys.argv[2] if len(sys.argv) > 2 else ""
+with Store(sys.argv[1], private=bool(limit)) as store:  # as tasks.resolve_entities opens it
+    if limit:
+        store.limit_memory(limit)
     store.con.execute("begin")
     started = time.perf_counter()
     done = entity_db.resolve_all(store.con)
@@ -993,11 +996,12 @@ print(json.dumps({"seconds": round(seconds, 1), "peak_rss_mb": round(peak / 1024
 """
 
 
-def maintenance_resolve(catalog: Path) -> dict:
+def maintenance_resolve(catalog: Path, memory_limit: str = "") -> dict:
     """The maintenance step ``entities`` on the store as it is (rolled back): its seconds, its
-    process's peak RSS (MB) and resolve_all's counts."""
+    process's peak RSS (MB) and resolve_all's counts; with DuckDB's ``memory_limit`` as
+    ``NEWSFLOW_MAINTENANCE_MEMORY_LIMIT`` sets it (empty: DuckDB's default)."""
     done = subprocess.run(
-        [sys.executable, "-c", RESOLVE, str(catalog)],
+        [sys.executable, "-c", RESOLVE, str(catalog), memory_limit],
         cwd=ROOT,
         capture_output=True,
         text=True,

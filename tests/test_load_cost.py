@@ -172,3 +172,40 @@ def test_a_loads_reads_do_not_grow_with_the_store(tmp_path, settings):
         f"bytes read, small store {total_small:,}, large {total_large:,}; statements that grew"
         f" (small, large): {json.dumps(grown, indent=1)}"
     )
+
+
+@pytest.mark.slow  # a newsflow process of its own
+def test_the_maintenance_entities_step_runs_within_its_memory_limit(tmp_path, settings):
+    """``NEWSFLOW_MAINTENANCE_MEMORY_LIMIT`` bounds DuckDB's memory for the entities step (past
+    it DuckDB spills to a temp folder of the process's), on a DuckDB instance of its own, so
+    the process's shared instance keeps its own limit; too small a limit fails the step, in
+    ``newsflow maintain`` as in the Airflow task, naming the setting, and changes nothing."""
+    import os
+    import subprocess
+    import sys
+
+    from newsflow.run import tasks
+
+    build(settings, 1)
+    with Store(settings.database) as store:
+        before = store.query("select current_setting('memory_limit')")[1]
+        expected = store.resolve_entities()
+        keys = store.query("select * from entity_keys order by all")[1]
+    done = tasks.resolve_entities(settings)  # the default: 1GB
+    assert settings.maintenance_memory_limit == "1GB"
+    assert done.as_dict() == {**expected, "changed": 0, "merged": 0}
+    with Store(settings.database) as store:
+        assert store.query("select current_setting('memory_limit')")[1] == before
+        assert entity_count_errors(store) == {}
+
+    env = {**os.environ, "NEWSFLOW_MAINTENANCE_MEMORY_LIMIT": "20MB"}
+    failed = subprocess.run(
+        [sys.executable, "-m", "newsflow.cli", "maintain", "--catalog", str(settings.database)],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert failed.returncode == 1, failed.stderr
+    assert "NEWSFLOW_MAINTENANCE_MEMORY_LIMIT=20MB" in failed.stderr
+    assert "nothing was changed" in failed.stderr
+    with Store(settings.database) as store:
+        assert store.query("select * from entity_keys order by all")[1] == keys
+        assert entity_count_errors(store) == {}

@@ -214,6 +214,9 @@ class Settings:
     staged_retention_days: float = 7.0  # maintenance removes loaded/abandoned runs older
     # Maintenance expires the lake's snapshots older than this: time travel reaches this far.
     snapshot_retention_days: float = 7.0
+    # DuckDB's memory for the maintenance's entities step (a size, "1GB"; "" for DuckDB's own
+    # default, 80% of RAM); past it, DuckDB spills to a temp folder instead of growing.
+    maintenance_memory_limit: str = "1GB"
     feed_failing_after: int = 3  # failed polls in a row after which a feed is failing
     feed_silence_hours: float = 48.0  # a feed that used to work and is silent longer is unhealthy
     # Tests only. "TASK:BATCH" fails that Airflow task's first try (newsflow/run/tasks.py);
@@ -287,6 +290,7 @@ def fault_point(point: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL if action == "kill" else signal.SIGSTOP)
 
 
+_MEMORY_SIZE = re.compile(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
 _ENV_PREFIX = "NEWSFLOW_"
 # Names that differ from the field names, kept short for the environment.
 _ENV_ALIASES = {"FEEDS": "feeds_file"}
@@ -477,6 +481,11 @@ def _validate(s: Settings) -> None:
         # It goes into every request's header: a line break there would split the request.
         raise ConfigError(
             f"{_setting('user_agent')} must be one line of text, got {s.user_agent[:200]!r}"
+        )
+    if s.maintenance_memory_limit and not _MEMORY_SIZE.fullmatch(s.maintenance_memory_limit):
+        raise ConfigError(
+            f"{_setting('maintenance_memory_limit')} must be a size such as 1GB, 1500MB or 2GiB"
+            f" (or empty for DuckDB's default); got {s.maintenance_memory_limit[:200]!r}"
         )
     if s.topic_classifier and not _CLASS_SPEC.match(s.topic_classifier):
         raise ConfigError(

@@ -17,6 +17,8 @@ connection:
 from __future__ import annotations
 
 import contextlib
+import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -28,7 +30,7 @@ from newsflow.db import entities as entity_db
 from newsflow.db import feeds as feed_db
 from newsflow.db import lake, load, pages, reads, retag, schema
 from newsflow.db import search as search_db
-from newsflow.db.engine import DiskFullError, Session, StoreError, transaction
+from newsflow.db.engine import DiskFullError, Session, StoreError, sql_string, transaction
 from newsflow.db.engine import connect as open_session
 from newsflow.db.engine import exists as engine_exists
 from newsflow.db.load import HEALTHY_OUTCOMES, LOAD_MESSAGE, LoadResult
@@ -253,6 +255,17 @@ class Store:
         redirect. Counts: keys, entities, merged, changed."""
         with transaction(self.con):
             return entity_db.resolve_all(self.con)
+
+    def limit_memory(self, limit: str) -> None:
+        """Bound DuckDB's memory (a size, "1GB"): past it, it spills to a temp folder of this
+        process's (not the working directory's ``.tmp``; DuckDB removes it when it ends). Only
+        on a store opened ``private=True``: the limit is its DuckDB instance's, which ends with
+        it (the shared instance serves the process's other stores)."""
+        if not self.private:
+            raise StoreError("a memory limit needs a store on a DuckDB instance of its own")
+        spill = Path(tempfile.gettempdir()) / f"newsflow-duckdb-spill-{os.getpid()}"
+        self.con.execute(f"set temp_directory = '{sql_string(str(spill))}'")
+        self.con.execute(f"set memory_limit = '{sql_string(limit)}'")
 
     refresh_search_index = _door(search_db.refresh)
     refresh_search_after_load = _door(search_db.refresh_after_load)

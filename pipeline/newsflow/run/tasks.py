@@ -25,7 +25,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from newsflow.config import ConfigError, Settings, load_settings
+import duckdb
+
+from newsflow.config import ConfigError, Settings, env_var, load_settings
 from newsflow.db.engine import StoreError
 from newsflow.db.store import Store, store_exists
 from newsflow.enrich.tag import TagCounts
@@ -439,8 +441,18 @@ def resolve_entities(settings: Settings) -> EntitiesResolved:
     """Re-resolve entity identity over the whole corpus (``Store.resolve_entities``): what the
     loads decided key by key, settled again with all the evidence; before the search rebuild,
     whose derived tables (entity pairs) count by entity."""
-    with Store(settings.lake, lock_wait=settings.load_lock_wait) as store:
-        return EntitiesResolved(**store.resolve_entities())
+    limit = settings.maintenance_memory_limit
+    # On a DuckDB instance of its own when its memory is limited: the limit ends with it.
+    with Store(settings.lake, lock_wait=settings.load_lock_wait, private=bool(limit)) as store:
+        if limit:
+            store.limit_memory(limit)
+        try:
+            return EntitiesResolved(**store.resolve_entities())
+        except duckdb.OutOfMemoryException as exc:
+            raise StoreError(
+                f"the entities step needs more memory than {env_var('maintenance_memory_limit')}"
+                f"={limit} gives it (nothing was changed): {str(exc).splitlines()[0]}"
+            ) from None
 
 
 def rebuild_search(settings: Settings) -> SearchRebuilt:
