@@ -448,10 +448,15 @@ def resolve_entities(settings: Settings) -> EntitiesResolved:
             store.limit_memory(limit)
         try:
             return EntitiesResolved(**store.resolve_entities())
-        except duckdb.OutOfMemoryException as exc:
+        except duckdb.Error as exc:
+            if not limit:
+                raise
+            # Out of memory, as DuckDB reports it, or a later statement of the transaction
+            # it aborted: either way the limit is the setting to look at.
             raise StoreError(
-                f"the entities step needs more memory than {env_var('maintenance_memory_limit')}"
-                f"={limit} gives it (nothing was changed): {str(exc).splitlines()[0]}"
+                f"the entities step failed under {env_var('maintenance_memory_limit')}={limit}"
+                " (nothing was changed; if DuckDB ran out of memory, raise the limit):"
+                f" {type(exc).__name__}: {str(exc).splitlines()[0]}"
             ) from None
 
 
