@@ -22,7 +22,6 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 import duckdb
-import pyarrow as pa
 
 from newsflow.db import entity_counts as counts
 from newsflow.db.engine import arrow, drop_temp, has_temp, one
@@ -334,20 +333,13 @@ def _refresh(con: duckdb.DuckDBPyConnection, entity_ids: set[str] | None) -> Non
                 "select entity_id, entity_key, resolved_by from entity_keys"
                 " where entity_id in (select entity_id from refresh_ids)"
             ).fetchall()
-    ids, names, labels, aliases = counts.describe(con, members, every=entity_ids is None)
     scope = "" if entity_ids is None else "where entity_id in (select entity_id from refresh_ids)"
-    with arrow(con, "refresh_ids", entity_id=sorted(entity_ids or ())):
+    with (
+        arrow(con, "refresh_ids", entity_id=sorted(entity_ids or ())),
+        counts.described(con, members, every=entity_ids is None) as described,
+    ):
         con.execute(f"delete from entities {scope}")
-        if not ids:
-            return
-        with arrow(
-            con,
-            "entity_names",
-            entity_id=ids,
-            entity_name=names,
-            label=labels,
-            aliases=(aliases, pa.list_(pa.string())),
-        ):
+        if described:
             con.execute(
                 f"""
                 insert into entities

@@ -8,8 +8,9 @@ with them.
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 import duckdb
@@ -18,7 +19,7 @@ import pyarrow as pa
 from newsflow.db.engine import arrow, drop_temp, one
 from newsflow.enrich import identity, places
 
-__all__ = ["count_keys", "describe", "has_counts", "has_table", "note_removed", "stats"]
+__all__ = ["count_keys", "described", "has_counts", "has_table", "note_removed", "stats"]
 
 SEEN = "coalesce(a.published_at, a.first_seen_at)"
 DAY = f"cast(timezone('UTC', {SEEN}) as date)"
@@ -181,15 +182,7 @@ def move_entities(con: duckdb.DuckDBPyConnection, scope: str, since: datetime | 
         "select entity_id, entity_key, resolved_by from entity_keys"
         " where entity_id in (select entity_id from entity_delta)"
     ).fetchall()
-    ids, names, labels, aliases = describe(con, members)
-    with arrow(
-        con,
-        "entity_names",
-        entity_id=ids,
-        entity_name=names,
-        label=labels,
-        aliases=(aliases, pa.list_(pa.string())),
-    ):
+    with described(con, members):
         con.execute(
             """
             create or replace temp table entities_now as
@@ -209,12 +202,14 @@ def move_entities(con: duckdb.DuckDBPyConnection, scope: str, since: datetime | 
         drop_temp(con, "entities_now")
 
 
-def describe(
+@contextlib.contextmanager
+def described(
     con: duckdb.DuckDBPyConnection, members: list[tuple[str, str, str]], every: bool = False
-) -> tuple[list, list, list, list]:
+) -> Iterator[int]:
     """The name, label and aliases of each entity of ``members`` (entity_id, key,
-    resolved_by; ``every`` key of the store), from its keys' counts; an entity none of whose
-    keys is counted any more is left out (its rows are gone)."""
+    resolved_by; ``every`` key of the store), from its keys' counts, as the Arrow table
+    ``entity_names`` (entity_id, entity_name, label, aliases) for the block; an entity none of
+    whose keys is counted any more is left out (its rows are gone). Yields how many."""
     keys_of: dict[str, list[str]] = defaultdict(list)
     how = {}
     for eid, key, resolved_by in members:
@@ -233,7 +228,15 @@ def describe(
         names.append(name)
         labels.append(label)
         aliases.append(other)
-    return ids, names, labels, aliases
+    with arrow(
+        con,
+        "entity_names",
+        entity_id=ids,
+        entity_name=names,
+        label=labels,
+        aliases=(aliases, pa.list_(pa.string())),
+    ):
+        yield len(ids)
 
 
 def place_name(key: str) -> str | None:
