@@ -11,7 +11,7 @@ UV := $(PYTHON) -m uv
 endif
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup setup-dev bytecode demo test check lint format bench newsroom airflow compose-check chromium postgres clean
+.PHONY: setup setup-dev bytecode demo test check lint format bench newsroom airflow cluster compose-check chromium postgres redis clean
 
 ## setup: create .venv from uv.lock with what the CLI and the demo need, no Airflow and no test
 ## tools (a fast no-op when nothing changed; --inexact keeps what setup-dev added). Packages
@@ -39,7 +39,7 @@ demo: setup
 
 ## test: the whole test suite on every core (tests using ../shared/corpus skip when it is
 ## absent), its 20 slowest tests printed, and the docker-compose file validated
-test: setup-dev compose-check chromium postgres bytecode
+test: setup-dev compose-check chromium postgres redis bytecode
 	$(VENV)/bin/pytest
 
 ## check: the inner loop (docs/development.md): lint, then every test not marked slow (none
@@ -67,6 +67,14 @@ postgres:
 	  echo "installing Debian's postgresql for the Postgres-catalog tests"; \
 	  $(SUDO) apt-get install -y -qq --no-install-recommends postgresql >/dev/null 2>&1 \
 	  || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends postgresql >/dev/null; }; }
+
+## redis: Debian's redis-server, Celery's broker in `make cluster` and the cluster tests (each
+## starts its own on 127.0.0.1; no service)
+redis:
+	@[ -x /usr/bin/redis-server ] || { \
+	  echo "installing Debian's redis-server for the cluster tests"; \
+	  $(SUDO) apt-get install -y -qq --no-install-recommends redis-server >/dev/null 2>&1 \
+	  || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends redis-server >/dev/null; }; }
 
 ## compose-check: validate docker-compose.yml with the example secrets (installs Debian's
 ## docker-compose when missing; no Docker engine needed)
@@ -105,6 +113,13 @@ bench: setup-dev
 ## unless NEWSFLOW_FEEDS is set (Ctrl-C stops everything)
 airflow: setup-dev
 	scripts/airflow.sh
+
+## cluster: the scaled-out shape on this machine, in the foreground (docs/operations.md): PostgreSQL
+## (Airflow's metadata, the lake's catalog), Redis, an in-memory S3 server (moto), Airflow's
+## api-server on 127.0.0.1:8080, scheduler, dag-processor, triggerer and CLUSTER_WORKERS (2)
+## Celery workers, against the sample newsroom unless NEWSFLOW_FEEDS is set (Ctrl-C stops all)
+cluster: setup-dev postgres redis
+	$(VENV)/bin/python scripts/cluster.py
 
 ## newsroom: serve the sample newsroom in the foreground on 127.0.0.1:8765
 newsroom: setup

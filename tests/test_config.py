@@ -42,6 +42,7 @@ INVALID_STR = {
     "topic_classifier": ["nocolon", "a b:C", "mod:", ":Cls", "mod:Cls:extra", "1mod:C"],
     "catalog": ["", "  ", "nul\x00byte", "postgres:host=db user=me", "old/newsflow.duckdb"],
     "data_path": ["", "  ", "nul\x00byte"],
+    "runs_path": ["", "  ", "nul\x00byte", "gs://bucket/runs", "s3://B/runs"],
     "maintenance_memory_limit": ["1", "lots", "1 gigabyte", "-1GB", "1GB; drop table x"],
 }
 # Any text is a valid fault_inject ("TASK:BATCH"; it only selects a task to fail in tests).

@@ -85,7 +85,7 @@ ANALYST = textwrap.dedent(
             ).fetchone()
             log.write(json.dumps([n, int(loaded), runs]) + "\\n")
             log.flush()
-            time.sleep(0.02)
+            time.sleep(0.1)
     """
 )
 

@@ -13,8 +13,12 @@ import re
 import signal
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from newsflow import __version__
+
+if TYPE_CHECKING:
+    from newsflow.staging import StagedPath
 
 LOGGER = logging.getLogger(__name__)
 
@@ -154,6 +158,9 @@ class Settings:
     # The full-text index's files (DuckDB files): default beside a SQLite catalog, or beside
     # a Postgres catalog's data path; needed with a Postgres catalog and data on s3://.
     search_path: Path | None = None
+    # Where the staged files of runs live (staging.py): the data folder by default; a bucket,
+    # s3://BUCKET/FOLDER, when the tasks of one run may execute on machines sharing no folder.
+    runs_path: str | None = None
     feeds_file: Path | None = None
     allow_private: bool = False
 
@@ -243,15 +250,24 @@ class Settings:
         return self.lake.catalog
 
     @property
-    def runs_dir(self) -> Path:
+    def runs_dir(self) -> StagedPath:
+        from newsflow.staging import StagedPath  # pyarrow: not for every CLI start
+
         # One folder per store: a run staged for one store is never loaded into another.
-        return self.data_dir / "runs" / self.lake.name
+        return StagedPath(self.runs_path or self.data_dir) / "runs" / self.lake.name
 
     @property
-    def airflow_runs_dir(self) -> Path:
+    def airflow_runs_dir(self) -> StagedPath:
+        from newsflow.staging import StagedPath
+
         # Scheduler runs stage apart from CLI runs, so a CLI cycle never resumes or discards a
         # run whose tasks are still in flight.
-        return self.data_dir / "airflow-runs" / self.lake.name
+        return StagedPath(self.runs_path or self.data_dir) / "airflow-runs" / self.lake.name
+
+    @property
+    def ingest_lock_path(self) -> Path:
+        """The file lock of CLI ingest cycles: on this machine's disk, wherever runs stage."""
+        return self.data_dir / "runs" / self.lake.name / "ingest.lock"
 
     def with_overrides(self, **kwargs) -> Settings:
         """Return a copy with the given non-None values applied (CLI flags)."""
@@ -290,6 +306,7 @@ def fault_point(point: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL if action == "kill" else signal.SIGSTOP)
 
 
+_RUNS_BUCKET = re.compile(r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?")
 _MEMORY_SIZE = re.compile(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
 _ENV_PREFIX = "NEWSFLOW_"
 # Names that differ from the field names, kept short for the environment.
@@ -302,9 +319,10 @@ _ENV_OTHERS = {
     "INGEST_EVERY_MINUTES",
     "RETRY_DELAY_SECONDS",
     "TASK_RETRIES",
+    "WORKER_NAME",
 }
 # Settings that name a store location: a path or a URL, kept as text.
-_LOCATIONS = {"catalog", "data_path"}
+_LOCATIONS = {"catalog", "data_path", "runs_path"}
 _KIND_NAMES = {
     "bool": "a boolean (1/0, true/false, yes/no, on/off)",
     "int": "a whole number",
@@ -486,6 +504,11 @@ def _validate(s: Settings) -> None:
         raise ConfigError(
             f"{_setting('maintenance_memory_limit')} must be a size such as 1GB, 1500MB or 2GiB"
             f" (or empty for DuckDB's default); got {s.maintenance_memory_limit[:200]!r}"
+        )
+    if s.runs_path and "://" in s.runs_path and not _RUNS_BUCKET.fullmatch(s.runs_path):
+        raise ConfigError(
+            f"{_setting('runs_path')} must be a folder or s3://BUCKET/FOLDER (an S3 or"
+            f" S3-compatible bucket); got {s.runs_path[:200]!r}"
         )
     if s.topic_classifier and not _CLASS_SPEC.match(s.topic_classifier):
         raise ConfigError(

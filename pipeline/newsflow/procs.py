@@ -1,4 +1,4 @@
-"""Worker processes for CPU stages (extraction, tagging).
+"""Worker processes for CPU stages (extraction, tagging, feed parsing).
 
 Workers are started by a forkserver: fast, and safe in a process that has threads. By default
 multiprocessing rebuilds the parent's ``__main__`` in every worker by running its file again.
@@ -20,10 +20,29 @@ from pathlib import Path
 
 
 def worker_context() -> multiprocessing.context.BaseContext:
+    _adopt_celery_process()
     main = sys.modules.get("__main__")
     if main is not None and getattr(main, "__spec__", None) is None:
         main.__spec__ = importlib.machinery.ModuleSpec("__main__", None)
     return multiprocessing.get_context("forkserver")
+
+
+def _adopt_celery_process() -> None:
+    """Under a Celery worker's prefork pool, Airflow forks the task's process from a pool
+    process of billiard (Celery's fork of multiprocessing), which multiprocessing then sees
+    as its current process: a daemon, so multiprocessing refuses it any child ("daemonic
+    processes are not allowed to have children"), with billiard's authentication key, which
+    multiprocessing cannot hand to a forkserver ("Pickling an AuthenticationString object
+    is disallowed"). newsflow ends its own workers (pools shut down, stragglers killed:
+    ``descendants``), so its task process is made an ordinary parent, with the same key."""
+    current = multiprocessing.current_process()
+    config = current._config  # type: ignore[attr-defined]
+    if config.get("daemon"):
+        config["daemon"] = False
+    ours = multiprocessing.process.AuthenticationString  # type: ignore[attr-defined]
+    key = config.get("authkey")
+    if key is not None and type(key) is not ours:
+        config["authkey"] = ours(bytes(key))
 
 
 def descendants(pid: int, exclude: set[int] | frozenset = frozenset()) -> list[int]:
@@ -85,3 +104,12 @@ def memory_bytes(pid: int, pss: bool = False) -> int:
     except (OSError, IndexError, ValueError):
         pass
     return 0
+
+
+def worker_name() -> str:
+    """This process's name as Airflow shows it (``[core] hostname_callable =
+    newsflow.procs.worker_name``): ``NEWSFLOW_WORKER_NAME`` when set (`make cluster` names each
+    Celery worker on one machine), else the machine's name as Airflow's default gives it."""
+    import socket
+
+    return os.environ.get("NEWSFLOW_WORKER_NAME") or socket.getfqdn()

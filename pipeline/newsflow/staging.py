@@ -1,7 +1,8 @@
 """Staged files: the Parquet hand-off between stages, under one directory per run.
 
-    <data_dir>/runs/<database name>/<run_id>/
+    <runs path>/runs/<database name>/<run_id>/
         run.json                 who started the run and when
+        plan/                    the plan of an Airflow run (feed batches, feeds to register)
         polls/<batch>.parquet    one row per feed poll, with the feed's new polling state
         items/<batch>.parquet    items that were new when their feed was polled
         articles/<batch>.parquet fetched and extracted articles, ready to load
@@ -9,25 +10,213 @@
                                  the tag rows of an articles batch; tagging/ is written last,
                                  so its presence marks the batch as tagged
 
-Every file is written to a temporary name and renamed, so a reader sees a whole file or none
-(a write that fails, e.g. on a full disk, removes its temporary file). Only ``store.load_run``
-turns these files into database rows. A run directory without ``polls/`` files never finished
-polling and is discarded by the next cycle; one with them is completed and loaded.
+The runs path is the data folder by default, or a bucket (``NEWSFLOW_RUNS_PATH=s3://BUCKET/
+FOLDER``) when the tasks of one run execute on machines that share no folder (a Celery
+cluster): ``StagedPath`` is the one way to these files, on a local disk or in a bucket, through
+pyarrow's file systems. Every file is written whole or not at all: locally to a temporary name
+then renamed, on S3 by one upload that is visible only once complete (a write that fails, e.g.
+on a full disk, leaves nothing). Only ``store.load_run`` turns these files into database rows.
+A run directory without ``polls/`` files never finished polling and is discarded by the next
+cycle; one with them is completed and loaded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fnmatch
 import json
 import os
 import secrets
 import shutil
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+
+
+class StagedPath:
+    """A file or folder of staged runs, on the local disk or in an S3 bucket: the few things
+    of ``pathlib.Path`` the stages use (``/``, ``exists``, ``read_text``, ``glob``, ...), each
+    done through pyarrow's file system for its place. ``str()`` gives the path or
+    ``s3://BUCKET/KEY``."""
+
+    fs: pafs.FileSystem
+    _path: str
+    _remote: bool
+
+    def __init__(self, where: str | os.PathLike[str] | StagedPath) -> None:
+        if isinstance(where, StagedPath):
+            self.fs, self._path, self._remote = where.fs, where._path, where._remote
+            return
+        text = os.fspath(where)
+        self._remote = text.startswith("s3://")
+        if self._remote:
+            self.fs = _s3()
+            self._path = text[len("s3://") :].rstrip("/")
+        else:
+            self.fs = _LOCAL
+            self._path = str(Path(text).absolute())
+
+    def _at(self, path: str) -> StagedPath:
+        other = object.__new__(StagedPath)
+        other.fs, other._path, other._remote = self.fs, path, self._remote
+        return other
+
+    @property
+    def on_object_storage(self) -> bool:
+        return self._remote
+
+    def __truediv__(self, name: str) -> StagedPath:
+        return self._at(f"{self._path}/{name}")
+
+    def __str__(self) -> str:
+        return f"s3://{self._path}" if self._remote else self._path
+
+    def __fspath__(self) -> str:
+        return str(self.local())
+
+    def __repr__(self) -> str:
+        return f"StagedPath({str(self)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, os.PathLike) and not isinstance(other, StagedPath):
+            other = StagedPath(other)
+        return isinstance(other, StagedPath) and str(self) == str(other)
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+    def __lt__(self, other: StagedPath) -> bool:
+        return str(self) < str(other)
+
+    @property
+    def name(self) -> str:
+        return self._path.rsplit("/", 1)[-1]
+
+    @property
+    def stem(self) -> str:
+        name = self.name
+        return name.rsplit(".", 1)[0] if "." in name[1:] else name
+
+    @property
+    def parent(self) -> StagedPath:
+        return self._at(self._path.rsplit("/", 1)[0])
+
+    def _info(self) -> pafs.FileInfo:
+        return self.fs.get_file_info(self._path)
+
+    def exists(self) -> bool:
+        return self._info().type != pafs.FileType.NotFound
+
+    def is_dir(self) -> bool:
+        return self._info().type == pafs.FileType.Directory
+
+    def mtime(self) -> float | None:
+        """When the file was last written (seconds since the epoch); None for a folder in a
+        bucket, which has no time of its own."""
+        info = self._info()
+        return info.mtime.timestamp() if info.mtime is not None else None
+
+    def iterdir(self) -> list[StagedPath]:
+        """What the folder holds (nothing when it does not exist), sorted by name."""
+        selector = pafs.FileSelector(self._path, allow_not_found=True)
+        return sorted(self._at(i.path.rstrip("/")) for i in self.fs.get_file_info(selector))
+
+    def glob(self, pattern: str) -> list[StagedPath]:
+        """The folder's entries whose name matches ``pattern`` (one level, like
+        ``Path.glob("*.parquet")``), without the temporary files of writes in progress."""
+        return [
+            p for p in self.iterdir()
+            if fnmatch.fnmatch(p.name, pattern) and not p.name.startswith(".")
+        ]  # fmt: skip
+
+    def mkdir(self, parents: bool = True, exist_ok: bool = True) -> None:
+        """Create the folder (a bucket has no folders: nothing to do there)."""
+        if not self._remote:
+            Path(self._path).mkdir(parents=parents, exist_ok=exist_ok)
+
+    def read_bytes(self) -> bytes:
+        with self.fs.open_input_stream(self._path) as stream:
+            return stream.read()
+
+    def read_text(self, encoding: str = "utf-8") -> str:
+        return self.read_bytes().decode(encoding)
+
+    def write_bytes(self, data: bytes) -> None:
+        """Write the whole file at once: a reader sees all of it or none."""
+        _write_whole(self, lambda tmp: tmp._put(data))
+
+    def write_text(self, text: str, encoding: str = "utf-8") -> None:
+        self.write_bytes(text.encode(encoding))
+
+    def _put(self, data: bytes) -> None:
+        with self.fs.open_output_stream(self._path) as out:
+            out.write(data)
+
+    def unlink(self, missing_ok: bool = False) -> None:
+        try:
+            self.fs.delete_file(self._path)
+        except FileNotFoundError:
+            if not missing_ok:
+                raise
+
+    def rmtree(self) -> None:
+        """Remove the folder and all it holds (nothing when it is gone already)."""
+        if self._remote:
+            with contextlib.suppress(FileNotFoundError, OSError):
+                self.fs.delete_dir(self._path)
+        else:
+            shutil.rmtree(self._path, ignore_errors=True)
+
+    def read_table(self, **options) -> pa.Table:
+        return pq.read_table(self._path, filesystem=self.fs, **options)
+
+    def write_table(self, table: pa.Table) -> None:
+        _write_whole(
+            self,
+            lambda tmp: pq.write_table(table, tmp._path, filesystem=tmp.fs, compression="zstd"),
+        )
+
+    def local(self) -> Path:
+        """The local path of a file on this machine's disk (not for one in a bucket)."""
+        if self._remote:
+            raise ValueError(f"{self} is in a bucket, not on this machine's disk")
+        return Path(self._path)
+
+
+_LOCAL = pafs.LocalFileSystem()
+
+
+def _s3() -> pafs.S3FileSystem:
+    """pyarrow's S3 file system from the variables every S3 client reads (the lake's data
+    files are reached with the same ones): AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
+    (AWS_SESSION_TOKEN), AWS_REGION and, for an S3-compatible service, AWS_ENDPOINT_URL_S3 or
+    AWS_ENDPOINT_URL."""
+    env = os.environ
+    options: dict = {
+        "region": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+        # A failing bucket fails the task within seconds (Airflow retries it), not after
+        # the client's default of several minutes of retries.
+        "connect_timeout": 10,
+        "request_timeout": 30,
+        "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=3),
+    }
+    if env.get("AWS_ACCESS_KEY_ID"):
+        options["access_key"] = env["AWS_ACCESS_KEY_ID"]
+        options["secret_key"] = env.get("AWS_SECRET_ACCESS_KEY", "")
+        if env.get("AWS_SESSION_TOKEN"):
+            options["session_token"] = env["AWS_SESSION_TOKEN"]
+    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        scheme, _, host = endpoint.partition("://")
+        options["endpoint_override"] = host.rstrip("/")
+        options["scheme"] = scheme
+    return pafs.S3FileSystem(**options)
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -38,23 +227,24 @@ def new_run_id(now: datetime | None = None) -> str:
 class RunDir:
     """The staged files of one run."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | os.PathLike[str] | StagedPath) -> None:
+        self.path = StagedPath(path)
 
     @property
     def run_id(self) -> str:
         return self.path.name
 
     @classmethod
-    def create(cls, runs_dir: Path, trigger: str, run_id: str | None = None) -> RunDir:
+    def create(
+        cls, runs_dir: str | os.PathLike[str] | StagedPath, trigger: str, run_id: str | None = None
+    ) -> RunDir:
         now = datetime.now(UTC)
-        run = cls(Path(runs_dir) / (run_id or new_run_id(now)))
+        run = cls(StagedPath(runs_dir) / (run_id or new_run_id(now)))
         for sub in ("polls", "items", "articles"):
-            (run.path / sub).mkdir(parents=True, exist_ok=True)
+            (run.path / sub).mkdir()
         if not (run.path / "run.json").exists():
-            _write_bytes(
-                run.path / "run.json",
-                json.dumps({"started_at": now.isoformat(), "trigger": trigger}).encode(),
+            (run.path / "run.json").write_text(
+                json.dumps({"started_at": now.isoformat(), "trigger": trigger})
             )
         return run
 
@@ -64,47 +254,71 @@ class RunDir:
         except (OSError, ValueError):
             return {}
 
-    def files(self, kind: str) -> list[Path]:
-        return sorted((self.path / kind).glob("*.parquet"))
+    def started_at(self) -> float | None:
+        """When the run was created (seconds since the epoch), from run.json's time."""
+        return (self.path / "run.json").mtime() if (self.path / "run.json").exists() else None
 
-    def write(self, kind: str, batch: str, rows: list[dict], schema: pa.Schema) -> Path:
+    def files(self, kind: str) -> list[StagedPath]:
+        return (self.path / kind).glob("*.parquet")
+
+    def has(self, kind: str, batch: str) -> bool:
+        return (self.path / kind / f"{batch}.parquet").exists()
+
+    def write(self, kind: str, batch: str, rows: list[dict], schema: pa.Schema) -> StagedPath:
         target = self.path / kind / f"{batch}.parquet"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        table = pa.Table.from_pylist(rows, schema=schema)
-        _write_whole(target, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+        target.parent.mkdir()
+        target.write_table(pa.Table.from_pylist(rows, schema=schema))
         return target
 
     def read(self, kind: str, schema: pa.Schema) -> list[dict]:
         rows: list[dict] = []
         for path in self.files(kind):
-            rows.extend(pq.read_table(path, schema=schema).to_pylist())
+            rows.extend(path.read_table(schema=schema).to_pylist())
         return rows
 
     def remove(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        self.path.rmtree()
+
+    @contextlib.contextmanager
+    def on_local_disk(self) -> Iterator[RunDir]:
+        """This run with its files on this machine's disk, for DuckDB to read: itself when
+        they are, else a copy in a temporary folder (removed after)."""
+        if not self.path.on_object_storage:
+            yield self
+            return
+        with tempfile.TemporaryDirectory(prefix="newsflow-run-") as tmp:
+            copy = Path(tmp) / self.run_id
+            selector = pafs.FileSelector(self.path._path, recursive=True)
+            for info in self.path.fs.get_file_info(selector):
+                if info.type != pafs.FileType.File:
+                    continue
+                target = copy / info.path[len(self.path._path) + 1 :]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                pafs.copy_files(info.path, str(target), source_filesystem=self.path.fs,
+                                destination_filesystem=_LOCAL)  # fmt: skip
+            copy.mkdir(parents=True, exist_ok=True)
+            yield RunDir(copy)
 
 
-def pending_runs(runs_dir: Path) -> list[RunDir]:
+def pending_runs(runs_dir: str | os.PathLike[str] | StagedPath) -> list[RunDir]:
     """Run directories left behind by an earlier, interrupted cycle (oldest first)."""
-    if not Path(runs_dir).is_dir():
-        return []
-    return [RunDir(p) for p in sorted(Path(runs_dir).iterdir()) if p.is_dir()]
+    return [RunDir(p) for p in StagedPath(runs_dir).iterdir() if p.is_dir()]
 
 
-def _write_whole(path: Path, write: Callable[[Path], object]) -> None:
-    """``write`` to a temporary name, then rename to ``path``: a reader sees the whole file or
-    none. A write that fails (e.g. a full disk) removes its partial temporary file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def _write_whole(path: StagedPath, write: Callable[[StagedPath], object]) -> None:
+    """``write`` the file at ``path`` so that a reader sees all of it or none: locally to a
+    temporary name, then renamed; in a bucket directly (an upload is visible only once
+    complete). A write that fails (e.g. a full disk) removes its partial temporary file."""
+    if path.on_object_storage:
+        write(path)
+        return
+    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
     try:
         write(tmp)
-        os.replace(tmp, path)
+        os.replace(tmp.local(), path.local())
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        tmp.local().unlink(missing_ok=True)
         raise
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    _write_whole(path, lambda tmp: tmp.write_bytes(data))
 
 
 _DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}

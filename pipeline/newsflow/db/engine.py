@@ -33,24 +33,30 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from newsflow.config import POSTGRES_PREFIX, ConfigError, LakeLocation
-from newsflow.locks import FileLock, lock_retry_delays
+from newsflow.config import ConfigError, LakeLocation
+from newsflow.db.catalog import (
+    ADVISORY_KEY,
+    AdvisoryWriterLock,
+    DiskFullError,
+    StoreError,
+    WriterLock,
+    exists,
+    writer_lock,
+)
+from newsflow.locks import lock_retry_delays
 from newsflow.staging import is_disk_full_at
 
 LOGGER = logging.getLogger(__name__)
+
+__all__ = [
+    "ADVISORY_KEY", "AdvisoryWriterLock", "DiskFullError", "StoreError", "WriterLock",
+    "exists", "writer_lock",
+]  # fmt: skip
 
 _MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 # The extensions newsflow loads, by PyPI package; "sqlite" and "postgres" load under the
 # internal names of their scanners.
 EXTENSIONS = {"ducklake": "ducklake", "sqlite": "sqlite_scanner", "postgres": "postgres_scanner"}
-
-
-class StoreError(RuntimeError):
-    """The store cannot be used (missing, locked, too new, ...); the message says why."""
-
-
-class DiskFullError(StoreError):
-    """A write failed for want of space (no space left, file size limit, quota)."""
 
 
 def sql_dir() -> Path:
@@ -165,67 +171,6 @@ def load_for(con: duckdb.DuckDBPyConnection, package: str) -> None:
 # -- sessions ----------------------------------------------------------------------------------
 
 
-class WriterLock(FileLock):
-    """The one-writer lock of a store on a SQLite catalog: ``flock`` on a file beside the
-    catalog, dropped by the kernel however its holder dies."""
-
-    def __init__(self, lake: LakeLocation):
-        base = lake.catalog_path or lake.search_path
-        super().__init__(base.parent / f"{base.name}.lock")
-        self.shown = f"its lock file is {self.path}"
-
-
-# The key of the writer's advisory lock in a Postgres catalog's database (the lake is the
-# database, so one constant serves every store): the first 8 bytes of sha256("newsflow.writer").
-ADVISORY_KEY = int.from_bytes(hashlib.sha256(b"newsflow.writer").digest()[:8], "big", signed=True)
-
-
-class AdvisoryWriterLock:
-    """The one-writer lock of a store on a Postgres catalog, for writers on any number of
-    machines: a session-level advisory lock in the catalog's database, held by a connection of
-    its own. The server drops it when that connection ends, however the holder dies (TCP
-    keepalives find a machine that vanished within about a minute)."""
-
-    def __init__(self, lake: LakeLocation):
-        self.conninfo = lake.catalog[len(POSTGRES_PREFIX) :]
-        self.shown = f"it holds advisory lock {ADVISORY_KEY} in the catalog's database"
-        self._con: Any = None  # a psycopg connection while the lock is held
-
-    def try_acquire(self) -> bool:
-        import psycopg
-
-        try:
-            con = psycopg.connect(
-                self.conninfo, autocommit=True, connect_timeout=10, keepalives=1,
-                keepalives_idle=20, keepalives_interval=10, keepalives_count=3,
-                application_name="newsflow writer",
-            )  # fmt: skip
-        except psycopg.Error as exc:
-            raise StoreError(
-                f"cannot reach the Postgres catalog to take the writer lock: {exc}"
-            ) from None
-        try:
-            got = one(con.execute("select pg_try_advisory_lock(%s)", [ADVISORY_KEY]))[0]
-        except BaseException:
-            con.close()
-            raise
-        if not got:
-            con.close()
-            return False
-        self._con = con
-        return True
-
-    def release(self) -> None:
-        if self._con is not None:
-            with contextlib.suppress(Exception):
-                self._con.close()  # the server drops the session's advisory locks
-            self._con = None
-
-
-def writer_lock(lake: LakeLocation) -> WriterLock | AdvisoryWriterLock:
-    return AdvisoryWriterLock(lake) if lake.is_postgres else WriterLock(lake)
-
-
 class Session:
     """An open connection to the store: a cursor whose default catalog is the lake, attached
     under ``alias``; a writing one holds the writer lock until ``close``."""
@@ -274,26 +219,6 @@ def _lake_json(lake: LakeLocation) -> str:
 def _lake_from_json(text: str) -> LakeLocation:
     catalog, data_path, search_path = json.loads(text)
     return LakeLocation(catalog, data_path, Path(search_path))
-
-
-def exists(lake: LakeLocation) -> bool:
-    """Whether the store has been created (a Postgres catalog is assumed to be)."""
-    path = lake.catalog_path
-    if path is None:
-        return True
-    if not path.is_file() or not path.stat().st_size:
-        return False
-    try:  # a writer killed before its first commit leaves a catalog file with no lake in it
-        with contextlib.closing(
-            sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        ) as db:
-            return bool(
-                db.execute(
-                    "select count(*) from sqlite_master where name = 'ducklake_metadata'"
-                ).fetchone()[0]
-            )
-    except sqlite3.Error:
-        return True  # not a SQLite file: opening it says what it is
 
 
 _DATA_PATH_MISMATCH = re.compile(

@@ -229,15 +229,17 @@ class Store:
     def load_run(
         self, run: RunDir, *, poll_interval: float, max_backoff: float, trigger: str | None = None
     ) -> LoadResult:
-        """Load one run's staged polls and articles in a single transaction (idempotent)."""
-        return load.load_run(
-            self.con,
-            self.alias,
-            run,
-            poll_interval=poll_interval,
-            max_backoff=max_backoff,
-            trigger=trigger,
-        )
+        """Load one run's staged polls and articles in a single transaction (idempotent); a
+        run staged in a bucket is read from a local copy."""
+        with run.on_local_disk() as local:
+            return load.load_run(
+                self.con,
+                self.alias,
+                local,
+                poll_interval=poll_interval,
+                max_backoff=max_backoff,
+                trigger=trigger,
+            )
 
     due_pages = _door(pages.due_pages)
     pending_pages = _door(pages.pending_pages)

@@ -24,8 +24,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import pyarrow.parquet as pq
-
 from newsflow.config import ConfigError, Settings
 from newsflow.enrich import entities as ent
 from newsflow.enrich import identity, places
@@ -382,7 +380,7 @@ def _failed_rows(articles: list[dict], kinds: tuple[str, ...], reason: str) -> T
 
 def read_articles(run: RunDir, batch: str) -> list[dict]:
     path = run.path / "articles" / f"{batch}.parquet"
-    return pq.read_table(path, schema=ARTICLE_SCHEMA, columns=TAG_INPUT_COLUMNS).to_pylist()
+    return path.read_table(schema=ARTICLE_SCHEMA, columns=TAG_INPUT_COLUMNS).to_pylist()
 
 
 def write_rows(run: RunDir, batch: str, rows: TagRows) -> None:

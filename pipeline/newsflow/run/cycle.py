@@ -53,8 +53,8 @@ class IngestLock(FileLock):
     """An exclusive lock on a runs folder for the length of one cycle (``flock`` on
     ``<runs_dir>/ingest.lock``, which holds the holder's pid for the messages)."""
 
-    def __init__(self, runs_dir: Path) -> None:
-        super().__init__(Path(runs_dir) / LOCK_NAME)
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
 
     def acquire(self, wait: float, before_waiting: Callable[[], None] | None = None) -> None:
         """Take the lock, waiting up to ``wait`` seconds; ``before_waiting`` runs first when
@@ -255,7 +255,7 @@ def run_cycle(
     for want of space; staged runs are then kept for the next cycle.
     """
     started = time.monotonic()
-    with IngestLock(settings.runs_dir) as lock:
+    with IngestLock(settings.ingest_lock_path) as lock:
         lock.acquire(settings.load_lock_wait, before_waiting=store.release)
         try:
             summary = _cycle(settings, store, feeds, trigger, include_not_due, progress)

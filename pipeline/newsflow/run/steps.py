@@ -23,9 +23,6 @@ from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-import pyarrow.parquet as pq
 
 from newsflow.config import Settings, fault_point
 from newsflow.db.store import LoadResult, Store
@@ -45,7 +42,7 @@ from newsflow.fetching.urls import feed_id as make_feed_id
 from newsflow.procs import tree_cpu_seconds
 from newsflow.results import Result
 from newsflow.rows import DueFeed
-from newsflow.staging import RunDir
+from newsflow.staging import RunDir, StagedPath
 
 LOGGER = logging.getLogger(__name__)
 
@@ -132,7 +129,7 @@ def plan(
     done = plan_dir / PLAN_FILE
     if done.exists():
         return Plan.from_dict(json.loads(done.read_text(encoding="utf-8")))
-    plan_dir.mkdir(parents=True, exist_ok=True)
+    plan_dir.mkdir()
     now = datetime.now(UTC)
     due: list[DueFeed] = []
     registered: set[str] = set()
@@ -175,16 +172,14 @@ def planned_specs(run: RunDir) -> list[FeedSpec]:
     ]
 
 
-def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data), encoding="utf-8")
-    tmp.replace(path)
+def _write_json(path: StagedPath, data) -> None:
+    path.write_text(json.dumps(data))  # whole or not at all
 
 
 # -- poll, fetch, tag -------------------------------------------------------------------------
 
 
-def _staged(run: RunDir, kind: str, batch: str) -> Path | None:
+def _staged(run: RunDir, kind: str, batch: str) -> StagedPath | None:
     path = run.path / kind / f"{batch}.parquet"
     return path if path.exists() else None
 
@@ -204,7 +199,7 @@ def poll(
     for name in batches:
         staged = _staged(run, "polls", name)
         if staged is not None:
-            counts.merge(PollCounts.from_staged(pq.read_table(staged)))
+            counts.merge(PollCounts.from_staged(staged.read_table()))
             continue
         path = run.path / "plan" / f"feeds-{name}.json"
         todo[name] = [DueFeed(**f) for f in json.loads(path.read_text("utf-8"))]
@@ -239,7 +234,7 @@ def fetch(
             todo[name] = every[int(name)]
             continue
         columns = ["extraction_status", "fetch_state", "host", "queued_s"]
-        for row in pq.read_table(staged, columns=columns).to_pylist():
+        for row in staged.read_table(columns=columns).to_pylist():
             counts.add(row)
     if todo:
         own = None if pool else ExtractorPool(settings.extract_workers, settings.extract_timeout)

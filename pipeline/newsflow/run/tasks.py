@@ -22,7 +22,6 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 import duckdb
@@ -39,7 +38,7 @@ from newsflow.run import steps
 
 if TYPE_CHECKING:
     from newsflow.run.retag import RetagSummary
-from newsflow.staging import RunDir, pending_runs
+from newsflow.staging import RunDir, StagedPath, pending_runs
 
 LOGGER = logging.getLogger(__name__)
 
@@ -66,7 +65,7 @@ def _run_name(scheduler_run_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", scheduler_run_id).strip("_")[:120] or "run"
 
 
-def staged_path(settings: Settings, scheduler_run_id: str) -> Path:
+def staged_path(settings: Settings, scheduler_run_id: str) -> StagedPath:
     """Where the staged files of one scheduler run live, for the tasks after ``plan``: not
     created (``plan`` does that), so a later task finds them missing if they were lost,
     instead of starting an empty run."""
@@ -245,8 +244,8 @@ def plan(settings: Settings, scheduler_run_id: str) -> steps.Plan:
 
 def poll(settings: Settings, run_path: str, batch: str) -> PolledBatch:
     """``steps.poll`` for one planned batch; writes ``polls/`` and ``items/`` (skipped if done)."""
-    run = RunDir(Path(run_path))
-    resumed = (run.path / "polls" / f"{batch}.parquet").exists()
+    run = RunDir(run_path)
+    resumed = run.has("polls", batch)
 
     def known(ids) -> set[str]:
         # Opened for the lookup only: a connection held through the poll's network waits
@@ -264,13 +263,13 @@ def poll(settings: Settings, run_path: str, batch: str) -> PolledBatch:
 
 def plan_articles(settings: Settings, run_path: str) -> list[str]:
     """The run's article batches (new items and the queue's pages, cut by host)."""
-    return steps.plan_articles(settings, RunDir(Path(run_path)))
+    return steps.plan_articles(settings, RunDir(run_path))
 
 
 def fetch_extract(settings: Settings, run_path: str, batch: str) -> FetchedBatch:
     """``steps.fetch`` for one article batch; writes ``articles/<batch>`` (skipped if done)."""
-    run = RunDir(Path(run_path))
-    resumed = (run.path / "articles" / f"{batch}.parquet").exists()
+    run = RunDir(run_path)
+    resumed = run.has("articles", batch)
     counts = steps.fetch(settings, run, [batch])
     _maybe_fail(settings, run, "fetch_extract", batch)
     return FetchedBatch(batch, counts, resumed)
@@ -278,10 +277,10 @@ def fetch_extract(settings: Settings, run_path: str, batch: str) -> FetchedBatch
 
 def tag(settings: Settings, run_path: str, batch: str) -> TaggedBatch:
     """``steps.tag`` for one extracted batch; writes the tag files (skipped if done or off)."""
-    run = RunDir(Path(run_path))
+    run = RunDir(run_path)
     if not settings.tagging:
         return TaggedBatch(batch, skipped="tagging is off (NEWSFLOW_TAGGING=0)")
-    if (run.path / "tagging" / f"{batch}.parquet").exists():
+    if run.has("tagging", batch):
         return TaggedBatch(batch, resumed=True)
     counts = steps.tag(settings, run, [batch])
     _maybe_fail(settings, run, "tag", batch)
@@ -292,7 +291,7 @@ def load(settings: Settings, run_path: str, trigger: str = "airflow") -> LoadedR
     """``steps.load``: register the plan's new feeds and load the run, one transaction each;
     then remove its staged files. Idempotent: a run that is already loaded (a retry after the
     commit) changes nothing."""
-    run = RunDir(Path(run_path))
+    run = RunDir(run_path)
     run_id = run.run_id
     if not run.path.exists():
         with Store(settings.lake, lock_wait=settings.load_lock_wait) as store:
@@ -423,7 +422,8 @@ def remove_stale_runs(settings: Settings, older_than: timedelta | None = None) -
     store = Store(settings.lake, read_only=True) if store_exists(settings.lake) else None
     try:
         for run in candidates:
-            if run.path.stat().st_mtime > cutoff:
+            started = run.started_at()
+            if started is not None and started > cutoff:
                 continue
             loaded = store is not None and store.is_run_loaded(run.run_id)
             if loaded or not run.files("polls"):

@@ -1,0 +1,189 @@
+"""The scaled-out shape, for real: `make cluster`'s processes (scripts/cluster.py) on this
+machine: PostgreSQL holding Airflow's metadata and the lake's catalog, Redis as Celery's
+broker, an S3-compatible server (moto) as the bucket, Airflow's api-server, scheduler and
+dag-processor, and two Celery workers, each with a data folder of its own. The workers share
+nothing but the catalog and the bucket; the staged files of a run travel through the bucket.
+
+One cluster per module (starting it costs about a minute on two cores)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+from newsflow.config import LakeLocation
+from newsflow.demo.newsroom import Newsroom
+
+from tests.test_crashes import Ingest, snapshot
+
+pytestmark = [pytest.mark.slow, pytest.mark.airflow, pytest.mark.xdist_group("cluster")]
+
+ROOT = Path(__file__).resolve().parents[1]
+N_FEEDS = 4  # of the sample newsroom's feeds: 20 articles on one host
+# The settings a user changes for a cluster on a loopback newsroom, and batches small enough
+# that several tasks of one stage run at once (so both workers get work). Politeness, timeouts
+# and tagging stay at their defaults.
+WORKER_SETTINGS = {
+    "NEWSFLOW_ALLOW_PRIVATE": "1",
+    "NEWSFLOW_FEEDS_PER_BATCH": "1",
+    "NEWSFLOW_ARTICLE_BATCH_SIZE": "5",
+    "NEWSFLOW_TAG_WORKERS": "1",
+    "NEWSFLOW_EXTRACT_WORKERS": "1",
+    "NEWSFLOW_RETRY_DELAY_SECONDS": "5",
+    # The DAG files do not change during a test: parsed once, not every 30 s.
+    "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
+}
+
+
+@pytest.fixture(scope="module")
+def newsroom(tmp_path_factory):
+    with Newsroom() as server:
+        lines = ["feeds:"]
+        for feed in server.feeds[:N_FEEDS]:
+            lines += [f"  - url: {feed.url}", f"    name: {feed.name}"]
+        feeds_file = tmp_path_factory.mktemp("feeds") / "feeds.yaml"
+        feeds_file.write_text("\n".join(lines) + "\n")
+        yield server, feeds_file
+
+
+@pytest.fixture(scope="module")
+def cluster(newsroom, tmp_path_factory):
+    sys.path.insert(0, str(ROOT))
+    from scripts.cluster import Cluster
+
+    _, feeds_file = newsroom
+    pg_root = Path(tempfile.mkdtemp(prefix="newsflow-cluster-pg-"))
+    shape = Cluster(
+        tmp_path_factory.mktemp("cluster"),
+        workers=2,
+        feeds=feeds_file,
+        extra_env=WORKER_SETTINGS,
+        paused=True,
+        concurrency=1,
+        postgres_root=pg_root,
+        triggerer=False,
+    )
+    try:
+        shape.start()
+    except Exception as exc:
+        logs = "\n".join(f"== {n}\n{shape.tail(n)}" for n in shape.procs)
+        shape.stop()
+        shutil.rmtree(pg_root, ignore_errors=True)
+        pytest.fail(f"the cluster did not start: {exc}\n{logs}")
+    yield shape
+    shape.stop()
+    shutil.rmtree(pg_root, ignore_errors=True)
+
+
+def metadata(cluster) -> psycopg.Connection:
+    return psycopg.connect(cluster.pg.database("airflow"), autocommit=True)
+
+
+def airflow(cluster, *args: str) -> str:
+    return cluster._airflow(*args, env=cluster.env(cluster.root / "control"))
+
+
+def run_to_end(cluster, dag_id: str, trigger: bool = False, timeout: float = 400) -> dict:
+    """Unpause ``dag_id`` once the dag-processor has parsed it (its schedule starts a run),
+    or trigger a run of it; wait for its first run to end: its state and task instances
+    (task, map index, state, host, try)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if trigger:
+                airflow(cluster, "dags", "trigger", dag_id)
+            airflow(cluster, "dags", "unpause", dag_id)
+            break
+        except RuntimeError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(3)
+    with metadata(cluster) as db:
+        while time.monotonic() < deadline:
+            row = db.execute(
+                "select run_id, state from dag_run where dag_id = %s order by id limit 1",
+                [dag_id],
+            ).fetchone()
+            if row and row[1] in ("success", "failed"):
+                tis = db.execute(
+                    "select task_id, map_index, state, hostname, try_number from task_instance"
+                    " where dag_id = %s and run_id = %s order by task_id, map_index",
+                    [dag_id, row[0]],
+                ).fetchall()
+                return {"state": row[1], "tis": tis}
+            time.sleep(2)
+    logs = "\n".join(f"== {n}\n{cluster.tail(n)}" for n in cluster.procs)
+    raise AssertionError(f"{dag_id} did not finish within {timeout:g} s:\n{logs}")
+
+
+def failed_task_logs(cluster, dag_id: str) -> str:
+    logs = cluster.root / "airflow" / "logs" / f"dag_id={dag_id}"
+    errors = []
+    for path in sorted(logs.rglob("*.log")):
+        for line in path.read_text(errors="replace").splitlines():
+            if '"level":"error"' in line:
+                errors.append(f"{path.relative_to(logs)}: {json.loads(line).get('event')}")
+    return "\n".join(errors[:20])
+
+
+def test_a_two_worker_cluster_ingests_the_newsroom_as_one_process_would(
+    cluster, newsroom, tmp_path, monkeypatch
+):
+    ingest = run_to_end(cluster, "news_ingest")
+    assert ingest["state"] == "success", failed_task_logs(cluster, "news_ingest")
+    tis = ingest["tis"]
+    assert all(state == "success" for _, _, state, _, _ in tis), tis
+    hosts = {host for _, _, _, host, _ in tis}
+    assert hosts == {"worker-1", "worker-2"}, f"tasks ran on {hosts}, not on both workers"
+    assert {task for task, *_ in tis} >= {"plan", "poll", "fetch_extract", "tag", "load"}
+
+    # The same newsroom through one `newsflow ingest` process: the same rows.
+    _, feeds_file = newsroom
+    single = Ingest(tmp_path / "single", feeds_file, {})
+    done = single.run()
+    assert done.returncode == 0, done.stderr[-2000:]
+    reference = snapshot(single.db)
+    env = cluster.client_env()
+    lake = LakeLocation.of(
+        env["NEWSFLOW_CATALOG"],
+        env["NEWSFLOW_DATA_PATH"],
+        Path(env["NEWSFLOW_DATA_DIR"]),
+        Path(env["NEWSFLOW_SEARCH_PATH"]),
+    )
+    for name, value in cluster.s3_env.items():
+        monkeypatch.setenv(name, value)
+    stored = snapshot(lake)
+    assert len(stored.article_ids) == 5 * N_FEEDS
+    assert not any(stored.duplicates.values()), stored.duplicates
+    assert stored.article_ids == reference.article_ids
+    for table in ("articles", "article_entities", "article_topics"):
+        assert stored.counts[table] == reference.counts[table], table
+    assert stored.entities == reference.entities and stored.topics == reference.topics
+
+    # Nothing staged is left in the bucket, and no worker's folder holds a run's files.
+    workers = (cluster.root / "workers").iterdir()
+    staged = [p for worker in workers for p in worker.rglob("*.parquet")]
+    assert staged == []
+
+
+def test_news_search_runs_on_the_cluster_after_the_load(cluster):
+    search = run_to_end(cluster, "news_search", trigger=True)
+    assert search["state"] == "success", failed_task_logs(cluster, "news_search")
+
+
+def test_a_client_reads_the_store_with_the_settings_the_cluster_wrote(cluster):
+    env_file = cluster.root / "newsflow.env"
+    command = (
+        f"set -a; . {env_file}; set +a;"
+        f" {ROOT}/.venv/bin/newsflow sql 'select count(*) as n from articles'"
+    )
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert str(5 * N_FEEDS) in done.stdout, done.stdout
