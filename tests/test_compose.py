@@ -43,6 +43,17 @@ def test_the_multi_machine_shape():
     assert "newsflow-data" in COMPOSE["volumes"]
 
 
+def test_the_cluster_and_docker_compose_give_the_components_the_same_settings():
+    """`make cluster` (scripts/cluster.py) and docker-compose.yml describe one shape: every
+    setting the cluster gives its components, docker-compose gives them too."""
+    from scripts.cluster import AIRFLOW_SETTINGS
+
+    common = COMPOSE["x-airflow-common"]["environment"]
+    missing = sorted(set(AIRFLOW_SETTINGS) - set(common))
+    assert not missing, f"docker-compose.yml lacks {missing}"
+    assert common["AIRFLOW__CORE__EXECUTOR"] == AIRFLOW_SETTINGS["AIRFLOW__CORE__EXECUTOR"]
+
+
 def test_secrets_come_from_env_without_defaults():
     text = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
     example = (ROOT / ".env.example").read_text(encoding="utf-8")
