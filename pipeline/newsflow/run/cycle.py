@@ -28,7 +28,6 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import duckdb
 
@@ -46,15 +45,12 @@ from newsflow.run import steps
 from newsflow.staging import RunDir, is_disk_full, is_disk_full_at, pending_runs
 
 LOGGER = logging.getLogger(__name__)
-LOCK_NAME = "ingest.lock"
 
 
 class IngestLock(FileLock):
-    """An exclusive lock on a runs folder for the length of one cycle (``flock`` on
-    ``<runs_dir>/ingest.lock``, which holds the holder's pid for the messages)."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
+    """An exclusive lock on a store's CLI runs for the length of one cycle (``flock`` on
+    ``Settings.ingest_lock_path``, on this machine's disk even when runs stage in a bucket;
+    it holds the holder's pid for the messages)."""
 
     def acquire(self, wait: float, before_waiting: Callable[[], None] | None = None) -> None:
         """Take the lock, waiting up to ``wait`` seconds; ``before_waiting`` runs first when
