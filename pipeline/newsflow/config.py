@@ -13,12 +13,9 @@ import re
 import signal
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from newsflow import __version__
-
-if TYPE_CHECKING:
-    from newsflow.staging import StagedPath
+from newsflow.staging import StagedPath
 
 LOGGER = logging.getLogger(__name__)
 
@@ -251,15 +248,11 @@ class Settings:
 
     @property
     def runs_dir(self) -> StagedPath:
-        from newsflow.staging import StagedPath  # pyarrow: not for every CLI start
-
         # One folder per store: a run staged for one store is never loaded into another.
         return StagedPath(self.runs_path or self.data_dir) / "runs" / self.lake.name
 
     @property
     def airflow_runs_dir(self) -> StagedPath:
-        from newsflow.staging import StagedPath
-
         # Scheduler runs stage apart from CLI runs, so a CLI cycle never resumes or discards a
         # run whose tasks are still in flight.
         return StagedPath(self.runs_path or self.data_dir) / "airflow-runs" / self.lake.name

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fnmatch
+import functools
 import json
 import os
 import secrets
@@ -33,10 +34,11 @@ import tempfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
+if TYPE_CHECKING:  # pyarrow is imported on first use: Settings (config.py) imports this module
+    import pyarrow as pa
+    import pyarrow.fs as pafs
 
 
 class StagedPath:
@@ -59,7 +61,7 @@ class StagedPath:
             self.fs = _s3()
             self._path = text[len("s3://") :].rstrip("/")
         else:
-            self.fs = _LOCAL
+            self.fs = _local()
             self._path = str(Path(text).absolute())
 
     def _at(self, path: str) -> StagedPath:
@@ -111,10 +113,14 @@ class StagedPath:
         return self.fs.get_file_info(self._path)
 
     def exists(self) -> bool:
-        return self._info().type != pafs.FileType.NotFound
+        from pyarrow.fs import FileType
+
+        return self._info().type != FileType.NotFound
 
     def is_dir(self) -> bool:
-        return self._info().type == pafs.FileType.Directory
+        from pyarrow.fs import FileType
+
+        return self._info().type == FileType.Directory
 
     def mtime(self) -> float | None:
         """When the file was last written (seconds since the epoch); None for a folder in a
@@ -124,7 +130,9 @@ class StagedPath:
 
     def iterdir(self) -> list[StagedPath]:
         """What the folder holds (nothing when it does not exist), sorted by name."""
-        selector = pafs.FileSelector(self._path, allow_not_found=True)
+        from pyarrow.fs import FileSelector
+
+        selector = FileSelector(self._path, allow_not_found=True)
         return sorted(self._at(i.path.rstrip("/")) for i in self.fs.get_file_info(selector))
 
     def glob(self, pattern: str) -> list[StagedPath]:
@@ -174,9 +182,13 @@ class StagedPath:
             shutil.rmtree(self._path, ignore_errors=True)
 
     def read_table(self, **options) -> pa.Table:
+        import pyarrow.parquet as pq
+
         return pq.read_table(self._path, filesystem=self.fs, **options)
 
     def write_table(self, table: pa.Table) -> None:
+        import pyarrow.parquet as pq
+
         _write_whole(
             self,
             lambda tmp: pq.write_table(table, tmp._path, filesystem=tmp.fs, compression="zstd"),
@@ -189,10 +201,16 @@ class StagedPath:
         return Path(self._path)
 
 
-_LOCAL = pafs.LocalFileSystem()
+@functools.cache
+def _local() -> pafs.LocalFileSystem:
+    from pyarrow.fs import LocalFileSystem
+
+    return LocalFileSystem()
 
 
 def _s3() -> pafs.S3FileSystem:
+    from pyarrow import fs as pafs
+
     """pyarrow's S3 file system from the variables every S3 client reads (the lake's data
     files are reached with the same ones): AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
     (AWS_SESSION_TOKEN), AWS_REGION and, for an S3-compatible service, AWS_ENDPOINT_URL_S3 or
@@ -267,6 +285,8 @@ class RunDir:
     def write(self, kind: str, batch: str, rows: list[dict], schema: pa.Schema) -> StagedPath:
         target = self.path / kind / f"{batch}.parquet"
         target.parent.mkdir()
+        import pyarrow as pa
+
         target.write_table(pa.Table.from_pylist(rows, schema=schema))
         return target
 
@@ -288,6 +308,8 @@ class RunDir:
             return
         with tempfile.TemporaryDirectory(prefix="newsflow-run-") as tmp:
             copy = Path(tmp) / self.run_id
+            from pyarrow import fs as pafs
+
             selector = pafs.FileSelector(self.path._path, recursive=True)
             for info in self.path.fs.get_file_info(selector):
                 if info.type != pafs.FileType.File:
@@ -295,7 +317,7 @@ class RunDir:
                 target = copy / info.path[len(self.path._path) + 1 :]
                 target.parent.mkdir(parents=True, exist_ok=True)
                 pafs.copy_files(info.path, str(target), source_filesystem=self.path.fs,
-                                destination_filesystem=_LOCAL)  # fmt: skip
+                                destination_filesystem=_local())  # fmt: skip
             copy.mkdir(parents=True, exist_ok=True)
             yield RunDir(copy)
 
