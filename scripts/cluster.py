@@ -254,6 +254,9 @@ class Cluster:
                     "--concurrency",
                     str(self.concurrency),
                     "--skip-serve-logs",
+                    # no start-up handshake with the other workers (nothing to share)
+                    "--without-mingle",
+                    "--without-gossip",
                 ],
                 env,
             )
