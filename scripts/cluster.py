@@ -211,6 +211,10 @@ class Cluster:
         self.services.append(self.pg)
         self.pg.start()
         self.pg.database("airflow")
+        if not os.environ.get("CLUSTER_S3_ENDPOINT"):
+            # moto's bucket starts empty: a catalog kept from an earlier start would name
+            # data files that are gone, so the lake starts afresh with it.
+            self.pg.drop_database("newsflow_lake")
         self.catalog = self.pg.database("newsflow_lake")
         self.redis = Redis(self.root / "redis")
         self.services.append(self.redis)

@@ -109,6 +109,12 @@ class Postgres:
             self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name)
         return f"dbname={name} host=127.0.0.1 port={self.port} user=postgres"
 
+    def drop_database(self, name: str) -> None:
+        """Remove database ``name`` if it exists."""
+        self._run(
+            "dropdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "--if-exists", name
+        )
+
     def sqlalchemy_url(self, name: str) -> str:
         return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/{name}"
 
