@@ -32,7 +32,7 @@ from tests.helpers import ROOT
 
 SEED = 20260217
 N_FEEDS = 3  # of the newsroom's feeds: 15 articles, enough for three article batches of five
-KILL_POINTS = 6  # kills at a random delay after start (the injected points cover each phase)
+KILL_POINTS = 4  # kills at a random delay after start (the injected points cover each phase)
 # Kills the ingest gives itself at each of these points (NEWSFLOW_FAULT_INJECT=kill:POINT):
 # after staging polls, each extracted and each tagged batch, at each step inside the load's
 # transaction, after its commit, and before the staged files are removed.

@@ -99,6 +99,9 @@ def lake_env(settings: Settings) -> dict:
     return env
 
 
+# On each kind of catalog (how readers and the writer's lock meet); where the data files are
+# (a folder or a bucket) changes nothing in that, and the other tests here cover the bucket.
+@pytest.mark.parametrize("lake_settings", ["sqlite", "postgres"], indirect=True)
 def test_an_analyst_holding_a_connection_open_never_delays_a_load(
     tmp_path, site, lake_settings, default_settings
 ):
@@ -120,7 +123,7 @@ def test_an_analyst_holding_a_connection_open_never_delays_a_load(
     try:
         assert analyst.stdout.readline().strip() == "reading"
         loads = []
-        for cycle in range(2, 7):  # 5 more cycles, each bringing one more article
+        for cycle in range(2, 5):  # 3 more cycles, each bringing one more article
             serve_items(site, cycle)
             started = time.monotonic()
             with Store(settings.lake, lock_wait=settings.load_lock_wait) as store:
@@ -138,7 +141,7 @@ def test_an_analyst_holding_a_connection_open_never_delays_a_load(
     finally:
         stop.touch()
         analyst.wait(timeout=30)
-    assert [n for n, _ in loads] == [1] * 5
+    assert [n for n, _ in loads] == [1] * 3
     # Each cycle polls once and fetches one page (1 s politeness pause at most): far from the
     # 300 s a load used to wait for a reader's lock.
     assert all(seconds < 30 for _, seconds in loads), loads
@@ -147,7 +150,7 @@ def test_an_analyst_holding_a_connection_open_never_delays_a_load(
     # never a partial run: the articles are always exactly those the visible runs loaded
     assert all(n == loaded for n, loaded, _ in seen), [s for s in seen if s[0] != s[1]][:3]
     counts = [n for n, _, _ in seen]
-    assert counts == sorted(counts) and set(range(1, 7)) <= set(counts)
+    assert counts == sorted(counts) and set(range(1, 5)) <= set(counts)
 
 
 def test_keys_stay_unique_through_reloads_retries_and_repeated_items(tmp_path, site, lake_settings):
