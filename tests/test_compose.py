@@ -61,3 +61,19 @@ def test_secrets_come_from_env_without_defaults():
         # ${NAME:?message}: docker-compose refuses to run without it
         assert re.search(r"\$\{" + re.escape(name) + r":\?", text), name
         assert re.search(rf"^{re.escape(name)}=change-me", example, flags=re.M), name
+
+
+def test_the_airflow_group_is_installed_at_its_pins_and_matches_the_image():
+    """The Celery stack runs at the versions pyproject.toml pins (what uv.lock installs; the
+    cluster tests run it), and docker-compose's image is built on the same Airflow release."""
+    import importlib.metadata
+    import tomllib
+
+    pins = tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]["airflow"]
+    for pin in pins:
+        name, _, version = pin.partition("==")
+        assert version, f"{pin} is not pinned"
+        assert importlib.metadata.version(name) == version, name
+    airflow = next(p.partition("==")[2] for p in pins if p.startswith("apache-airflow=="))
+    dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
+    assert f"apache/airflow:{airflow}-" in dockerfile
