@@ -207,17 +207,10 @@ class S3Server:
 
 def create_bucket(bucket: str, env: dict[str, str]) -> None:
     """Create ``bucket`` on the S3-compatible service ``env`` points at, unless it exists."""
+    from newsflow.staging import s3_filesystem
     from pyarrow import fs
 
-    endpoint = env.get("AWS_ENDPOINT_URL", "")
-    scheme, _, host = endpoint.partition("://")
-    s3 = fs.S3FileSystem(
-        access_key=env.get("AWS_ACCESS_KEY_ID"),
-        secret_key=env.get("AWS_SECRET_ACCESS_KEY"),
-        region=env.get("AWS_REGION") or "us-east-1",
-        allow_bucket_creation=True,
-        **({"endpoint_override": host, "scheme": scheme} if endpoint else {}),
-    )
+    s3 = s3_filesystem(env, allow_bucket_creation=True)
     if s3.get_file_info(bucket).type == fs.FileType.NotFound:
         s3.create_dir(bucket)
 

@@ -31,7 +31,7 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -209,13 +209,23 @@ def _local() -> pafs.LocalFileSystem:
 
 
 def _s3() -> pafs.S3FileSystem:
-    from pyarrow import fs as pafs
+    """The S3 file system of this process's ``AWS_*`` variables: one client per set of them,
+    not one for every path."""
+    return _s3_cached(tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_"))))
 
+
+@functools.cache
+def _s3_cached(env: tuple[tuple[str, str], ...]) -> pafs.S3FileSystem:
+    return s3_filesystem(dict(env))
+
+
+def s3_filesystem(env: Mapping[str, str], **extra) -> pafs.S3FileSystem:
     """pyarrow's S3 file system from the variables every S3 client reads (the lake's data
     files are reached with the same ones): AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
     (AWS_SESSION_TOKEN), AWS_REGION and, for an S3-compatible service, AWS_ENDPOINT_URL_S3 or
-    AWS_ENDPOINT_URL."""
-    env = os.environ
+    AWS_ENDPOINT_URL; ``extra`` options for pyarrow (e.g. ``allow_bucket_creation``)."""
+    from pyarrow import fs as pafs
+
     options: dict = {
         "region": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
         # A failing bucket fails the task within seconds (Airflow retries it), not after
@@ -234,7 +244,7 @@ def _s3() -> pafs.S3FileSystem:
         scheme, _, host = endpoint.partition("://")
         options["endpoint_override"] = host.rstrip("/")
         options["scheme"] = scheme
-    return pafs.S3FileSystem(**options)
+    return pafs.S3FileSystem(**options, **extra)
 
 
 def new_run_id(now: datetime | None = None) -> str:
