@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import psycopg
+from newsflow.fetching.feedlist import to_yaml
 
 from benchmarks.common import run_main
 from benchmarks.frontier import FlakyNewsroom, max_rate, min_gap
@@ -38,10 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def feeds_yaml(room: FlakyNewsroom, path: Path) -> Path:
-    lines = ["feeds:"]
-    for spec in room.feeds:
-        lines += [f"  - url: {spec.url}", f"    name: {spec.name!r}"]
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(to_yaml([{"url": s.url, "title": s.name} for s in room.feeds]))
     return path
 
 

@@ -105,3 +105,11 @@ def entity_count_errors(store) -> dict[str, list]:
         """
     )[1]
     return {k: v for k, v in (("keys", keys), ("entities", entities)) if v}
+
+
+def feed_file(specs, path: Path) -> Path:
+    """The feed list of ``specs`` (FeedSpecs), written to ``path`` as a user's feeds.yaml."""
+    from newsflow.fetching.feedlist import to_yaml
+
+    path.write_text(to_yaml([{"url": s.url, "title": s.name} for s in specs]), encoding="utf-8")
+    return path

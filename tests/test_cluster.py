@@ -21,6 +21,7 @@ import pytest
 from newsflow.config import LakeLocation
 from newsflow.demo.newsroom import Newsroom
 
+from tests.helpers import feed_file
 from tests.test_crashes import Ingest, snapshot
 
 pytestmark = [pytest.mark.slow, pytest.mark.airflow, pytest.mark.xdist_group("cluster")]
@@ -45,12 +46,8 @@ WORKER_SETTINGS = {
 @pytest.fixture(scope="module")
 def newsroom(tmp_path_factory):
     with Newsroom() as server:
-        lines = ["feeds:"]
-        for feed in server.feeds[:N_FEEDS]:
-            lines += [f"  - url: {feed.url}", f"    name: {feed.name}"]
-        feeds_file = tmp_path_factory.mktemp("feeds") / "feeds.yaml"
-        feeds_file.write_text("\n".join(lines) + "\n")
-        yield server, feeds_file
+        folder = tmp_path_factory.mktemp("feeds")
+        yield server, feed_file(server.feeds[:N_FEEDS], folder / "feeds.yaml")
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ from newsflow.db.store import Store, connect, store_exists
 from newsflow.demo.newsroom import Newsroom
 from newsflow.run import tasks
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, feed_file
 
 SEED = 20260217
 N_FEEDS = 3  # of the newsroom's feeds: 15 articles, enough for three article batches of five
@@ -285,12 +285,8 @@ def snapshot_safe(db: Path) -> bool:
 @pytest.fixture(scope="module")
 def newsroom(tmp_path_factory):
     with Newsroom() as server:
-        lines = ["feeds:"]
-        for feed in server.feeds[:N_FEEDS]:
-            lines += [f"  - url: {feed.url}", f"    name: {feed.name}"]
-        feeds_file = tmp_path_factory.mktemp("feeds") / "feeds.yaml"
-        feeds_file.write_text("\n".join(lines) + "\n")
-        yield server, feeds_file
+        folder = tmp_path_factory.mktemp("feeds")
+        yield server, feed_file(server.feeds[:N_FEEDS], folder / "feeds.yaml")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from newsflow.fetching.feedlist import FeedSpec, load_feed_file
 from newsflow.fetching.urls import article_id, canonicalize
 from newsflow.run.cycle import run_cycle
 
-from tests.helpers import article_page, bundled_page, bundled_slugs, rss, with_settings
+from tests.helpers import article_page, bundled_page, bundled_slugs, feed_file, rss, with_settings
 
 SLUGS = bundled_slugs()
 
@@ -73,14 +73,7 @@ def serve_world(site):
 
 
 def write_feeds(tmp_path, specs):
-    lines = ["feeds:"]
-    for s in specs:
-        lines.append(f"  - url: {s.url}")
-        if s.name:
-            lines.append(f"    name: {s.name}")
-    path = tmp_path / "feeds.yaml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return feed_file(specs, tmp_path / "feeds.yaml")
 
 
 def counts(store):
