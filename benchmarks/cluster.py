@@ -68,7 +68,7 @@ def one_run(workers: int, big_pages: int, log) -> dict:
             deadline = time.monotonic() + 300
             while True:
                 try:
-                    cluster._airflow("dags", "unpause", "news_ingest", env=env)
+                    cluster.airflow_cli("dags", "unpause", "news_ingest", env=env)
                     break
                 except RuntimeError:
                     if time.monotonic() > deadline:

@@ -192,7 +192,8 @@ class Cluster:
         self.procs[name] = proc
         return proc
 
-    def _airflow(self, *args: str, env: dict[str, str]) -> str:
+    def airflow_cli(self, *args: str, env: dict[str, str]) -> str:
+        """`airflow ARGS` with ``env`` (a component's, `env()`); its output, or RuntimeError."""
         done = subprocess.run(
             [str(VENV_BIN / "airflow"), *args],
             env=env,
@@ -234,8 +235,8 @@ class Cluster:
             self.s3_env = s3.env
         create_bucket(self.bucket, self.s3_env)
         control = self.env(self.root / "control")
-        self._airflow("db", "migrate", env=control)
-        self._airflow(
+        self.airflow_cli("db", "migrate", env=control)
+        self.airflow_cli(
             "pools", "set", "lake_writer", "1", "newsflow: the lake's single writer", env=control
         )
         airflow = str(VENV_BIN / "airflow")

@@ -84,7 +84,7 @@ def metadata(cluster) -> psycopg.Connection:
 
 
 def airflow(cluster, *args: str) -> str:
-    return cluster._airflow(*args, env=cluster.env(cluster.root / "control"))
+    return cluster.airflow_cli(*args, env=cluster.env(cluster.root / "control"))
 
 
 def run_to_end(cluster, dag_id: str, trigger: bool = False, timeout: float = 400) -> dict:
