@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shlex
 import signal
@@ -275,16 +276,29 @@ class Cluster:
         return self
 
     def _wait_ready(self, timeout: float = 180) -> None:
+        """Until the api-server answers its health check and every Celery worker has said it
+        is ready (consuming from the broker): a run started before a worker is ready gets all
+        its tasks on the others."""
         deadline = time.monotonic() + timeout
+        waiting = ["api-server", *(f"worker-{n}" for n in range(1, self.workers + 1))]
         while time.monotonic() < deadline:
             for name, proc in self.procs.items():
                 if proc.poll() is not None:
                     raise RuntimeError(f"{name} exited ({proc.returncode}): {self.tail(name)}")
-            with contextlib.suppress(OSError):
-                urllib.request.urlopen(f"{self.api_url}/api/v2/monitor/health", timeout=5)
+            if "api-server" in waiting:
+                with contextlib.suppress(OSError):
+                    urllib.request.urlopen(f"{self.api_url}/api/v2/monitor/health", timeout=5)
+                    waiting.remove("api-server")
+            for name in [w for w in waiting if w.startswith("worker-")]:
+                log = self.root / "logs" / f"{name}.log"
+                if log.exists() and re.search(
+                    rf"\b{name}@\S+ ready\.", log.read_text(errors="replace")
+                ):
+                    waiting.remove(name)
+            if not waiting:
                 return
             time.sleep(1)
-        raise RuntimeError(f"the Airflow api-server was not healthy within {timeout:g} s")
+        raise RuntimeError(f"not ready within {timeout:g} s: {', '.join(waiting)}")
 
     def tail(self, name: str, lines: int = 30) -> str:
         path = self.root / "logs" / f"{name}.log"

@@ -8,12 +8,14 @@ One cluster per module (starting it costs about a minute on two cores)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import psycopg
@@ -27,10 +29,11 @@ from tests.test_crashes import Ingest, snapshot
 pytestmark = [pytest.mark.slow, pytest.mark.airflow, pytest.mark.xdist_group("cluster")]
 
 ROOT = Path(__file__).resolve().parents[1]
-N_FEEDS = 4  # of the sample newsroom's feeds: 20 articles on one host
+N_FEEDS = 2  # per host, of the sample newsroom's feeds: 10 articles on each host
+HOSTS = ("127.0.0.1", "127.0.0.2")
 # The settings a user changes for a cluster on a loopback newsroom, and batches small enough
-# that several tasks of one stage run at once (so both workers get work). Politeness, timeouts
-# and tagging stay at their defaults.
+# that each stage has a task per host and both run at once (so both workers get work).
+# Politeness, timeouts and tagging stay at their defaults.
 WORKER_SETTINGS = {
     "NEWSFLOW_ALLOW_PRIVATE": "1",
     "NEWSFLOW_FEEDS_PER_BATCH": "1",
@@ -45,9 +48,11 @@ WORKER_SETTINGS = {
 
 @pytest.fixture(scope="module")
 def newsroom(tmp_path_factory):
-    with Newsroom() as server:
+    """The sample newsroom on two hosts (two loopback addresses), two feeds from each."""
+    with Newsroom(host=HOSTS[0]) as one, Newsroom(host=HOSTS[1]) as two:
         folder = tmp_path_factory.mktemp("feeds")
-        yield server, feed_file(server.feeds[:N_FEEDS], folder / "feeds.yaml")
+        feeds = [*one.feeds[:N_FEEDS], *two.feeds[:N_FEEDS]]
+        yield (one, two), feed_file(feeds, folder / "feeds.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +145,16 @@ def test_a_two_worker_cluster_ingests_the_newsroom_as_one_process_would(
     hosts = {host for _, _, _, host, _ in tis}
     assert hosts == {"worker-1", "worker-2"}, f"tasks ran on {hosts}, not on both workers"
     assert {task for task, *_ in tis} >= {"plan", "poll", "fetch_extract", "tag", "load"}
+    per_task = Counter(task for task, *_ in tis)
+    assert per_task["poll"] == per_task["fetch_extract"] == len(HOSTS), per_task
+
+    # Politeness held across the workers: at each news host, no more requests in flight than
+    # the default two, and never two starting within the default second.
+    servers, _ = newsroom
+    for server in servers:
+        assert server.max_in_flight <= 2, server.base_url
+        gaps = [b - a for a, b in itertools.pairwise(sorted(server.starts))]
+        assert len(server.starts) > 5 * N_FEEDS and min(gaps) >= 0.95, (server.base_url, gaps)
 
     # The same newsroom through one `newsflow ingest` process: the same rows.
     _, feeds_file = newsroom
@@ -157,7 +172,7 @@ def test_a_two_worker_cluster_ingests_the_newsroom_as_one_process_would(
     for name, value in cluster.s3_env.items():
         monkeypatch.setenv(name, value)
     stored = snapshot(lake)
-    assert len(stored.article_ids) == 5 * N_FEEDS
+    assert len(stored.article_ids) == 5 * N_FEEDS * len(HOSTS)
     assert not any(stored.duplicates.values()), stored.duplicates
     assert stored.article_ids == reference.article_ids
     for table in ("articles", "article_entities", "article_topics"):
@@ -183,4 +198,4 @@ def test_a_client_reads_the_store_with_the_settings_the_cluster_wrote(cluster):
     )
     done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert str(5 * N_FEEDS) in done.stdout, done.stdout
+    assert str(5 * N_FEEDS * len(HOSTS)) in done.stdout, done.stdout

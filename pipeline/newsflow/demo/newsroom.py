@@ -55,6 +55,11 @@ class SiteServer:
         self.routes: dict[str, Route] = dict(routes or {})
         self.hits: Counter[str] = Counter()
         self.request_headers: list[tuple[str, dict]] = []
+        # What politeness is judged by at the server: when each request started (monotonic
+        # seconds) and the most requests it had in flight at once.
+        self.starts: list[float] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
         self._lock = threading.Lock()
         server = self
 
@@ -66,7 +71,15 @@ class SiteServer:
                 pass
 
             def do_GET(self) -> None:
-                server._serve(self)
+                with server._lock:
+                    server.starts.append(time.monotonic())
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    server._serve(self)
+                finally:
+                    with server._lock:
+                        server.in_flight -= 1
 
         # Any 127.x.y.z address works on Linux's loopback: one server per address stands in
         # for one host of the news web.
@@ -165,8 +178,8 @@ def newsroom_feeds(base_url: str) -> list[FeedSpec]:
 class Newsroom(SiteServer):
     """The bundled sample newsroom."""
 
-    def __init__(self, port: int = 0) -> None:
-        super().__init__(port=port)
+    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
+        super().__init__(port=port, host=host)
         self.routes.update(newsroom_routes(self.base_url))
 
     @property
