@@ -67,6 +67,7 @@ AIRFLOW_SETTINGS = {
     "NEWSFLOW_CATALOG": "postgres:{catalog}",
     "NEWSFLOW_DATA_PATH": "s3://{bucket}/lake",
     "NEWSFLOW_RUNS_PATH": "s3://{bucket}/staged",
+    "NEWSFLOW_SEARCH_PATH": "s3://{bucket}/search",
     "NEWSFLOW_FEEDS": "{feeds}",
 }
 
@@ -152,9 +153,8 @@ class Cluster:
                     self.root / "airflow" / "simple_auth_manager_passwords.json.generated"
                 ),
                 "AIRFLOW__CORE__HOSTNAME_CALLABLE": "newsflow.procs.worker_name",
+                # Its own folder: the search index's cache, the CLI's lock, its temp files.
                 "NEWSFLOW_DATA_DIR": str(data_dir),
-                # The search index: a cache of this component's own (rebuilt from the lake).
-                "NEWSFLOW_SEARCH_PATH": str(data_dir / "search"),
             }
         )
         env.update(self.extra_env)

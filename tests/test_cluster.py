@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -190,12 +191,24 @@ def test_news_search_runs_on_the_cluster_after_the_load(cluster):
     assert search["state"] == "success", failed_task_logs(cluster, "news_search")
 
 
-def test_a_client_reads_the_store_with_the_settings_the_cluster_wrote(cluster):
+def test_a_client_reads_and_searches_the_store_with_the_settings_the_cluster_wrote(cluster):
+    """A process with a data folder of its own: the SQL reads the lake, and the search reads
+    the index files a worker uploaded to the bucket, copied into the client's own cache."""
     env_file = cluster.root / "newsflow.env"
-    command = (
-        f"set -a; . {env_file}; set +a;"
-        f" {ROOT}/.venv/bin/newsflow sql 'select count(*) as n from articles'"
-    )
-    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert str(5 * N_FEEDS * len(HOSTS)) in done.stdout, done.stdout
+
+    def client(*args: str) -> str:
+        command = f"set -a; . {env_file}; set +a; {ROOT}/.venv/bin/newsflow " + " ".join(
+            shlex.quote(a) for a in args
+        )
+        done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    counted = client("sql", "--format", "json", "select count(*) as n from articles")
+    assert json.loads(counted) == [{"n": 5 * N_FEEDS * len(HOSTS)}]
+    titles = json.loads(client("sql", "--format", "json", "select title from articles"))
+    word = max(titles[0]["title"].split(), key=len).strip(".,:;'\"")
+    hits = json.loads(client("search", "--format", "json", word))
+    assert titles[0]["title"] in {h["title"] for h in hits}, (word, hits)
+    cache = cluster.root / "client" / "search-cache"
+    assert list(cache.rglob("shard-*.duckdb")), "the client searched from its own cache"

@@ -43,6 +43,7 @@ INVALID_STR = {
     "catalog": ["", "  ", "nul\x00byte", "postgres:host=db user=me", "old/newsflow.duckdb"],
     "data_path": ["", "  ", "nul\x00byte"],
     "runs_path": ["", "  ", "nul\x00byte", "gs://bucket/runs", "s3://B/runs"],
+    "search_path": ["", "  ", "nul\x00byte", "gs://bucket/search", "s3://B/search"],
     "maintenance_memory_limit": ["1", "lots", "1 gigabyte", "-1GB", "1GB; drop table x"],
 }
 # Any text is a valid fault_inject ("TASK:BATCH"; it only selects a task to fail in tests).
@@ -230,6 +231,17 @@ def test_data_files_on_object_storage_are_s3_urls_and_need_a_search_folder_with_
         {**postgres, "NEWSFLOW_DATA_PATH": "s3://news/lake", "NEWSFLOW_SEARCH_PATH": "/mnt/s"}
     )
     assert (s.lake.data_path, s.lake.search_path) == ("s3://news/lake", Path("/mnt/s"))
+    # or a bucket, which each machine caches in its own data folder
+    s = load_settings(
+        {
+            **postgres,
+            "NEWSFLOW_DATA_PATH": "s3://news/lake",
+            "NEWSFLOW_SEARCH_PATH": "s3://news/search/",
+            "NEWSFLOW_DATA_DIR": str(tmp_path),
+        }
+    )
+    assert s.lake.search_bucket == "s3://news/search"
+    assert s.lake.search_path == tmp_path / "search-cache" / "lake"
 
 
 def test_feed_health_thresholds_are_settings():

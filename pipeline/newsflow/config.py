@@ -37,11 +37,14 @@ class LakeLocation:
     """A DuckLake store: ``catalog`` is a SQLite file's path or ``postgres:<libpq string>``;
     ``data_path`` the folder of its Parquet files; ``search_path`` the
     folder of its full-text index files (DuckDB files, rebuilt and renamed into place): beside
-    the catalog for SQLite, beside the data path for Postgres (storage every writer shares)."""
+    the catalog for SQLite, beside the data path for Postgres (storage every writer shares).
+    With ``search_bucket`` (``s3://BUCKET/FOLDER``) the index files live in a bucket, and
+    ``search_path`` is this machine's cache of them (db/search_files.py)."""
 
     catalog: str
     data_path: str
     search_path: Path
+    search_bucket: str = ""
 
     @classmethod
     def of(
@@ -49,9 +52,27 @@ class LakeLocation:
         catalog: str | Path,
         data_path: str | None = None,
         data_dir: Path = Path("data"),
-        search_path: Path | None = None,
+        search_path: str | Path | None = None,
     ) -> LakeLocation:
         catalog = str(catalog)
+        if search_path and str(search_path).startswith("s3://"):
+            bucket = str(search_path).rstrip("/")
+            if not _BUCKET_URL.fullmatch(bucket):
+                raise ConfigError(
+                    f"setting search_path (NEWSFLOW_SEARCH_PATH): {bucket[:200]!r} is not"
+                    " s3://BUCKET/FOLDER with a valid bucket name (3-63 lower-case letters,"
+                    " digits, dots and hyphens)"
+                )
+            # This machine's cache of the bucket's index files, in its own data folder.
+            cache = Path(data_dir).expanduser().absolute() / "search-cache"
+            lake = cls.of(catalog, data_path, data_dir, cache)
+            return cls(lake.catalog, lake.data_path, cache / lake.name, bucket)
+        if search_path and "://" in str(search_path):
+            raise ConfigError(
+                f"setting search_path (NEWSFLOW_SEARCH_PATH): {str(search_path)[:200]!r}: of"
+                " object storage, only S3 and S3-compatible services (s3://BUCKET/FOLDER) are"
+                " supported"
+            )
         search = Path(search_path).expanduser().absolute() if search_path else None
         on_s3 = is_object_storage(data_path) if data_path else False
         if data_path and "://" in data_path and not on_s3:
@@ -60,11 +81,7 @@ class LakeLocation:
                 " storage, only S3 and S3-compatible services (s3://BUCKET/FOLDER) are supported;"
                 " otherwise use a path every machine mounts (NFS, a shared volume)"
             )
-        if (
-            on_s3
-            and data_path is not None
-            and not re.fullmatch(r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?", data_path)
-        ):
+        if on_s3 and data_path is not None and not _BUCKET_URL.fullmatch(data_path):
             raise ConfigError(
                 f"setting data_path (NEWSFLOW_DATA_PATH): {data_path[:200]!r} is not"
                 " s3://BUCKET/FOLDER with a valid bucket name (3-63 lower-case letters, digits,"
@@ -81,9 +98,9 @@ class LakeLocation:
                 if search is None:
                     raise ConfigError(
                         "setting search_path (NEWSFLOW_SEARCH_PATH) is needed with a Postgres"
-                        f" catalog and data files on object storage ({data_path[:200]}): the"
-                        " folder every machine mounts for the full-text index files (DuckDB"
-                        " files, which object storage cannot hold)"
+                        f" catalog and data files on object storage ({data_path[:200]}): a"
+                        " bucket for the full-text index files (s3://BUCKET/FOLDER; each"
+                        " machine keeps a cache of them), or a folder every machine mounts"
                     )
                 return cls(catalog, data_path, search)
             data_path = str(Path(data_path).expanduser().absolute())
@@ -131,6 +148,9 @@ class LakeLocation:
         return _postgres_dbname(self.catalog) if self.is_postgres else Path(self.catalog).stem
 
 
+_BUCKET_URL = re.compile(r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?")
+
+
 def is_object_storage(path: str) -> bool:
     return path.startswith("s3://")
 
@@ -153,8 +173,9 @@ class Settings:
     catalog: str | None = None  # default: <data_dir>/newsflow.sqlite
     data_path: str | None = None  # default: beside a SQLite catalog, <catalog name>.files/
     # The full-text index's files (DuckDB files): default beside a SQLite catalog, or beside
-    # a Postgres catalog's data path; needed with a Postgres catalog and data on s3://.
-    search_path: Path | None = None
+    # a Postgres catalog's data path; needed with a Postgres catalog and data on s3://, where
+    # it is a bucket (s3://BUCKET/FOLDER, cached on each machine) or a folder all mount.
+    search_path: str | None = None
     # Where the staged files of runs live (staging.py): the data folder by default; a bucket,
     # s3://BUCKET/FOLDER, when the tasks of one run may execute on machines sharing no folder.
     runs_path: str | None = None
@@ -299,7 +320,6 @@ def fault_point(point: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL if action == "kill" else signal.SIGSTOP)
 
 
-_RUNS_BUCKET = re.compile(r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?")
 _MEMORY_SIZE = re.compile(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
 _ENV_PREFIX = "NEWSFLOW_"
 # Names that differ from the field names, kept short for the environment.
@@ -315,7 +335,7 @@ _ENV_OTHERS = {
     "WORKER_NAME",
 }
 # Settings that name a store location: a path or a URL, kept as text.
-_LOCATIONS = {"catalog", "data_path", "runs_path"}
+_LOCATIONS = {"catalog", "data_path", "runs_path", "search_path"}
 _KIND_NAMES = {
     "bool": "a boolean (1/0, true/false, yes/no, on/off)",
     "int": "a whole number",
@@ -498,7 +518,7 @@ def _validate(s: Settings) -> None:
             f"{_setting('maintenance_memory_limit')} must be a size such as 1GB, 1500MB or 2GiB"
             f" (or empty for DuckDB's default); got {s.maintenance_memory_limit[:200]!r}"
         )
-    if s.runs_path and "://" in s.runs_path and not _RUNS_BUCKET.fullmatch(s.runs_path):
+    if s.runs_path and "://" in s.runs_path and not _BUCKET_URL.fullmatch(s.runs_path):
         raise ConfigError(
             f"{_setting('runs_path')} must be a folder or s3://BUCKET/FOLDER (an S3 or"
             f" S3-compatible bucket); got {s.runs_path[:200]!r}"

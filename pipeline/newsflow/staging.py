@@ -194,6 +194,31 @@ class StagedPath:
             lambda tmp: pq.write_table(table, tmp._path, filesystem=tmp.fs, compression="zstd"),
         )
 
+    def upload(self, source: Path) -> None:
+        """Copy the local file ``source`` here, streamed, whole or not at all."""
+        from pyarrow.fs import copy_files
+
+        _write_whole(
+            self,
+            lambda tmp: copy_files(
+                str(source), tmp._path, source_filesystem=_local(), destination_filesystem=tmp.fs
+            ),
+        )
+
+    def download(self, target: Path) -> None:
+        """Copy this file to the local ``target``, streamed: to a temporary name renamed into
+        place, so a reader of ``target`` never sees part of it."""
+        from pyarrow.fs import copy_files
+
+        partial = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.part")
+        try:
+            copy_files(
+                self._path, str(partial), source_filesystem=self.fs, destination_filesystem=_local()
+            )
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+
     def local(self) -> Path:
         """The local path of a file on this machine's disk (not for one in a bucket)."""
         if self._remote:

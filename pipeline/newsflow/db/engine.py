@@ -212,13 +212,13 @@ def lake_of(con: duckdb.DuckDBPyConnection) -> LakeLocation:
 
 
 def _lake_json(lake: LakeLocation) -> str:
-    return json.dumps([lake.catalog, lake.data_path, str(lake.search_path)])
+    return json.dumps([lake.catalog, lake.data_path, str(lake.search_path), lake.search_bucket])
 
 
 @functools.lru_cache(maxsize=64)
 def _lake_from_json(text: str) -> LakeLocation:
-    catalog, data_path, search_path = json.loads(text)
-    return LakeLocation(catalog, data_path, Path(search_path))
+    catalog, data_path, search_path, search_bucket = json.loads(text)
+    return LakeLocation(catalog, data_path, Path(search_path), search_bucket)
 
 
 _DATA_PATH_MISMATCH = re.compile(

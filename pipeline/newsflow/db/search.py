@@ -35,6 +35,7 @@ from datetime import datetime
 import duckdb
 
 from newsflow.db.engine import arrow, lake_of, one, sql_string
+from newsflow.db.search_files import local_files
 from newsflow.db.search_index import (  # noqa: F401 (the index API, as callers knew it)
     IGNORE,
     INDEX_SCHEMA,
@@ -191,15 +192,20 @@ def search(
     if not query.strip():
         raise ValueError("the search query is empty")
     load_extension(con)
-    folder = lake_of(con).search_path
-    holder = {
-        shard: name or SHARD_FILE.format(shard)
-        for shard, name in con.execute(
-            "select shard, file from search_index_state where shard is not null order by shard"
+    rows = [
+        (shard, name or SHARD_FILE.format(shard), at)
+        for shard, name, at in con.execute(
+            "select shard, file, built_at from search_index_state where shard is not null"
+            " order by shard"
         ).fetchall()
-    }
-    names = [n for n in dict.fromkeys(holder.values()) if (folder / n).exists()]
-    files = [folder / n for n in names]
+    ]
+    holder = {shard: name for shard, name, _ in rows}
+    built: dict[str, datetime | None] = {}  # each file's build (its shards' rows agree)
+    for _, name, at in rows:
+        built[name] = built.get(name) or at
+    local = local_files(lake_of(con), built)  # copied from a bucket into this machine's cache
+    names = [n for n in built if n in local]
+    files = [local[n] for n in names]
     # A segment skips the shards it holds that a newer file of their own has replaced.
     skips = []
     for name in names:

@@ -10,7 +10,7 @@ import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -24,6 +24,13 @@ from newsflow.db.engine import (
     sql_dir,
     sql_string,
     transaction,
+)
+from newsflow.db.search_files import (
+    SearchUnavailable,
+    install,
+    present,
+    remove_others,
+    stored_name,
 )
 
 SHARD_ARTICLES = 25_000
@@ -43,10 +50,6 @@ INDEX_SCHEMA = "fts_main_docs"
 # the index is built with it and a query is split with it.
 IGNORE = r"(\.|[^a-z])+"
 _counter = itertools.count(1)
-
-
-class SearchUnavailable(StoreError):
-    """The fts extension cannot be loaded or there is no index; the message says how to fix it."""
 
 
 def load_extension(con: duckdb.DuckDBPyConnection) -> None:
@@ -88,6 +91,7 @@ class Shard:
     indexed: int  # articles its file holds (0: no file)
     stale: bool
     file: str | None = None  # the file holding its index: its own, or a segment
+    built_at: datetime | None = None  # when that file was built
 
 
 def shards(
@@ -104,11 +108,12 @@ def shards(
     state = {
         r[0]: r[1:]
         for r in con.execute(
-            "select shard, articles, last_loaded_at, coalesce(file, '') from search_index_state"
-            " where shard is not null"
+            "select shard, articles, last_loaded_at, coalesce(file, ''), built_at"
+            " from search_index_state where shard is not null"
         ).fetchall()
     }
-    folder = lake_of(con).search_path
+    lake = lake_of(con)
+    there = present(lake)
     touched: set[int] = set()
     if changed:
         with arrow(con, "changed_ids", article_id=list(changed)):
@@ -124,12 +129,17 @@ def shards(
         have = state.get(shard)
         file = (have[2] or SHARD_FILE.format(shard)) if have else None
         # a file of another version (its name does not parse) is stale, whatever it holds
-        exists = file is not None and file_range(file) is not None and (folder / file).exists()
+        built = have[3] if have else None
+        exists = (
+            file is not None
+            and file_range(file) is not None
+            and stored_name(lake, file, built) in there
+        )
         indexed = have[0] if have and exists else 0
         stale = (
             have is None or not exists or tuple(have[:2]) != (articles, last) or shard in touched
         )
-        found.append(Shard(shard, articles, last, indexed, stale, file if exists else None))
+        found.append(Shard(shard, articles, last, indexed, stale, file if exists else None, built))
     return found
 
 
@@ -183,29 +193,27 @@ def _build_shard(
 
 
 def _install(con, built: dict[str, Path], assigned: dict[int, str], wanted: Iterable[Shard]):
-    """Rename built files into place (a search holding an old file keeps reading it), record
-    in the lake which file holds each shard (``assigned``: the ones that changed; a fresh
-    shard keeps its file, a stale one not rebuilt loses its row), and delete the files no
-    shard names any more."""
+    """Put built files in place (search_files.install: renamed into the folder, or uploaded
+    to the bucket), record in the lake which file holds each shard and when it was built
+    (``assigned``: the ones that changed; a fresh shard keeps its file and time, a stale one
+    not rebuilt loses its row), and delete the files no shard names any more."""
     wanted = list(wanted)
-    folder = lake_of(con).search_path
-    for name, path in built.items():
-        os.replace(path, folder / name)
-        path.with_name(path.name + ".wal").unlink(missing_ok=True)
+    lake = lake_of(con)
+    now = datetime.now(UTC)
+    install(lake, built, now)
     con.execute("delete from search_index_state")
     keep = set()
     for s in wanted:
         file = assigned.get(s.shard) or (None if s.stale else s.file)
         if file:
-            keep.add(file)
+            built_at = now if s.shard in assigned else s.built_at
+            keep.add(stored_name(lake, file, built_at))
             con.execute(
                 "insert into search_index_state (built_at, articles, shard, last_loaded_at, file)"
-                " values (now(), ?, ?, ?, ?)",
-                [s.articles, s.shard, s.last_loaded_at, file],
+                " values (?, ?, ?, ?, ?)",
+                [built_at, s.articles, s.shard, s.last_loaded_at, file],
             )
-    for old in folder.glob("*.duckdb"):
-        if old.name not in keep and not old.name.startswith("."):
-            old.unlink(missing_ok=True)  # replaced, merged, or of an older version
+    remove_others(lake, keep)
 
 
 def refresh(
@@ -291,8 +299,7 @@ def compact(
 def rebuild_index(con: duckdb.DuckDBPyConnection, size: int = SHARD_ARTICLES) -> float:
     """Rebuild every shard of the index (and the derived tables); seconds taken."""
     started = time.perf_counter()
-    for path in lake_of(con).search_path.glob("*.duckdb"):
-        path.unlink()
+    remove_others(lake_of(con), set())
     refresh(con, size=size)
     return time.perf_counter() - started
 
