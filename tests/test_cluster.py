@@ -10,19 +10,24 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from pathlib import Path
 
 import psycopg
 import pytest
 from newsflow.config import LakeLocation
-from newsflow.demo.newsroom import Newsroom
+from newsflow.demo.newsroom import Newsroom, Route
+from newsflow.fetching.feedlist import FeedSpec
 
 from tests.helpers import feed_file
 from tests.test_crashes import Ingest, snapshot
@@ -42,6 +47,9 @@ WORKER_SETTINGS = {
     "NEWSFLOW_TAG_WORKERS": "1",
     "NEWSFLOW_EXTRACT_WORKERS": "1",
     "NEWSFLOW_RETRY_DELAY_SECONDS": "5",
+    # A task whose worker is gone is found by its missing heartbeats after 45 s (300 s by
+    # default; a killed worker is a test below).
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "45",
     # The DAG files do not change during a test: parsed once, not every 30 s.
     "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
 }
@@ -212,3 +220,113 @@ def test_a_client_reads_and_searches_the_store_with_the_settings_the_cluster_wro
     assert titles[0]["title"] in {h["title"] for h in hits}, (word, hits)
     cache = cluster.root / "client" / "search-cache"
     assert list(cache.rglob("shard-*.duckdb")), "the client searched from its own cache"
+
+
+def test_news_maintenance_runs_on_the_cluster_and_the_index_stays_searchable(cluster):
+    """The daily maintenance (retention, entity identity, the index rebuilt and merged in the
+    bucket, the lake tidied on S3, the feed health check) on a worker; a search from another
+    process still finds the stored articles."""
+    done = run_to_end(cluster, "news_maintenance", trigger=True)
+    assert done["state"] == "success", failed_task_logs(cluster, "news_maintenance")
+    assert {host for _, _, _, host, _ in done["tis"]} <= {"worker-1", "worker-2"}
+    env = cluster.client_env()
+    command = (
+        f"set -a; . {cluster.root / 'newsflow.env'}; set +a;"
+        f" {ROOT}/.venv/bin/newsflow search --format json 'the'"
+    )
+    # a stop word finds nothing; the search itself must work from a fresh cache
+    shutil.rmtree(Path(env["NEWSFLOW_DATA_DIR"]) / "search-cache", ignore_errors=True)
+    ran = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0 and json.loads(ran.stdout) == [], ran.stderr
+
+
+SLOW_PAGES = 3
+SLOW_SECONDS = 6.0  # each page answers this late (under the 20 s read timeout)
+
+
+def slow_outlet(server) -> FeedSpec:
+    """A feed on ``server`` whose pages are slow: the fetch task of its host runs for
+    SLOW_PAGES × SLOW_SECONDS at least."""
+    items = []
+    for n in range(SLOW_PAGES):
+        path = f"/slow/story-{n}.html"
+        words = " ".join(
+            f"Paragraph {k} of the slow story {n} about harbour cranes." for k in range(40)
+        )
+        body = (
+            f"<html><head><title>Slow story {n}</title></head><body><article>"
+            f"<h1>Slow story {n}</h1><p>{words}</p><p>{words}</p></article></body></html>"
+        )
+        server.routes[path] = Route(body.encode(), delay=SLOW_SECONDS)
+        items.append(
+            f"<item><title>Slow story {n}</title><link>{server.base_url}{path}</link>"
+            f"<guid>{server.base_url}{path}</guid>"
+            f"<pubDate>{format_datetime(datetime.now(UTC))}</pubDate></item>"
+        )
+    rss = (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>Slow outlet</title>'
+        f"<link>{server.base_url}/slow/</link>{''.join(items)}</channel></rss>"
+    )
+    server.routes["/slow/feed.xml"] = Route(rss.encode(), content_type="application/rss+xml")
+    return FeedSpec(f"{server.base_url}/slow/feed.xml", "Slow outlet")
+
+
+def test_a_worker_killed_mid_task_has_its_task_retried_on_the_other_and_nothing_is_doubled(
+    cluster, newsroom
+):
+    """A machine lost in the middle of a fetch: its worker and the task's processes are
+    SIGKILLed. The scheduler finds the task without heartbeat, retries it on the surviving
+    worker, and the run stores the slow outlet's pages once."""
+    (one, two), feeds_file = newsroom
+    feed_file([*one.feeds[:N_FEEDS], *two.feeds[:N_FEEDS], slow_outlet(one)], feeds_file)
+    with metadata(cluster) as db:
+        runs_before = db.execute(
+            "select count(*) from dag_run where dag_id = 'news_ingest'"
+        ).fetchone()[0]
+        airflow(cluster, "dags", "trigger", "news_ingest")
+        deadline = time.monotonic() + 240
+        victim = None
+        while victim is None and time.monotonic() < deadline:
+            row = db.execute(
+                "select ti.hostname, ti.run_id from task_instance ti join dag_run r"
+                " on r.dag_id = ti.dag_id and r.run_id = ti.run_id"
+                " where ti.dag_id = 'news_ingest' and ti.task_id = 'fetch_extract'"
+                " and ti.state = 'running' and r.id > (select min(id) from dag_run"
+                " where dag_id = 'news_ingest')"
+            ).fetchone()
+            if row and row[0]:
+                victim, run_id = row
+            else:
+                time.sleep(1)
+        assert victim in ("worker-1", "worker-2"), "no fetch task was seen running"
+        time.sleep(3)  # into the fetch of the slow pages
+        os.killpg(cluster.procs[victim].pid, signal.SIGKILL)
+        cluster.procs[victim].wait(30)
+        while time.monotonic() < deadline + 300:
+            state = db.execute(
+                "select state from dag_run where dag_id = 'news_ingest' and run_id = %s",
+                [run_id],
+            ).fetchone()[0]
+            if state in ("success", "failed"):
+                break
+            time.sleep(2)
+        assert state == "success", failed_task_logs(cluster, "news_ingest")
+        tries = db.execute(
+            "select try_number, hostname from task_instance where dag_id = 'news_ingest'"
+            " and run_id = %s and task_id = 'fetch_extract'",
+            [run_id],
+        ).fetchall()
+        assert runs_before >= 1
+    survivor = ({"worker-1", "worker-2"} - {victim}).pop()
+    assert tries == [(2, survivor)], tries
+    counted = json.loads(
+        subprocess.run(
+            ["bash", "-c", f"set -a; . {cluster.root / 'newsflow.env'}; set +a;"
+             f" {ROOT}/.venv/bin/newsflow sql --format json \"select count(*) as n,"
+             " count(distinct url) as urls, count(*) filter (where title like 'Slow story%')"
+             " as slow from articles\""],
+            capture_output=True, text=True, timeout=120, check=True,
+        ).stdout
+    )  # fmt: skip
+    total = 5 * N_FEEDS * len(HOSTS) + SLOW_PAGES
+    assert counted == [{"n": total, "urls": total, "slow": SLOW_PAGES}]
