@@ -41,6 +41,33 @@ if TYPE_CHECKING:  # pyarrow is imported on first use: Settings (config.py) impo
     import pyarrow.fs as pafs
 
 
+class BucketUnreachable(OSError):
+    """A bucket's service cannot be reached or refused a request (not a missing file): the
+    message names the path; what is staged or stored stays as it was, so a retry once the
+    service is back continues."""
+
+
+def _remote_errors(method):
+    """Re-raise a failed request to a bucket as BucketUnreachable naming the path (pyarrow's
+    own message names an object key and a curl code, not what newsflow was doing)."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError):
+            raise
+        except OSError as exc:
+            if not self._remote or isinstance(exc, BucketUnreachable) or is_disk_full(exc):
+                raise
+            raise BucketUnreachable(
+                f"{self}: the bucket cannot be reached ({exc}); nothing staged or stored is"
+                " lost, and a retry continues once it answers"
+            ) from exc
+
+    return wrapper
+
+
 class StagedPath:
     """A file or folder of staged runs, on the local disk or in an S3 bucket: the few things
     of ``pathlib.Path`` the stages use (``/``, ``exists``, ``read_text``, ``glob``, ...), each
@@ -109,6 +136,7 @@ class StagedPath:
     def parent(self) -> StagedPath:
         return self._at(self._path.rsplit("/", 1)[0])
 
+    @_remote_errors
     def _info(self) -> pafs.FileInfo:
         return self.fs.get_file_info(self._path)
 
@@ -128,6 +156,7 @@ class StagedPath:
         info = self._info()
         return info.mtime.timestamp() if info.mtime is not None else None
 
+    @_remote_errors
     def iterdir(self) -> list[StagedPath]:
         """What the folder holds (nothing when it does not exist), sorted by name."""
         from pyarrow.fs import FileSelector
@@ -148,6 +177,7 @@ class StagedPath:
         if not self._remote:
             Path(self._path).mkdir(parents=parents, exist_ok=exist_ok)
 
+    @_remote_errors
     def read_bytes(self) -> bytes:
         with self.fs.open_input_stream(self._path) as stream:
             return stream.read()
@@ -162,10 +192,12 @@ class StagedPath:
     def write_text(self, text: str, encoding: str = "utf-8") -> None:
         self.write_bytes(text.encode(encoding))
 
+    @_remote_errors
     def _put(self, data: bytes) -> None:
         with self.fs.open_output_stream(self._path) as out:
             out.write(data)
 
+    @_remote_errors
     def unlink(self, missing_ok: bool = False) -> None:
         try:
             self.fs.delete_file(self._path)
@@ -173,6 +205,7 @@ class StagedPath:
             if not missing_ok:
                 raise
 
+    @_remote_errors
     def rmtree(self) -> None:
         """Remove the folder and all it holds (nothing when it is gone already)."""
         if self._remote:
@@ -181,11 +214,13 @@ class StagedPath:
         else:
             shutil.rmtree(self._path, ignore_errors=True)
 
+    @_remote_errors
     def read_table(self, **options) -> pa.Table:
         import pyarrow.parquet as pq
 
         return pq.read_table(self._path, filesystem=self.fs, **options)
 
+    @_remote_errors
     def write_table(self, table: pa.Table) -> None:
         import pyarrow.parquet as pq
 
@@ -194,6 +229,7 @@ class StagedPath:
             lambda tmp: pq.write_table(table, tmp._path, filesystem=tmp.fs, compression="zstd"),
         )
 
+    @_remote_errors
     def upload(self, source: Path) -> None:
         """Copy the local file ``source`` here, streamed, whole or not at all."""
         from pyarrow.fs import copy_files
@@ -205,6 +241,7 @@ class StagedPath:
             ),
         )
 
+    @_remote_errors
     def download(self, target: Path) -> None:
         """Copy this file to the local ``target``, streamed: to a temporary name renamed into
         place, so a reader of ``target`` never sees part of it."""
