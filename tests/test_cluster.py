@@ -26,6 +26,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from newsflow.config import LakeLocation
+from newsflow.db.store import Store
 from newsflow.demo.newsroom import Newsroom, Route
 from newsflow.fetching.feedlist import FeedSpec
 
@@ -187,6 +188,10 @@ def test_a_two_worker_cluster_ingests_the_newsroom_as_one_process_would(
     for table in ("articles", "article_entities", "article_topics"):
         assert stored.counts[table] == reference.counts[table], table
     assert stored.entities == reference.entities and stored.topics == reference.topics
+    places = "select article_id, entity, place_key, country_code from article_places order by all"
+    with Store(lake, read_only=True) as store, Store(single.lake, read_only=True) as one:
+        cluster_places = store.con.execute(places).fetchall()
+        assert cluster_places and cluster_places == one.con.execute(places).fetchall()
 
     # Nothing staged is left in the bucket, and no worker's folder holds a run's files.
     workers = (cluster.root / "workers").iterdir()

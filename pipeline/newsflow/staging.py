@@ -172,6 +172,18 @@ class StagedPath:
             if fnmatch.fnmatch(p.name, pattern) and not p.name.startswith(".")
         ]  # fmt: skip
 
+    @_remote_errors
+    def files_below(self) -> dict[str, StagedPath]:
+        """Every file under this folder, at any depth, by its path relative to it."""
+        from pyarrow.fs import FileSelector, FileType
+
+        selector = FileSelector(self._path, recursive=True, allow_not_found=True)
+        return {
+            info.path[len(self._path) + 1 :]: self._at(info.path)
+            for info in self.fs.get_file_info(selector)
+            if info.type == FileType.File
+        }
+
     def mkdir(self, parents: bool = True, exist_ok: bool = True) -> None:
         """Create the folder (a bucket has no folders: nothing to do there)."""
         if not self._remote:
@@ -380,16 +392,10 @@ class RunDir:
             return
         with tempfile.TemporaryDirectory(prefix="newsflow-run-") as tmp:
             copy = Path(tmp) / self.run_id
-            from pyarrow import fs as pafs
-
-            selector = pafs.FileSelector(self.path._path, recursive=True)
-            for info in self.path.fs.get_file_info(selector):
-                if info.type != pafs.FileType.File:
-                    continue
-                target = copy / info.path[len(self.path._path) + 1 :]
+            for name, file in self.path.files_below().items():
+                target = copy / name
                 target.parent.mkdir(parents=True, exist_ok=True)
-                pafs.copy_files(info.path, str(target), source_filesystem=self.path.fs,
-                                destination_filesystem=_local())  # fmt: skip
+                file.download(target)
             copy.mkdir(parents=True, exist_ok=True)
             yield RunDir(copy)
 
