@@ -44,6 +44,7 @@ class Route:
     conditional: bool = True  # send ETag/Last-Modified and answer 304 when they match
     gzipped: bool = False  # body is stored gzip-compressed
     delay: float = 0.0
+    fail_first: int = 0  # answer 503 to the first this many requests (a transient failure)
 
 
 class SiteServer:
@@ -93,10 +94,13 @@ class SiteServer:
         path = h.path
         with self._lock:
             self.hits[path] += 1
+            hit = self.hits[path]
             self.request_headers.append((path, dict(h.headers.items())))
         route = self.routes.get(path) or self.routes.get(path.split("?", 1)[0])
         if route is None:
             route = Route(b"not found", status=404, content_type="text/plain", conditional=False)
+        elif hit <= route.fail_first:
+            route = Route(b"busy", status=503, content_type="text/plain", conditional=False)
         if route.delay:
             time.sleep(route.delay)
         headers = {"Content-Type": route.content_type, **route.headers}
