@@ -192,11 +192,15 @@ def _build_shard(
     return building
 
 
-def _install(con, built: dict[str, Path], assigned: dict[int, str], wanted: Iterable[Shard]):
+def _install(
+    con, built: dict[str, Path], assigned: dict[int, str], wanted: Iterable[Shard]
+) -> set[str]:
     """Put built files in place (search_files.install: renamed into the folder, or uploaded
     to the bucket), record in the lake which file holds each shard and when it was built
     (``assigned``: the ones that changed; a fresh shard keeps its file and time, a stale one
-    not rebuilt loses its row), and delete the files no shard names any more."""
+    not rebuilt loses its row). The stored names of the files the lake names now: the caller
+    deletes the others once this is committed (a search that read the state before the
+    commit still finds the files it names)."""
     wanted = list(wanted)
     lake = lake_of(con)
     now = datetime.now(UTC)
@@ -213,7 +217,7 @@ def _install(con, built: dict[str, Path], assigned: dict[int, str], wanted: Iter
                 " values (?, ?, ?, ?, ?)",
                 [built_at, s.articles, s.shard, s.last_loaded_at, file],
             )
-    remove_others(lake, keep)
+    return keep
 
 
 def refresh(
@@ -244,7 +248,9 @@ def refresh(
         with transaction(con):
             if max_articles is None or total <= max_articles:
                 rebuild_derived(con)
-            _install(con, built, {s.shard: SHARD_FILE.format(s.shard) for s in stale}, current)
+            assigned = {s.shard: SHARD_FILE.format(s.shard) for s in stale}
+            keep = _install(con, built, assigned, current)
+        remove_others(lake_of(con), keep)
     finally:
         for path in built.values():
             path.unlink(missing_ok=True)
@@ -289,7 +295,8 @@ def compact(
             assigned |= dict.fromkeys(range(first, end + 1), name)
         if built:
             with transaction(con):
-                _install(con, built, assigned, current)
+                keep = _install(con, built, assigned, current)
+            remove_others(lake_of(con), keep)
     finally:
         for path in built.values():
             path.unlink(missing_ok=True)
