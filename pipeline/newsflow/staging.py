@@ -217,7 +217,6 @@ class StagedPath:
             if not missing_ok:
                 raise
 
-    @_remote_errors
     def rmtree(self) -> None:
         """Remove the folder and all it holds (nothing when it is gone already)."""
         if self._remote:
@@ -259,14 +258,12 @@ class StagedPath:
         place, so a reader of ``target`` never sees part of it."""
         from pyarrow.fs import copy_files
 
-        partial = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.part")
-        try:
-            copy_files(
-                self._path, str(partial), source_filesystem=self.fs, destination_filesystem=_local()
-            )
-            os.replace(partial, target)
-        finally:
-            partial.unlink(missing_ok=True)
+        _write_whole(
+            StagedPath(target),
+            lambda tmp: copy_files(
+                self._path, tmp._path, source_filesystem=self.fs, destination_filesystem=tmp.fs
+            ),
+        )
 
     def local(self) -> Path:
         """The local path of a file on this machine's disk (not for one in a bucket)."""

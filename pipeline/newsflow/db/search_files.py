@@ -69,9 +69,7 @@ def install(lake: LakeLocation, built: Mapping[str, Path], built_at: datetime) -
 def remove_others(lake: LakeLocation, keep: set[str]) -> None:
     """Delete the index files whose stored name is not in ``keep`` (replaced, merged, of an
     older version, or left by a build killed before the lake named it)."""
-    for old in lake.search_path.glob("*.duckdb"):
-        if old.name not in keep and not old.name.startswith("."):
-            old.unlink(missing_ok=True)
+    _remove_local(lake.search_path, keep)
     if lake.search_bucket:
         for stale in _bucket(lake).glob("*.duckdb"):
             if stale.name not in keep:
@@ -109,8 +107,13 @@ def local_files(lake: LakeLocation, files: Mapping[str, datetime | None]) -> dic
             copied = True
         found[name] = local
     if copied:  # the cache keeps the files of the state it last read, not every build
-        keep = set(wanted.values())
-        for old in folder.glob("*.duckdb"):
-            if old.name not in keep and not old.name.startswith("."):
-                old.unlink(missing_ok=True)
+        _remove_local(folder, set(wanted.values()))
     return found
+
+
+def _remove_local(folder: Path, keep: set[str]) -> None:
+    """Delete the index files in ``folder`` not named in ``keep`` (not the temporary files of
+    builds and copies in progress, whose names start with a dot)."""
+    for old in folder.glob("*.duckdb"):
+        if old.name not in keep and not old.name.startswith("."):
+            old.unlink(missing_ok=True)
