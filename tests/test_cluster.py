@@ -174,6 +174,17 @@ def run_to_end(cluster, dag_id: str, trigger: bool = False, timeout: float = 400
     raise AssertionError(f"{dag_id} did not finish within {timeout:g} s:\n{logs}")
 
 
+def client(cluster, *args: str):
+    """The JSON `newsflow ARGS` prints, run as a client on another machine would: only the
+    settings the cluster wrote (newsflow.env), a data folder of its own."""
+    env_file = cluster.root / "newsflow.env"
+    argv = " ".join(shlex.quote(a) for a in args)
+    command = f"set -a; . {env_file}; set +a; {ROOT}/.venv/bin/newsflow {argv}"
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
 def failed_task_logs(cluster, dag_id: str) -> str:
     logs = cluster.root / "airflow" / "logs" / f"dag_id={dag_id}"
     errors = []
@@ -266,21 +277,11 @@ def test_news_search_runs_on_the_cluster_after_the_load(cluster):
 def test_a_client_reads_and_searches_the_store_with_the_settings_the_cluster_wrote(cluster):
     """A process with a data folder of its own: the SQL reads the lake, and the search reads
     the index files a worker uploaded to the bucket, copied into the client's own cache."""
-    env_file = cluster.root / "newsflow.env"
-
-    def client(*args: str) -> str:
-        command = f"set -a; . {env_file}; set +a; {ROOT}/.venv/bin/newsflow " + " ".join(
-            shlex.quote(a) for a in args
-        )
-        done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
-    counted = client("sql", "--format", "json", "select count(*) as n from articles")
-    assert json.loads(counted) == [{"n": STORED}]
-    titles = json.loads(client("sql", "--format", "json", "select title from articles"))
+    counted = client(cluster, "sql", "--format", "json", "select count(*) as n from articles")
+    assert counted == [{"n": STORED}]
+    titles = client(cluster, "sql", "--format", "json", "select title from articles")
     word = max(titles[0]["title"].split(), key=len).strip(".,:;'\"")
-    hits = json.loads(client("search", "--format", "json", word))
+    hits = client(cluster, "search", "--format", "json", word)
     assert titles[0]["title"] in {h["title"] for h in hits}, (word, hits)
     cache = cluster.root / "client" / "search-cache"
     assert list(cache.rglob("shard-*.duckdb")), "the client searched from its own cache"
@@ -293,15 +294,10 @@ def test_news_maintenance_runs_on_the_cluster_and_the_index_stays_searchable(clu
     done = run_to_end(cluster, "news_maintenance", trigger=True)
     assert done["state"] == "success", failed_task_logs(cluster, "news_maintenance")
     assert {host for _, _, _, host, _ in done["tis"]} <= {"worker-1", "worker-2"}
-    env = cluster.client_env()
-    command = (
-        f"set -a; . {cluster.root / 'newsflow.env'}; set +a;"
-        f" {ROOT}/.venv/bin/newsflow search --format json 'the'"
-    )
     # a stop word finds nothing; the search itself must work from a fresh cache
-    shutil.rmtree(Path(env["NEWSFLOW_DATA_DIR"]) / "search-cache", ignore_errors=True)
-    ran = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120)
-    assert ran.returncode == 0 and json.loads(ran.stdout) == [], ran.stderr
+    cache = Path(cluster.client_env()["NEWSFLOW_DATA_DIR"]) / "search-cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    assert client(cluster, "search", "--format", "json", "the") == []
 
 
 SLOW_PAGES = 3
@@ -368,15 +364,10 @@ def test_a_worker_killed_mid_task_has_its_task_retried_on_the_other_and_nothing_
         assert runs_before >= 1
     survivor = ({"worker-1", "worker-2"} - {victim}).pop()
     assert tries == [(2, survivor)], tries
-    counted = json.loads(
-        subprocess.run(
-            ["bash", "-c", f"set -a; . {cluster.root / 'newsflow.env'}; set +a;"
-             f" {ROOT}/.venv/bin/newsflow sql --format json \"select count(*) as n,"
-             " count(distinct url) as urls, count(*) filter (where url like '%/slow/%')"
-             " as slow from articles\""],
-            capture_output=True, text=True, timeout=120, check=True,
-        ).stdout
+    (row,) = client(
+        cluster, "sql", "--format", "json",
+        "select count(*) as n, count(distinct url) as urls,"
+        " count(*) filter (where url like '%/slow/%') as slow from articles",
     )  # fmt: skip
-    ((row,),) = [counted]
     assert row["n"] == row["urls"] and row["slow"] == SLOW_PAGES, row  # each page once
     assert row["n"] == STORED + SLOW_PAGES, row
