@@ -54,16 +54,18 @@ print(json.dumps({"seconds": round(seconds, 3), "peak_rss_mb": round(peak / 1024
 """
 
 
-def stage_copies(big: Path, runs: Path, n: int) -> RunDir:
-    """``n`` of the big store's extracted English articles as a new run: new ids, now."""
-    run = RunDir.create(runs, "benchmark", run_id="load-cost")
+def stage_copies(big: Path, runs: Path, n: int, seed: int = 0) -> RunDir:
+    """``n`` of the big store's extracted English articles as a new run: new ids, now
+    (another ``seed``: other articles, other ids)."""
+    tag = "load-cost" if seed == 0 else f"load-cost-{seed}"
+    run = RunDir.create(runs, "benchmark", run_id=tag)
     with Store(big, read_only=True) as store:
         con = store.con
         con.execute(
-            "create temp table picked as select article_id, md5(article_id || 'load-cost')"
+            f"create temp table picked as select article_id, md5(article_id || '{tag}')"
             " as new_id from (select article_id from articles"
             " where extraction_status = 'ok' and language = 'en')"
-            f" using sample reservoir({int(n)} rows) repeatable (11)"
+            f" using sample reservoir({int(n)} rows) repeatable ({11 + int(seed)})"
         )
         cols = [c for c in ARTICLE_SCHEMA.names]
         stored = {

@@ -191,8 +191,8 @@ def test_the_maintenance_entities_step_runs_within_its_memory_limit(tmp_path, se
         before = store.query("select current_setting('memory_limit')")[1]
         expected = store.resolve_entities()
         keys = store.query("select * from entity_keys order by all")[1]
-    done = tasks.resolve_entities(settings)  # the default: 1GB
-    assert settings.maintenance_memory_limit == "1GB"
+    done = tasks.resolve_entities(settings)  # the default: 512MB
+    assert settings.maintenance_memory_limit == "512MB"
     assert done.as_dict() == {**expected, "changed": 0, "merged": 0}
     with Store(settings.database) as store:
         assert store.query("select current_setting('memory_limit')")[1] == before
@@ -208,4 +208,34 @@ def test_the_maintenance_entities_step_runs_within_its_memory_limit(tmp_path, se
     assert "nothing was changed" in failed.stderr and "raise the limit" in failed.stderr
     with Store(settings.database) as store:
         assert store.query("select * from entity_keys order by all")[1] == keys
+        assert entity_count_errors(store) == {}
+
+
+@pytest.mark.slow  # three loads (~5 s)
+def test_maintenance_reads_the_key_counts_a_batch_at_a_time_to_the_same_result(
+    settings, monkeypatch
+):
+    """The maintenance's entities step holds one batch of key counts, not the corpus's: the
+    key summaries are the full statistics' (``summaries``), and the entities it writes from
+    pages of 7 rows and batches of 3 entities (so entities straddle pages and batches) are
+    exactly those the bounded path (a load's) writes for the same ids."""
+    from newsflow.db import entities as entity_db
+    from newsflow.db import entity_counts
+
+    build(settings, 3)
+    with Store(settings.database) as store:
+        store.resolve_entities()
+        con = store.con
+        every = entity_counts.stats(con, None)
+        assert len(every) > 40
+        assert entity_counts.summaries(con) == {k: s.summary() for k, s in every.items()}
+        ids = {r[0] for r in con.execute("select entity_id from entities").fetchall()}
+        con.execute("begin")
+        entity_db._refresh(con, ids)  # the bounded path, as a load refreshes what it touched
+        bounded = sorted(con.execute("select * from entities").fetchall())
+        con.execute("rollback")
+        monkeypatch.setattr(entity_counts, "PAGE_ROWS", 7)
+        monkeypatch.setattr(entity_counts, "BATCH_ENTITIES", 3)
+        assert store.resolve_entities()["changed"] == 0
+        assert sorted(con.execute("select * from entities").fetchall()) == bounded
         assert entity_count_errors(store) == {}

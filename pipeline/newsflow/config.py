@@ -239,9 +239,9 @@ class Settings:
     staged_retention_days: float = 7.0  # maintenance removes loaded/abandoned runs older
     # Maintenance expires the lake's snapshots older than this: time travel reaches this far.
     snapshot_retention_days: float = 7.0
-    # DuckDB's memory for the maintenance's entities step (a size, "1GB"; "" for DuckDB's own
-    # default, 80% of RAM); past it, DuckDB spills to a temp folder instead of growing.
-    maintenance_memory_limit: str = "1GB"
+    # DuckDB's memory for the maintenance's entities step (a size, "512MB"; "" for DuckDB's
+    # own default, 80% of RAM); past it, DuckDB spills to a temp folder instead of growing.
+    maintenance_memory_limit: str = "512MB"
     feed_failing_after: int = 3  # failed polls in a row after which a feed is failing
     feed_silence_hours: float = 48.0  # a feed that used to work and is silent longer is unhealthy
     # Tests only. "TASK:BATCH" fails that Airflow task's first try (newsflow/run/tasks.py);

@@ -323,10 +323,12 @@ def _refresh(con: duckdb.DuckDBPyConnection, entity_ids: set[str] | None) -> Non
     a count of their rows (maintenance, and a load into a store before migration 015)."""
     if entity_ids is not None and not entity_ids:
         return
+    members: list[tuple[str, str, str]] = []
     if entity_ids is None:
-        members = con.execute(
-            "select entity_id, entity_key, resolved_by from entity_keys"
-        ).fetchall()
+        if not counts.has_counts(con):  # (else described reads the keys a batch at a time)
+            members = con.execute(
+                "select entity_id, entity_key, resolved_by from entity_keys"
+            ).fetchall()
     else:
         with arrow(con, "refresh_ids", entity_id=sorted(entity_ids)):
             members = con.execute(
@@ -343,11 +345,21 @@ def _refresh(con: duckdb.DuckDBPyConnection, entity_ids: set[str] | None) -> Non
             con.execute(
                 f"""
                 insert into entities
-                select e.entity_id, n.entity_name, n.label, n.aliases,
-                       min({_SEEN}), max({_SEEN}), count(distinct e.article_id), sum(e.mentions)
-                from article_entities e join articles a using (article_id)
-                join entity_names n using (entity_id)
-                group by e.entity_id, n.entity_name, n.label, n.aliases
+                select n.entity_id, n.entity_name, n.label, n.aliases,
+                       c.first_seen_at, c.last_seen_at, c.articles, c.mentions
+                from (
+                    select entity_id, min(seen) as first_seen_at, max(seen) as last_seen_at,
+                           count(*) as articles, sum(mentions) as mentions
+                    from (
+                        -- per article first: plain aggregates spill to disk under a memory
+                        -- limit, where a count(distinct) holds each entity's articles
+                        select e.entity_id, e.article_id, any_value({_SEEN}) as seen,
+                               sum(e.mentions) as mentions
+                        from article_entities e join articles a using (article_id)
+                        where e.entity_id in (select entity_id from entity_names)
+                        group by e.entity_id, e.article_id
+                    ) group by entity_id
+                ) c join entity_names n using (entity_id)
                 """
             )
 
@@ -364,7 +376,7 @@ def resolve_all(
     _fill_keys(con)
     if counts.has_counts(con):
         counts.count_keys(con)  # exact again (first and last days only widen between two)
-    stats = counts.stats(con, None)
+    stats = counts.summaries(con)
     # Counted per (key, alias) by the database: the distinct pairs reach Python, not a row
     # per mention that has aliases.
     pairs = _pairs(
@@ -383,7 +395,8 @@ def resolve_all(
 
     groups = res.groups()
     # Largest groups choose first: each takes the id held by most of its articles.
-    order = sorted(groups, key=lambda r: -sum(stats[k].articles for k in groups[r]))
+    size = {r: sum(stats[k].articles for k in keys) for r, keys in groups.items()}
+    order = sorted(groups, key=size.__getitem__, reverse=True)  # (stable, as -size)
     taken: set[str] = set()
     # A new id is none that is or was an entity's: one set, kept up to date (a copy of the
     # taken ids made for each new id made resolving from scratch quadratic in the keys).
@@ -457,6 +470,8 @@ def resolve_all(
                 "insert into entity_redirects select entity_id, to_entity_id, ? from new_redirects",
                 [merged_at[0]],
             )
+    n_keys = len(keys)
+    del stats, res, groups, size, known, new_map, went, keys  # (the refresh's memory)
     _refresh(con, None)
     if _has_places(con):  # (migration 011 resolves before 012 made the table)
         con.execute(
@@ -465,7 +480,7 @@ def resolve_all(
             " and article_places.entity_id is distinct from k.entity_id"
         )
     merged = len({o for o in redirects if o in live_before})  # this pass's merges
-    result = {"keys": len(keys), "entities": len(live), "merged": merged, "changed": changed}
+    result = {"keys": n_keys, "entities": len(live), "merged": merged, "changed": changed}
     LOGGER.info(
         "entities: %(keys)d keys resolved into %(entities)d entities; %(merged)d merged into"
         " another, %(changed)d keys changed entity",

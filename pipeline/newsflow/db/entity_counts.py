@@ -19,7 +19,15 @@ import pyarrow as pa
 from newsflow.db.engine import arrow, drop_temp, one
 from newsflow.enrich import identity, places
 
-__all__ = ["count_keys", "described", "has_counts", "has_table", "note_removed", "stats"]
+__all__ = [
+    "count_keys",
+    "described",
+    "has_counts",
+    "has_table",
+    "note_removed",
+    "stats",
+    "summaries",
+]
 
 SEEN = "coalesce(a.published_at, a.first_seen_at)"
 DAY = f"cast(timezone('UTC', {SEEN}) as date)"
@@ -34,11 +42,16 @@ NAME_KEY = (
 def count_keys(con: duckdb.DuckDBPyConnection) -> None:
     """Count every key afresh into ``entity_key_counts`` (migration 015; maintenance)."""
     con.execute("delete from entity_key_counts")
+    # Per article first, then per key: two plain aggregates spill to disk under a memory
+    # limit, where a count(distinct) holds every key's set of articles in memory.
     con.execute(
         "insert into entity_key_counts select entity_key, entity, label,"
         f" case when entity_key like '{identity.PLACE_KEY_PREFIX}%' then {NAME_KEY} end,"
-        " count(distinct article_id), sum(mentions), min(day), max(day)"
-        " from article_entities where entity_key is not null group by entity_key, entity, label"
+        " count(*), sum(mentions), min(first_day), max(last_day)"
+        " from (select entity_key, entity, label, article_id, sum(mentions) as mentions,"
+        " min(day) as first_day, max(day) as last_day from article_entities"
+        " where entity_key is not null group by all)"
+        " group by entity_key, entity, label"
     )
 
 
@@ -90,6 +103,36 @@ def stats(con: duckdb.DuckDBPyConnection, keys: Sequence[str] | None) -> dict:
             s = found[key] = identity.KeyStats(key)
         s.add(name, label, articles, int(mentions or 0), first, last)
     return found
+
+
+def summaries(con: duckdb.DuckDBPyConnection) -> dict[str, identity.KeySummary]:
+    """Every key's ``KeyStats.summary()``, the rows read a batch at a time in key order, so
+    that only the summaries are held (maintenance resolves the whole corpus's keys)."""
+    if not has_counts(con):  # (the migrations that resolve before 015 counted their rows)
+        return {k: s.summary() for k, s in stats(con, None).items()}
+    found: dict[str, identity.KeySummary] = {}
+    current: identity.KeyStats | None = None
+    for key, name, label, articles, mentions, first, last in _batched(
+        con,
+        "select entity_key, entity, label, articles, mentions, first_day, last_day"
+        " from entity_key_counts order by entity_key",
+    ):
+        if current is None or current.key != key:
+            if current is not None:
+                found[current.key] = current.summary()
+            current = identity.KeyStats(key)
+        current.add(name, label, articles, int(mentions or 0), first, last)
+    if current is not None:
+        found[current.key] = current.summary()
+    return found
+
+
+def _batched(con: duckdb.DuckDBPyConnection, sql: str) -> Iterator[tuple]:
+    """The rows of ``sql``, fetched ``PAGE_ROWS`` at a time (no other statement may run on
+    ``con`` meanwhile: it would close the result)."""
+    cur = con.execute(sql)
+    while batch := cur.fetchmany(PAGE_ROWS):
+        yield from batch
 
 
 def note_removed(con: duckdb.DuckDBPyConnection, where: str, params: Sequence = ()) -> None:
@@ -210,33 +253,116 @@ def described(
     resolved_by; ``every`` key of the store), from its keys' counts, as the Arrow table
     ``entity_names`` (entity_id, entity_name, label, aliases) for the block; an entity none of
     whose keys is counted any more is left out (its rows are gone). Yields how many."""
+    if every and has_counts(con):
+        with _described_all(con) as n:
+            yield n
+        return
     keys_of: dict[str, list[str]] = defaultdict(list)
     how = {}
     for eid, key, resolved_by in members:
         keys_of[eid].append(key)
         how[key] = resolved_by
     counts = stats(con, None if every else [k for _, k, _ in members])
-    ids, names, labels, aliases = [], [], [], []
+    out = _Described()
     for eid, keys in keys_of.items():
-        keys = [k for k in keys if k in counts]
-        if not keys:
-            continue
+        out.add(eid, {k: counts[k] for k in keys if k in counts}, how)
+    with arrow(con, "entity_names", **out.columns()):
+        yield len(out.ids)
+
+
+class _Described:
+    """Entities' names, labels and aliases as ``described`` makes them, gathered as columns."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.names: list[str] = []
+        self.labels: list[str] = []
+        self.aliases: list[list[str]] = []
+
+    def add(self, eid: str, counts: dict[str, identity.KeyStats], how: dict[str, str]) -> None:
+        """The entity ``eid`` made of the keys ``counts`` holds (none: it is left out)."""
+        if not counts:
+            return
         # Its full name, not a commoner short form that joined it (identity.resolve's choice).
-        rep = max(keys, key=lambda k: (how[k] == "name", counts[k].articles, len(k), k))
-        name, label, other = identity.entity_of(keys, counts, rep, place_name(rep))
-        ids.append(eid)
-        names.append(name)
-        labels.append(label)
-        aliases.append(other)
-    with arrow(
-        con,
-        "entity_names",
-        entity_id=ids,
-        entity_name=names,
-        label=labels,
-        aliases=(aliases, pa.list_(pa.string())),
-    ):
-        yield len(ids)
+        rep = max(counts, key=lambda k: (how[k] == "name", counts[k].articles, len(k), k))
+        name, label, other = identity.entity_of(list(counts), counts, rep, place_name(rep))
+        self.ids.append(eid)
+        self.names.append(name)
+        self.labels.append(label)
+        self.aliases.append(other)
+
+    def columns(self) -> dict:
+        return {
+            "entity_id": self.ids,
+            "entity_name": self.names,
+            "label": self.labels,
+            "aliases": (self.aliases, pa.list_(pa.string())),
+        }
+
+
+PAGE_ROWS = 50_000  # key-count rows read at a time by the maintenance's batched paths
+BATCH_ENTITIES = 20_000  # entities described per write
+
+
+@contextlib.contextmanager
+def _described_all(con: duckdb.DuckDBPyConnection) -> Iterator[int]:
+    """``described`` for every entity of the store, as the temp table ``entity_names``: the
+    keys' counts read in entity order a batch at a time, and written a batch of entities at a
+    time, so that memory holds one batch, not the store's entities."""
+    con.execute(
+        "create or replace temp table entity_names"
+        " (entity_id varchar, entity_name varchar, label varchar, aliases varchar[])"
+    )
+    total = 0
+
+    def flush(out: _Described) -> _Described:
+        nonlocal total
+        if out.ids:
+            with arrow(con, "described_batch", **out.columns()):
+                con.execute("insert into entity_names select * from described_batch")
+            total += len(out.ids)
+        return _Described()
+
+    # Numbered in entity order and read by number: a result being fetched would be closed by
+    # the inserts in between.
+    con.execute(
+        "create or replace temp table entity_key_rows as select row_number() over"
+        " (order by k.entity_id, k.entity_key) as n, k.entity_id, k.entity_key, k.resolved_by,"
+        " c.entity, c.label, c.articles, c.mentions, c.first_day, c.last_day from entity_keys k"
+        " join entity_key_counts c using (entity_key) order by n"
+    )
+
+    def rows() -> Iterator[tuple]:
+        start, size = 0, PAGE_ROWS
+        while page := con.execute(
+            "select * exclude (n) from entity_key_rows where n > ? and n <= ? order by n",
+            [start, start + size],
+        ).fetchall():
+            yield from page
+            start += size
+
+    try:
+        out, eid = _Described(), None
+        counts: dict[str, identity.KeyStats] = {}
+        how: dict[str, str] = {}
+        for entity_id, key, resolved_by, name, label, articles, mentions, first, last in rows():
+            if entity_id != eid:
+                if eid is not None:
+                    out.add(eid, counts, how)
+                    if len(out.ids) >= BATCH_ENTITIES:
+                        out = flush(out)
+                eid, counts, how = entity_id, {}, {}
+            s = counts.get(key)
+            if s is None:
+                s = counts[key] = identity.KeyStats(key)
+                how[key] = resolved_by
+            s.add(name, label, articles, int(mentions or 0), first, last)
+        if eid is not None:
+            out.add(eid, counts, how)
+        flush(out)
+        yield total
+    finally:
+        drop_temp(con, "entity_names", "entity_key_rows")
 
 
 def place_name(key: str) -> str | None:

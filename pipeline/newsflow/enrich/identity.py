@@ -33,7 +33,7 @@ import hashlib
 import re
 import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -177,6 +177,34 @@ class KeyStats:
             key=lambda kv: (kv[1], sum(c.isupper() for c in kv[0]), -len(kv[0]), kv[0]),
         )[0]
 
+    def summary(self) -> KeySummary:
+        """What ``resolve`` reads of this key, without the per-spelling and per-label
+        counts (a few hundred bytes instead of a few kilobytes: the whole corpus's keys are
+        held at once)."""
+        place = self.key.startswith(PLACE_KEY_PREFIX)
+        return KeySummary(
+            self.key, self.articles, self.first_day, self.last_day, self.name,
+            self.person_like, self.place_like, tuple(self.names) if place else (),
+        )  # fmt: skip
+
+
+@dataclass(slots=True, frozen=True)
+class KeySummary:
+    """A key's counts as ``resolve`` reads them (``KeyStats.summary``). ``names``: every
+    spelling of a place key (the place-name rule reads them), none for other keys."""
+
+    key: str
+    articles: int
+    first_day: date | None
+    last_day: date | None
+    name: str
+    person_like: bool
+    place_like: bool
+    names: tuple[str, ...] = ()
+
+
+Key = KeyStats | KeySummary
+
 
 @dataclass
 class Resolution:
@@ -208,15 +236,13 @@ class _Union:
             self.parent[a] = b
 
 
-def _overlaps(a: KeyStats, b: KeyStats, window: timedelta) -> bool:
+def _overlaps(a: Key, b: Key, window: timedelta) -> bool:
     if a.first_day is None or a.last_day is None or b.first_day is None or b.last_day is None:
         return True
     return b.last_day >= a.first_day - window and b.first_day <= a.last_day + window
 
 
-def _dominant(
-    short: KeyStats, candidates: list[KeyStats], window: timedelta, dominance: float
-) -> KeyStats | None:
+def _dominant(short: Key, candidates: list[Key], window: timedelta, dominance: float) -> Key | None:
     scored = [(c.articles, c) for c in candidates if _overlaps(short, c, window)]
     total = sum(s for s, _ in scored)
     if not scored or total <= 0:
@@ -231,7 +257,7 @@ def _dominant(
 
 
 def resolve(
-    stats: dict[str, KeyStats],
+    stats: Mapping[str, Key],
     pairs: Iterable[tuple[str, str, int]] = (),
     *,
     window_days: int = WINDOW_DAYS,
@@ -240,7 +266,8 @@ def resolve(
 ) -> Resolution:
     """Join keys into entities.
 
-    ``stats``: every key to consider, with its corpus counts. ``pairs``: (alias key, key,
+    ``stats``: every key to consider, with its corpus counts (``KeyStats``, or their
+    ``summary()``). ``pairs``: (alias key, key,
     articles) — an article merged the alias into the key (a short form or an acronym into
     the full name). ``only``: resolve just these keys (the others are candidates they may
     join, and are not joined to anything themselves); all keys when None."""
@@ -274,7 +301,7 @@ def resolve(
         if how[key] == "initials":
             continue
         toks = _tokens(key)
-        candidates: dict[str, KeyStats] = {}
+        candidates: dict[str, Key] = {}
         if len(toks) == 1 and len(toks[0]) >= 3 and s.person_like and not s.place_like:
             for other in by_token.get(toks[0], ()):
                 otoks = _tokens(other)
