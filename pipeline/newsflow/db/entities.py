@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -373,10 +374,12 @@ def resolve_all(
     the entity keeps most of its articles. Returns counts: keys, entities, merged (entities
     that became part of another), changed (keys whose entity changed)."""
     now = now or datetime.now(UTC)
+    step = _Steps()
     _fill_keys(con)
     if counts.has_counts(con):
         counts.count_keys(con)  # exact again (first and last days only widen between two)
     stats = counts.summaries(con)
+    step.done("%d keys counted over the corpus", len(stats))
     # Counted per (key, alias) by the database: the distinct pairs reach Python, not a row
     # per mention that has aliases.
     pairs = _pairs(
@@ -441,6 +444,7 @@ def resolve_all(
     redirects = {o: t for o, t in redirects.items() if t in live and o != t}
 
     changed = sum(1 for k in stats if known.get(k) != new_map[k])
+    step.done("resolved into %d entities, %d keys change entity", len(live), changed)
     keys = sorted(new_map)
     con.execute("delete from entity_keys")
     with arrow(
@@ -470,9 +474,11 @@ def resolve_all(
                 "insert into entity_redirects select entity_id, to_entity_id, ? from new_redirects",
                 [merged_at[0]],
             )
+    step.done("entity ids written to the entity rows, %d redirects", len(redirects))
     n_keys = len(keys)
     del stats, res, groups, size, known, new_map, went, keys  # (the refresh's memory)
     _refresh(con, None)
+    step.done("every entity's name, label, aliases and counts rewritten")
     if _has_places(con):  # (migration 011 resolves before 012 made the table)
         con.execute(
             "update article_places set entity_id = k.entity_id from entity_keys k"
@@ -487,6 +493,18 @@ def resolve_all(
         result,
     )
     return result
+
+
+class _Steps:
+    """Progress of a long pass, one log line per step with its seconds."""
+
+    def __init__(self) -> None:
+        self.started = self.last = time.perf_counter()
+
+    def done(self, what: str, *args) -> None:
+        now = time.perf_counter()
+        LOGGER.info(f"entities: {what} (%.1f s)", *args, now - self.last)
+        self.last = now
 
 
 def resolve_id(con: duckdb.DuckDBPyConnection, entity_id: str) -> str | None:

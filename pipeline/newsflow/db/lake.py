@@ -22,11 +22,19 @@ def flush_inlined(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("call ducklake_flush_inlined_data(current_database())")
 
 
+# Files this small are merged (the loads' files: a few hundred KB each); larger ones are left
+# as they are. Without a bound DuckLake merges every file under its target size (512 MB) with
+# its neighbours, so each day's few new files rewrote a table's last large file: at 1M
+# articles a 211 MB file of texts, more than the maintenance's memory limit holds.
+MERGE_BELOW_BYTES = 64 * 1024 * 1024
+
+
 def maintain(con: duckdb.DuckDBPyConnection, retention_days: float) -> dict[str, int]:
     """The lake's housekeeping, in order: flush the rows inlined in the catalog into Parquet
-    files, merge small adjacent files, expire the snapshots older than ``retention_days``
-    (time travel reaches back that far), delete the files no snapshot needs any more, and
-    delete orphaned files (written by a process killed before its commit). Counts of each.
+    files, merge small adjacent files (``MERGE_BELOW_BYTES``), expire the snapshots older than
+    ``retention_days`` (time travel reaches back that far), delete the files no snapshot needs
+    any more, and delete orphaned files (written by a process killed before its commit).
+    Counts of each.
 
     Orphans: ``con`` holds the writer lock, so with a SQLite catalog no other writer
     can be mid-commit and every unreferenced file is an orphan; a Postgres catalog may have
@@ -37,7 +45,12 @@ def maintain(con: duckdb.DuckDBPyConnection, retention_days: float) -> dict[str,
         return len(con.execute(sql, list(params)).fetchall())
 
     flushed = sum(r[2] for r in con.execute(f"call ducklake_flush_inlined_data({db})").fetchall())
-    merged = sum(r[2] for r in con.execute(f"call ducklake_merge_adjacent_files({db})").fetchall())
+    merged = sum(
+        r[2]
+        for r in con.execute(
+            f"call ducklake_merge_adjacent_files({db}, max_file_size => {MERGE_BELOW_BYTES})"
+        ).fetchall()
+    )
     expired = count(
         f"call ducklake_expire_snapshots({db}, older_than => now() - to_seconds(?))",
         retention_days * 86400.0,

@@ -17,9 +17,11 @@ registered there too (``plan`` records them in the run directory).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Generic, TypeVar
@@ -437,27 +439,38 @@ def remove_stale_runs(settings: Settings, older_than: timedelta | None = None) -
     return StaleRunsRemoved(removed=len(removed), kept=len(kept), removed_runs=removed[:20])
 
 
-def resolve_entities(settings: Settings) -> EntitiesResolved:
-    """Re-resolve entity identity over the whole corpus (``Store.resolve_entities``): what the
-    loads decided key by key, settled again with all the evidence; before the search rebuild,
-    whose derived tables (entity pairs) count by entity."""
+@contextlib.contextmanager
+def maintenance_store(
+    settings: Settings, step: str, kept: str = "nothing was changed"
+) -> Iterator[Store]:
+    """The store for a maintenance step that reads the whole corpus: on a DuckDB instance of
+    its own under ``NEWSFLOW_MAINTENANCE_MEMORY_LIMIT`` (the limit ends with it; past it,
+    DuckDB spills to disk). A DuckDB error under the limit is reported naming the setting and
+    saying what became of the store (``kept``)."""
     limit = settings.maintenance_memory_limit
-    # On a DuckDB instance of its own when its memory is limited: the limit ends with it.
     with Store(settings.lake, lock_wait=settings.load_lock_wait, private=bool(limit)) as store:
         if limit:
             store.limit_memory(limit)
         try:
-            return EntitiesResolved(**store.resolve_entities())
+            yield store
         except duckdb.Error as exc:
             if not limit:
                 raise
             # Out of memory, as DuckDB reports it, or a later statement of the transaction
             # it aborted: either way the limit is the setting to look at.
             raise StoreError(
-                f"the entities step failed under {env_var('maintenance_memory_limit')}={limit}"
-                " (nothing was changed; if DuckDB ran out of memory, raise the limit):"
+                f"the {step} step failed under {env_var('maintenance_memory_limit')}={limit}"
+                f" ({kept}; if DuckDB ran out of memory, raise the limit):"
                 f" {type(exc).__name__}: {str(exc).splitlines()[0]}"
             ) from None
+
+
+def resolve_entities(settings: Settings) -> EntitiesResolved:
+    """Re-resolve entity identity over the whole corpus (``Store.resolve_entities``): what the
+    loads decided key by key, settled again with all the evidence; before the search rebuild,
+    whose derived tables (entity pairs) count by entity."""
+    with maintenance_store(settings, "entities") as store:
+        return EntitiesResolved(**store.resolve_entities())
 
 
 def rebuild_search(settings: Settings) -> SearchRebuilt:
@@ -465,7 +478,7 @@ def rebuild_search(settings: Settings) -> SearchRebuilt:
     then merge sealed shards into segments, so that a search opens few files."""
     if not settings.search_index:
         return SearchRebuilt(skipped="NEWSFLOW_SEARCH_INDEX=0: no search index is kept")
-    with Store(settings.lake, lock_wait=settings.load_lock_wait) as store:
+    with maintenance_store(settings, "search_index") as store:
         store.record_settings(settings)
         seconds = store.refresh_search_index()
         merged = store.compact_search_index()
@@ -480,7 +493,8 @@ def tidy_lake(settings: Settings) -> LakeTidied:
     """The lake's housekeeping (``Store.maintain_lake``: flush inlined rows, merge small
     files, expire old snapshots, delete unneeded and orphaned files), then its size: catalog
     and data files."""
-    with Store(settings.lake, lock_wait=settings.load_lock_wait) as store:
+    # (each of its steps is a transaction of its own: one that failed left the lake as it was)
+    with maintenance_store(settings, "tidy_lake", "nothing stored was lost") as store:
         before = store.size()["data_files"]
         done = store.maintain_lake(settings.snapshot_retention_days)
         size = store.size()
