@@ -205,7 +205,7 @@ def test_the_maintenance_entities_step_runs_within_its_memory_limit(tmp_path, se
     )  # fmt: skip
     assert failed.returncode == 1, failed.stderr
     assert "failed under NEWSFLOW_MAINTENANCE_MEMORY_LIMIT=20MB" in failed.stderr
-    assert "nothing was changed" in failed.stderr and "raise the limit" in failed.stderr
+    assert "the next run continues" in failed.stderr and "raise the limit" in failed.stderr
     with Store(settings.database) as store:
         assert store.query("select * from entity_keys order by all")[1] == keys
         assert entity_count_errors(store) == {}
@@ -238,4 +238,55 @@ def test_maintenance_reads_the_key_counts_a_batch_at_a_time_to_the_same_result(
         monkeypatch.setattr(entity_counts, "BATCH_ENTITIES", 3)
         assert store.resolve_entities()["changed"] == 0
         assert sorted(con.execute("select * from entities").fetchall()) == bounded
+        assert entity_count_errors(store) == {}
+
+
+@pytest.mark.slow  # two newsflow processes (~15 s)
+def test_a_full_identity_pass_stopped_midway_is_continued_by_the_next(tmp_path, settings):
+    """Resolving every key from scratch (a normaliser change, a migration) writes the entity
+    rows' ids a month of days per transaction: a pass killed after its first month keeps the
+    keys' entities and that month's rows, and the next ``newsflow maintain`` writes the rest;
+    then every row names its key's entity and the entities count their rows."""
+    import os
+    import subprocess
+    import sys
+
+    build(settings, 1)  # 40 days of articles: two months of entity rows
+    with Store(settings.database) as store:
+        con = store.con
+        con.execute("begin")
+        con.execute("update article_entities set entity_id = null")
+        for table in ("entity_keys", "entities", "entity_redirects"):
+            con.execute(f"delete from {table}")
+        con.execute("commit")
+
+    def maintain(**env):
+        return subprocess.run(
+            [sys.executable, "-m", "newsflow.cli", "-v", "maintain", "--catalog",
+             str(settings.database)],
+            env={**os.environ, **env}, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+
+    killed = maintain(NEWSFLOW_FAULT_INJECT="kill:resolve_chunk")
+    assert killed.returncode == -9, killed.stderr
+    with Store(settings.database, read_only=True) as store:
+        keys = store.query("select count(*) from entity_keys")[1][0][0]
+        by_month = store.query(
+            "select day < (select min(day) + 30 from article_entities), count(entity_id),"
+            " count(*) from article_entities group by 1 order by 1"
+        )[1]
+    assert keys > 40
+    (later, later_ids, later_rows), (first, first_ids, first_rows) = by_month
+    assert first and first_ids == first_rows > 0  # the first month written, and kept
+    assert not later and later_ids == 0 < later_rows  # the rest not reached
+
+    done = maintain()
+    assert done.returncode == 3, done.stderr  # (the store has no feeds: the health check says so)
+    assert "entities   " in done.stdout and "chunk 2 of 2" in done.stderr  # its progress
+    with Store(settings.database, read_only=True) as store:
+        assert store.query(
+            "select count(*) from article_entities e left join entity_keys k using (entity_key)"
+            " where e.entity_id is distinct from k.entity_id"
+        )[1] == [(0,)]
+        assert store.query("select count(*) from entities")[1][0][0] > 40
         assert entity_count_errors(store) == {}

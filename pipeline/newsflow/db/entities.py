@@ -11,7 +11,8 @@
   other lookups are bounded by the touched keys and by the articles' first day.
 * ``resolve_all`` — maintenance (and the migration that introduced the tables): every key
   re-resolved over the whole corpus; an entity that merges into another leaves a redirect, so
-  an ``entity_id`` an analyst wrote down stays valid.
+  an ``entity_id`` an analyst wrote down stays valid. Maintenance runs it in steps that each
+  commit (``resolve_in_steps``): a pass stopped midway is continued by the next.
 """
 
 from __future__ import annotations
@@ -20,17 +21,19 @@ import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 
+from newsflow.config import fault_point
 from newsflow.db import entity_counts as counts
-from newsflow.db.engine import arrow, drop_temp, has_temp, one
+from newsflow.db.engine import arrow, drop_temp, has_temp, one, transaction
 from newsflow.enrich import identity
 
-__all__ = ["assign", "resolve_all", "resolve_id"]
+__all__ = ["assign", "resolve_all", "resolve_id", "resolve_in_steps"]
 
 LOGGER = logging.getLogger(__name__)
+CHUNK_DAYS = 30  # days of entity rows a full pass writes per transaction
 
 _SEEN = counts.SEEN
 _DAY = counts.DAY
@@ -365,14 +368,80 @@ def _refresh(con: duckdb.DuckDBPyConnection, entity_ids: set[str] | None) -> Non
             )
 
 
+def resolve_in_steps(
+    con: duckdb.DuckDBPyConnection, now: datetime | None = None, *, chunk_days: int = CHUNK_DAYS
+) -> dict[str, int]:
+    """``resolve_all`` as maintenance runs it: in transactions of its own, so that a pass
+    stopped midway (killed, out of memory) keeps what it did and the next pass continues.
+    First every key's entity (``entity_keys``, redirects), then the entity rows' ids
+    ``chunk_days`` of articles at a time (logged as it goes), then the place rows' ids and
+    the ``entities`` rows. Between the first step and the last, an entity row names the
+    entity its key had or the one it now has, and ``entities`` still counts the old ones.
+    A pass that follows a stopped one finds the keys settled and the rows it had not reached
+    still to write: each step writes only what differs."""
+    with transaction(con):
+        result = resolve_all(con, now, rows=False)
+    step = _Steps()
+    chunks = _day_chunks(con, chunk_days)
+    for i, (where, params) in enumerate(chunks, 1):
+        with transaction(con):
+            _write_rows(con, f" and article_entities.{where}", params)
+        step.done("entity rows of days %s: chunk %d of %d", params or "unknown", i, len(chunks))
+        fault_point("resolve_chunk")
+    with transaction(con):
+        _finish(con, step)
+    return result
+
+
+def _day_chunks(con: duckdb.DuckDBPyConnection, days: int) -> list[tuple[str, list]]:
+    """The entity rows' days in ranges of ``days`` (a filter and its parameters each), and the
+    rows without a day."""
+    first, last, undated = one(
+        con.execute("select min(day), max(day), bool_or(day is null) from article_entities")
+    )
+    chunks: list[tuple[str, list]] = [("day is null", [])] if undated else []
+    while first is not None and first <= last:
+        end = min(first + timedelta(days=days - 1), last)
+        chunks.append(("day between ? and ?", [first, end]))
+        first = end + timedelta(days=1)
+    return chunks
+
+
+def _write_rows(con: duckdb.DuckDBPyConnection, where: str = "", params: Sequence = ()) -> None:
+    """The entity rows (``where`` selects) get their key's entity, where it differs."""
+    con.execute(
+        "update article_entities set entity_id = k.entity_id from entity_keys k"
+        " where k.entity_key = article_entities.entity_key"
+        f" and article_entities.entity_id is distinct from k.entity_id{where}",
+        list(params),
+    )
+
+
+def _finish(con: duckdb.DuckDBPyConnection, step: _Steps) -> None:
+    """The last of a full pass: every entity's row rewritten, the place rows' ids."""
+    _refresh(con, None)
+    step.done("every entity's name, label, aliases and counts rewritten")
+    if _has_places(con):  # (migration 011 resolves before 012 made the table)
+        con.execute(
+            "update article_places set entity_id = k.entity_id from entity_keys k"
+            " where k.entity_key = article_places.place_key"
+            " and article_places.entity_id is distinct from k.entity_id"
+        )
+
+
 def resolve_all(
-    con: duckdb.DuckDBPyConnection, now: datetime | None = None, *, window_days: int | None = None
+    con: duckdb.DuckDBPyConnection,
+    now: datetime | None = None,
+    *,
+    window_days: int | None = None,
+    rows: bool = True,
 ) -> dict[str, int]:
     """Re-resolve every key over the whole corpus (inside the caller's transaction).
 
     An entity that is now part of another leaves a redirect to it; an id keeps its entity when
     the entity keeps most of its articles. Returns counts: keys, entities, merged (entities
-    that became part of another), changed (keys whose entity changed)."""
+    that became part of another), changed (keys whose entity changed). ``rows=False``: the
+    keys and redirects only, the rows and ``entities`` left to ``resolve_in_steps``."""
     now = now or datetime.now(UTC)
     step = _Steps()
     _fill_keys(con)
@@ -455,11 +524,8 @@ def resolve_all(
         resolved_by=[res.how.get(k, "name") for k in keys],
     ):
         con.execute("insert into entity_keys select * from resolved_keys")
-    con.execute(
-        "update article_entities set entity_id = k.entity_id from entity_keys k"
-        " where k.entity_key = article_entities.entity_key"
-        " and article_entities.entity_id is distinct from k.entity_id"
-    )
+    if rows:
+        _write_rows(con)
     con.execute("delete from entity_redirects")
     if redirects:
         olds = sorted(redirects)
@@ -474,17 +540,11 @@ def resolve_all(
                 "insert into entity_redirects select entity_id, to_entity_id, ? from new_redirects",
                 [merged_at[0]],
             )
-    step.done("entity ids written to the entity rows, %d redirects", len(redirects))
+    step.done("keys' entities written, %d redirects", len(redirects))
     n_keys = len(keys)
     del stats, res, groups, size, known, new_map, went, keys  # (the refresh's memory)
-    _refresh(con, None)
-    step.done("every entity's name, label, aliases and counts rewritten")
-    if _has_places(con):  # (migration 011 resolves before 012 made the table)
-        con.execute(
-            "update article_places set entity_id = k.entity_id from entity_keys k"
-            " where k.entity_key = article_places.place_key"
-            " and article_places.entity_id is distinct from k.entity_id"
-        )
+    if rows:
+        _finish(con, step)
     merged = len({o for o in redirects if o in live_before})  # this pass's merges
     result = {"keys": n_keys, "entities": len(live), "merged": merged, "changed": changed}
     LOGGER.info(

@@ -30,7 +30,7 @@ from newsflow.db import entities as entity_db
 from newsflow.db import feeds as feed_db
 from newsflow.db import lake, load, pages, reads, retag, schema
 from newsflow.db import search as search_db
-from newsflow.db.engine import DiskFullError, Session, StoreError, sql_string, transaction
+from newsflow.db.engine import DiskFullError, Session, StoreError, sql_string
 from newsflow.db.engine import connect as open_session
 from newsflow.db.engine import exists as engine_exists
 from newsflow.db.load import HEALTHY_OUTCOMES, LOAD_MESSAGE, LoadResult
@@ -252,11 +252,11 @@ class Store:
     taggable_articles = _door(retag.taggable_articles)
 
     def resolve_entities(self) -> dict[str, int]:
-        """Re-resolve every entity over the whole corpus in one transaction (db/entities.py):
-        short forms and acronyms join the full names the evidence now points to, merged ids
-        redirect. Counts: keys, entities, merged, changed."""
-        with transaction(self.con):
-            return entity_db.resolve_all(self.con)
+        """Re-resolve every entity over the whole corpus (db/entities.py), in steps that each
+        commit, so that a pass stopped midway is continued by the next: short forms and
+        acronyms join the full names the evidence now points to, merged ids redirect.
+        Counts: keys, entities, merged, changed."""
+        return entity_db.resolve_in_steps(self.con)
 
     def limit_memory(self, limit: str) -> None:
         """Bound DuckDB's memory (a size, "1GB"): past it, it spills to a temp folder of this

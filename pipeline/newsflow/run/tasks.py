@@ -469,7 +469,10 @@ def resolve_entities(settings: Settings) -> EntitiesResolved:
     """Re-resolve entity identity over the whole corpus (``Store.resolve_entities``): what the
     loads decided key by key, settled again with all the evidence; before the search rebuild,
     whose derived tables (entity pairs) count by entity."""
-    with maintenance_store(settings, "entities") as store:
+    # (its steps commit one by one: a pass stopped midway is continued by the next)
+    with maintenance_store(
+        settings, "entities", "nothing stored is lost; the next run continues"
+    ) as store:
         return EntitiesResolved(**store.resolve_entities())
 
 
