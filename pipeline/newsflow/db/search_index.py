@@ -10,7 +10,7 @@ import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -18,6 +18,8 @@ import duckdb
 from newsflow.db.engine import (
     StoreError,
     arrow,
+    drop_temp,
+    has_temp,
     lake_of,
     load_for,
     one,
@@ -43,6 +45,7 @@ SHARD_FILE = "shard-v5-{:05d}.duckdb"
 SEGMENT_FILE = "segment-v5-{:05d}-{:05d}.duckdb"
 _FILE_RANGE = re.compile(r"(?:shard|segment)-v5-(\d{5})(?:-(\d{5}))?\.duckdb")
 LEAD_CHARS = 1000
+PAIR_CHUNK_DAYS = 30  # days of articles whose entity pairs are counted at a time
 # Block sizes of a segment, in shards, largest first: 64 shards are 1.6M articles.
 SEGMENT_BLOCKS = (64, 16, 4)
 INDEX_SCHEMA = "fts_main_docs"
@@ -242,16 +245,20 @@ def refresh(
     if max_articles is not None and sum(s.articles for s in stale) > max_articles:
         return None
     built: dict[str, Path] = {}
+    derive = max_articles is None or total <= max_articles
     try:
         for s in stale:
             built[SHARD_FILE.format(s.shard)] = _build_shard(con, s.shard, size)
+        if derive:
+            count_pair_parts(con)  # (before the transaction: see there)
         with transaction(con):
-            if max_articles is None or total <= max_articles:
+            if derive:
                 rebuild_derived(con)
             assigned = {s.shard: SHARD_FILE.format(s.shard) for s in stale}
             keep = _install(con, built, assigned, current)
         remove_others(lake_of(con), keep)
     finally:
+        drop_temp(con, "entity_pair_parts_all")
         for path in built.values():
             path.unlink(missing_ok=True)
     return time.perf_counter() - started
@@ -343,8 +350,35 @@ def files_opened(con: duckdb.DuckDBPyConnection) -> int:
     )[0]
 
 
+def count_pair_parts(con: duckdb.DuckDBPyConnection, chunk_days: int = PAIR_CHUNK_DAYS) -> None:
+    """The entity pairs' parts of all articles, counted ``chunk_days`` of articles at a time
+    into the temp table ``entity_pair_parts_all`` (each count holds a month's articles in
+    memory). Outside a transaction, so that the table spills to disk under a memory limit
+    (a temp table's rows appended in an open transaction stay in memory)."""
+    con.execute(
+        "create or replace temp table entity_pair_parts_all"
+        " (part varchar, id_a varchar, id_b varchar, articles bigint)"
+    )
+    first, last = one(con.execute("select min(day), max(day) from article_days"))
+    while first is not None and first <= last:
+        end = min(first + timedelta(days=chunk_days - 1), last)
+        con.execute(
+            "insert into entity_pair_parts_all select * from entity_pair_parts(?, ?)",
+            [first, end],
+        )
+        first = end + timedelta(days=1)
+
+
 def rebuild_derived(con: duckdb.DuckDBPyConnection) -> None:
     """Recompute the tables derived from all articles that are too costly to compute at query
-    time (``sql/derived/``: the entity pairs). Runs with the search index rebuild."""
-    for path in sorted((sql_dir() / "derived").glob("*.sql")):
-        con.execute(f"create or replace table {path.stem} as {path.read_text(encoding='utf-8')}")
+    time (``sql/derived/``: the entity pairs, summed from ``count_pair_parts``'s parts, counted
+    here unless the caller counted them before its transaction). Runs with the search index
+    rebuild."""
+    try:
+        if not has_temp(con, "entity_pair_parts_all"):
+            count_pair_parts(con)
+        for path in sorted((sql_dir() / "derived").glob("*.sql")):
+            sql = path.read_text(encoding="utf-8")
+            con.execute(f"create or replace table {path.stem} as {sql}")
+    finally:
+        drop_temp(con, "entity_pair_parts_all")
