@@ -44,7 +44,7 @@ def panel(x0: int, title: str, series: dict[str, list[tuple[int, float]]], targe
         return ""
     xs = sorted({x for x, _ in points})
     lo, hi = math.log10(xs[0]) - 0.15, math.log10(xs[-1]) + 0.15
-    top = max(max(y for _, y in points), target) * 1.15
+    top = max(max(y for _, y in points), target) * 1.5  # (room for the legend above)
 
     def px(x: float) -> float:
         return x0 + PAD + (math.log10(x) - lo) / (hi - lo) * (W - 2 * PAD)
