@@ -386,7 +386,8 @@ def resolve_in_steps(
     for i, (where, params) in enumerate(chunks, 1):
         with transaction(con):
             _write_rows(con, f" and article_entities.{where}", params)
-        step.done("entity rows of days %s: chunk %d of %d", params or "unknown", i, len(chunks))
+        days = f"{params[0]} to {params[1]}" if params else "unknown"
+        step.done("entity rows of the days %s written: chunk %d of %d", days, i, len(chunks))
         fault_point("resolve_chunk")
     with transaction(con):
         _finish(con, step)

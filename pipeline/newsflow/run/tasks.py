@@ -481,7 +481,7 @@ def rebuild_search(settings: Settings) -> SearchRebuilt:
     then merge sealed shards into segments, so that a search opens few files."""
     if not settings.search_index:
         return SearchRebuilt(skipped="NEWSFLOW_SEARCH_INDEX=0: no search index is kept")
-    with maintenance_store(settings, "search_index") as store:
+    with maintenance_store(settings, "search_index", "nothing stored is lost") as store:
         store.record_settings(settings)
         seconds = store.refresh_search_index()
         merged = store.compact_search_index()
