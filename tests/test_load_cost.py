@@ -311,8 +311,7 @@ def test_the_whole_historys_entity_pairs_counted_a_week_at_a_time_are_the_pairs(
         ).fetchone()[0]
         chunked = con.execute("select * from entity_pairs order by all").fetchall()
         whole = con.execute(
-            "select * from entity_pairs_between(date '0001-01-01', date '9999-12-31')"
-            " order by all"
+            "select * from entity_pairs_between(date '0001-01-01', date '9999-12-31') order by all"
         ).fetchall()
     assert len(whole) > 100 and max(r[6] for r in whole) >= 2
     assert chunked == whole
