@@ -48,8 +48,9 @@ and generator version (recorded in the table ``bench_scale_meta``).
 
 Then, unless ``--no-resolve``: the daily maintenance's ``entities`` step (every entity key
 re-resolved over the whole corpus, ``newsflow.db.entities.resolve_all``) on the store as it
-is, in a process of its own and a transaction rolled back (nothing changes): its seconds and
-that process's peak RSS.
+is, in a process of its own and a transaction rolled back (nothing changes), under the
+default ``NEWSFLOW_MAINTENANCE_MEMORY_LIMIT`` as the task runs it: its seconds and that
+process's peak RSS.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-from newsflow.config import LakeLocation
+from newsflow.config import LakeLocation, Settings
 from newsflow.db.engine import StoreError, extension_file, sql_dir
 from newsflow.db.search import IGNORE, ranked, search
 from newsflow.db.store import Store, store_exists
@@ -1176,7 +1177,8 @@ def main() -> int:
             r["file"] = time_all(file_reader(file_store), args.timeout, log)
             file_store.unlink()
         if not args.no_resolve:
-            r["resolve"] = maintenance_resolve(path)
+            # under the memory limit the Airflow task uses (NEWSFLOW_MAINTENANCE_MEMORY_LIMIT)
+            r["resolve"] = maintenance_resolve(path, Settings().maintenance_memory_limit)
             log(f"  maintenance entities: {r['resolve']}")
         r["peak_rss_mb_empty"] = r["peak_rss_mb_1m"] = r["rss_ratio"] = None
         if not args.no_rss:
