@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.machinery
+import json
 import os
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -41,6 +43,23 @@ GROUND_TRUTH = CORPUS / "ground-truth.json"
 # The 50 pages of the sample newsroom newsflow ships (gzip-compressed HTML).
 BUNDLED_PAGES = ROOT / "pipeline" / "newsflow" / "demo" / "newsroom_data" / "articles"
 MB = 2**20
+
+
+def run_json(what: str, code: str, *args: str, env: dict | None = None,
+             timeout: float = 3600) -> dict:  # fmt: skip
+    """Run ``code`` (a Python program printing one JSON object last) with ``args`` in a process
+    of its own, from the project's root; its object. A failure raises naming ``what``."""
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env or os.environ,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{what} failed: {done.stderr[-3000:]}")
+    return json.loads(done.stdout.splitlines()[-1])
 
 
 def run_main(module: str) -> NoReturn:

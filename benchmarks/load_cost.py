@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -35,7 +33,7 @@ from newsflow.db.store import Store
 from newsflow.rows import ARTICLE_SCHEMA, ENTITY_SCHEMA, TOPIC_SCHEMA
 from newsflow.staging import RunDir
 
-from benchmarks.common import ROOT
+from benchmarks.common import run_json
 from benchmarks.scale import copy_lake, maintenance_resolve, prepare, remove_lake
 
 LOAD = """
@@ -106,17 +104,7 @@ def stage_copies(big: Path, runs: Path, n: int, seed: int = 0) -> RunDir:
 
 
 def load_into(catalog: Path, run: RunDir) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-c", LOAD, str(catalog), str(run.path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=3600,
-        env=os.environ,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"load into {catalog} failed: {done.stderr[-3000:]}")
-    return json.loads(done.stdout.splitlines()[-1])
+    return run_json(f"load into {catalog}", LOAD, str(catalog), str(run.path))
 
 
 def main() -> int:

@@ -21,13 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import ROOT
-from benchmarks.load_cost import LOAD, stage_copies
+from benchmarks.common import run_json
+from benchmarks.load_cost import load_into, stage_copies
 from benchmarks.scale import copy_lake, prepare
 
 STEPS = ("resolve_entities", "rebuild_search", "tidy_lake")
@@ -44,20 +43,6 @@ print(json.dumps({"seconds": round(seconds, 1), "peak_rss_mb": round(peak / 1024
                   "summary": done.summary() if hasattr(done, "summary") else str(done)}))
 """
 TARGET_MB = 1536
-
-
-def run(code: str, *args: str, env: dict | None = None) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-c", code, *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=7200,
-        env=env or os.environ,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"{args[0]} failed: {done.stderr[-3000:]}")
-    return json.loads(done.stdout.splitlines()[-1])
 
 
 def main() -> int:
@@ -86,7 +71,7 @@ def main() -> int:
         loads = []
         for i in range(max(1, args.day // 500)):
             staged = stage_copies(big, work / f"runs{i}", 500, seed=i)
-            loads.append(run(LOAD, str(store), str(staged.path)))
+            loads.append(load_into(store, staged))
         log(f"a day of loads: {sum(x['loaded'] for x in loads):,} articles in {len(loads)} runs")
         env = {
             **os.environ,
@@ -97,7 +82,7 @@ def main() -> int:
             env["NEWSFLOW_MAINTENANCE_MEMORY_LIMIT"] = args.memory_limit
         steps = {}
         for step in STEPS:
-            steps[step] = run(STEP, step, env=env)
+            steps[step] = run_json(step, STEP, step, env=env, timeout=7200)
             log(f"  {step}: {steps[step]}")
         summary = {"articles": args.articles, "day": args.day, "steps": steps,
                    "memory_limit": args.memory_limit}  # fmt: skip

@@ -78,7 +78,7 @@ from newsflow.db.engine import StoreError, extension_file, sql_dir
 from newsflow.db.search import IGNORE, ranked, search
 from newsflow.db.store import Store, store_exists
 
-from benchmarks.common import GROUND_TRUTH, MB, ROOT, TreeMemory, run_main
+from benchmarks.common import GROUND_TRUTH, MB, ROOT, TreeMemory, run_json, run_main
 
 GENERATOR_VERSION = 3  # 2: page metadata columns; 3: story bands with their day
 FEEDS = 2_000
@@ -1001,16 +1001,7 @@ def maintenance_resolve(catalog: Path, memory_limit: str = "") -> dict:
     """The maintenance step ``entities`` on the store as it is (rolled back): its seconds, its
     process's peak RSS (MB) and resolve_all's counts; with DuckDB's ``memory_limit`` as
     ``NEWSFLOW_MAINTENANCE_MEMORY_LIMIT`` sets it (empty: DuckDB's default)."""
-    done = subprocess.run(
-        [sys.executable, "-c", RESOLVE, str(catalog), memory_limit],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=3600,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"resolve_all on {catalog} failed: {done.stderr[-2000:]}")
-    return json.loads(done.stdout.splitlines()[-1])
+    return run_json(f"resolve_all on {catalog}", RESOLVE, str(catalog), memory_limit)
 
 
 def copy_lake(catalog: Path, target: Path) -> None:
