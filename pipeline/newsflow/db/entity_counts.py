@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
+from itertools import groupby
+from operator import itemgetter
 
 import duckdb
 import pyarrow as pa
@@ -96,13 +98,8 @@ def stats(con: duckdb.DuckDBPyConnection, keys: Sequence[str] | None) -> dict:
                 if counted
                 else sql.format(where="and e.entity_key in (select entity_key from wanted_keys)")
             ).fetchall()
-    found: dict[str, identity.KeyStats] = {}
-    for key, name, label, articles, mentions, first, last in rows:
-        s = found.get(key)
-        if s is None:
-            s = found[key] = identity.KeyStats(key)
-        s.add(name, label, articles, int(mentions or 0), first, last)
-    return found
+    rows.sort(key=itemgetter(0))
+    return {key: _key_stats(key, group) for key, group in groupby(rows, itemgetter(0))}
 
 
 def summaries(con: duckdb.DuckDBPyConnection) -> dict[str, identity.KeySummary]:
@@ -110,21 +107,21 @@ def summaries(con: duckdb.DuckDBPyConnection) -> dict[str, identity.KeySummary]:
     that only the summaries are held (maintenance resolves the whole corpus's keys)."""
     if not has_counts(con):  # (the migrations that resolve before 015 counted their rows)
         return {k: s.summary() for k, s in stats(con, None).items()}
-    found: dict[str, identity.KeySummary] = {}
-    current: identity.KeyStats | None = None
-    for key, name, label, articles, mentions, first, last in _batched(
+    rows = _batched(
         con,
         "select entity_key, entity, label, articles, mentions, first_day, last_day"
         " from entity_key_counts order by entity_key",
-    ):
-        if current is None or current.key != key:
-            if current is not None:
-                found[current.key] = current.summary()
-            current = identity.KeyStats(key)
-        current.add(name, label, articles, int(mentions or 0), first, last)
-    if current is not None:
-        found[current.key] = current.summary()
-    return found
+    )
+    return {key: _key_stats(key, group).summary() for key, group in groupby(rows, itemgetter(0))}
+
+
+def _key_stats(key: str, rows: Iterable[tuple]) -> identity.KeyStats:
+    """One key's statistics from its rows (key, spelling, label, articles, mentions, first
+    day, last day, and any more columns)."""
+    s = identity.KeyStats(key)
+    for _, name, label, articles, mentions, first, last, *_ in rows:
+        s.add(name, label, articles, int(mentions or 0), first, last)
+    return s
 
 
 def _batched(con: duckdb.DuckDBPyConnection, sql: str) -> Iterator[tuple]:
@@ -327,8 +324,9 @@ def _described_all(con: duckdb.DuckDBPyConnection) -> Iterator[int]:
     # the inserts in between.
     con.execute(
         "create or replace temp table entity_key_rows as select row_number() over"
-        " (order by k.entity_id, k.entity_key) as n, k.entity_id, k.entity_key, k.resolved_by,"
-        " c.entity, c.label, c.articles, c.mentions, c.first_day, c.last_day from entity_keys k"
+        " (order by k.entity_id, k.entity_key) as n, k.entity_id, k.entity_key, c.entity,"
+        " c.label, c.articles, c.mentions, c.first_day, c.last_day, k.resolved_by"
+        " from entity_keys k"
         " join entity_key_counts c using (entity_key) order by n"
     )
 
@@ -342,23 +340,13 @@ def _described_all(con: duckdb.DuckDBPyConnection) -> Iterator[int]:
             start += size
 
     try:
-        out, eid = _Described(), None
-        counts: dict[str, identity.KeyStats] = {}
-        how: dict[str, str] = {}
-        for entity_id, key, resolved_by, name, label, articles, mentions, first, last in rows():
-            if entity_id != eid:
-                if eid is not None:
-                    out.add(eid, counts, how)
-                    if len(out.ids) >= BATCH_ENTITIES:
-                        out = flush(out)
-                eid, counts, how = entity_id, {}, {}
-            s = counts.get(key)
-            if s is None:
-                s = counts[key] = identity.KeyStats(key)
-                how[key] = resolved_by
-            s.add(name, label, articles, int(mentions or 0), first, last)
-        if eid is not None:
-            out.add(eid, counts, how)
+        out = _Described()
+        for eid, members in groupby(rows(), itemgetter(0)):
+            keys = [r[1:] for r in members]  # (key, spelling, ..., resolved_by)
+            how = {r[0]: r[-1] for r in keys}
+            out.add(eid, {k: _key_stats(k, g) for k, g in groupby(keys, itemgetter(0))}, how)
+            if len(out.ids) >= BATCH_ENTITIES:
+                out = flush(out)
         flush(out)
         yield total
     finally:
