@@ -98,6 +98,7 @@ ARTICLE_SCHEMA = pa.schema(
         ("fetch_attempts", pa.int32()),
         ("fetch_error", pa.string()),
         ("next_attempt_at", TS),
+        ("attempted_at", TS),  # when the page was last asked for (NULL: not in this run)
         ("queued_s", pa.float64()),  # waited for its host's turn and a slot before it was sent
         ("requeued", pa.bool_()),  # the article is stored already: its row is upgraded in place
     ]
@@ -111,6 +112,7 @@ FRONTIER_COLUMNS = (
     "fetch_attempts",
     "fetch_error",
     "next_attempt_at",
+    "attempted_at",
     "queued_s",
     "requeued",
 )
@@ -130,6 +132,7 @@ STAGED_SINCE_006 = {
         "next_attempt_at": "timestamptz",
         "queued_s": "double",
         "requeued": "boolean default false",
+        "attempted_at": "timestamptz",  # added later: the load's time stands in for it
     },
 }
 

@@ -388,7 +388,8 @@ def record_fetches(con: duckdb.DuckDBPyConnection, now: datetime) -> None:
             s.fetch_attempts,
             case when a.extraction_status = 'ok' then null else s.fetch_error end,
             coalesce(old.first_queued_at, ?),
-            case when s.fetch_state = 'pending' then old.last_attempt_at else ? end,
+            case when s.fetch_state = 'pending' then old.last_attempt_at
+                 else coalesce(s.attempted_at, ?) end,
             case when s.fetch_state in ('retry', 'pending') then s.next_attempt_at end,
             case when s.fetch_state in ('done', 'final') then ? end
         from staged_articles s

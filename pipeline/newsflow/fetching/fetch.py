@@ -271,6 +271,7 @@ def _with_fetch(
         fetch_attempts=(item.get("fetch_attempts") or 0) + (1 if attempted else 0),
         fetch_error=error,
         next_attempt_at=next_at,
+        attempted_at=datetime.now(UTC) if attempted else None,
         queued_s=round(queued, 3),
         requeued=item.get("queue_state") is not None,
     )
