@@ -698,6 +698,11 @@ def workload(con: duckdb.DuckDBPyConnection) -> tuple[dict, dict, dict]:
         "select count(*), sum(length(text)), sum(articles) from articles_clean",
         None,
     )
+    # source_coverage reads its materialised whole history; over a period, its macro.
+    views["source_coverage_between"] = (
+        "select * from source_coverage_between(cast($first as date), cast($last as date))",
+        {"first": str(latest.fromordinal(latest.toordinal() - 6)), "last": str(latest)},
+    )
     views["entity_mentions_daily"] = (
         "select * from entity_mentions_daily where entity = $entity order by day",
         {"entity": top_person},

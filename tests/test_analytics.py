@@ -269,3 +269,56 @@ def test_sql_names_missing_and_unknown_parameters(analytics_db, capsys):
     code = main(["sql", "--catalog", str(analytics_db), "-f", path, "--param", "topic=sport",
                  "--param", "since=2026-01-01", "--param", "label=any"])  # fmt: skip
     assert code == 2 and "has no parameter label" in capsys.readouterr().err
+
+
+# source_coverage's first definition (its ties of site names broken by name; no success rate
+# for a feed without articles, where it said 0), computed over all articles at query time: the
+# oracle of the period macro and of the materialised whole
+# history (restricted to a period's articles by {where}).
+COVERAGE_AT_QUERY_TIME = """
+select f.feed_id, coalesce(f.title, f.url) as feed, f.url,
+       mode(a.site_name order by a.site_name) as site,
+       count(a.article_id) as articles,
+       coalesce(list_sort(list_distinct(list(a.language) filter (where a.language is not null))),
+                []::varchar[]) as languages,
+       round(avg(case when a.extraction_status = 'ok' then 1.0 else 0.0 end)
+             filter (where a.article_id is not null), 3) as extraction_success_rate,
+       round(median(epoch(a.loaded_at - a.published_at) / 60.0)
+             filter (where a.published_at is not null and a.loaded_at >= a.published_at), 1)
+           as median_delay_minutes,
+       min(a.first_seen_at) as first_article_at, max(a.first_seen_at) as last_article_at
+from feeds f left join (select * from articles {where}) a using (feed_id)
+group by all order by feed_id
+"""
+
+
+def test_source_coverage_over_a_period_and_over_the_whole_history(analytics_db):
+    """source_coverage_between reads a period's articles by their day (article_days), every
+    feed a row; the view source_coverage gives the whole history as the last load's rebuild
+    counted it (as_of), a feed added since (Never) as a row without articles. (Articles
+    without a publication time: tests/test_load_cost.py.)"""
+    with Store(analytics_db, read_only=True) as store:
+        days = [r[0] for r in store.query("select distinct day from article_days order by 1")[1]]
+        assert len(days) >= 3
+        # Periods that leave days out at either end.
+        for first, last in ((days[1], days[-1]), (days[0], days[-2])):
+            in_period = (
+                "where article_id in (select article_id from article_days"
+                f" where day between date '{first}' and date '{last}')"
+            )
+            want = store.query(COVERAGE_AT_QUERY_TIME.format(where=in_period))
+            got = store.query(
+                "select * from source_coverage_between(?, ?) order by feed_id", [first, last]
+            )
+            assert got == want, (first, last)
+            counted = sum(r[4] for r in got[1])
+            assert 0 < counted < store.query("select count(*) from articles")[1][0][0]
+
+        whole = store.rows("select * from source_coverage order by feed_id")
+        assert [tuple(r.values())[:-1] for r in whole] == store.query(
+            COVERAGE_AT_QUERY_TIME.format(where="")
+        )[1]
+        never = [r for r in whole if r["feed"] == "Never"]
+        assert never and never[0]["articles"] == 0 and never[0]["languages"] == []
+        as_of = {r["as_of"] for r in whole}
+        assert len(as_of) == 1 and as_of.pop() <= datetime.now(UTC)

@@ -445,6 +445,7 @@ def test_entity_rows_carry_their_articles_day_through_load_retag_and_migration(
         con.execute("alter table article_entities drop column day")
         con.execute("drop table entity_key_counts")  # (migration 015)
         con.execute("alter table article_bands drop column day")
+        con.execute("drop table source_coverage_all")  # (migration 017)
         con.execute("delete from schema_migrations where version >= 13")
         con.execute("commit")
     with Store(

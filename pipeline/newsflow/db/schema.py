@@ -6,6 +6,7 @@ A migration's text may carry markers that ask for work only Python does once it 
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, datetime
 
 import duckdb
@@ -19,8 +20,9 @@ from newsflow.db.engine import StoreError, lake_of, migrations, one, sql_dir, tr
 LOGGER = logging.getLogger(__name__)
 
 VIEWS_MARKER = "-- @views"
-# A migration with this marker fills the derived tables (rebuild_derived) once it is applied.
-DERIVED_MARKER = "-- @derived"
+# A migration with this marker fills the derived tables (rebuild_derived) once it is applied:
+# all of them, or those it names ("-- @derived source_coverage_all").
+DERIVED_MARKER = re.compile(r"^-- @derived(?: +(\w+(?: +\w+)*))? *$", re.M)
 # A migration that asks for every stored entity row to be resolved afresh (db/entities.py).
 ENTITIES_MARKER = "-- @entities"
 # ... and for every stored article's places to be located afresh (db/places.py).
@@ -79,7 +81,7 @@ def apply_pending(con: duckdb.DuckDBPyConnection) -> list[str]:
     views_at = max((v for v, _, text in pending if VIEWS_MARKER in text), default=None)
     # The derived tables are computed by the views' macros: a migration that asks for them
     # before the views are (re)created leaves them to the migration that creates the views.
-    derive = False
+    derive: set[str] | None = set()  # the derived tables to fill; None: all
     for version, name, text in pending:
         con.execute(text)
         if ENTITY_DAYS_MARKER in text:
@@ -92,12 +94,14 @@ def apply_pending(con: duckdb.DuckDBPyConnection) -> list[str]:
             entity_counts.count_keys(con)
         if BAND_DAYS_MARKER in text:
             story_db.order_bands_by_day(con)
-        derive = derive or DERIVED_MARKER in text
+        for marker in DERIVED_MARKER.finditer(text):
+            names = marker.group(1)
+            derive = None if derive is None or not names else derive | set(names.split())
         if version == views_at:
             create_views(con)
-        if derive and (views_at is None or version >= views_at):
-            search.rebuild_derived(con)
-            derive = False
+        if (derive is None or derive) and (views_at is None or version >= views_at):
+            search.rebuild_derived(con, only=derive)
+            derive = set()
         con.execute(
             "insert into schema_migrations values (?, ?, ?)",
             [version, name, datetime.now(UTC)],

@@ -369,15 +369,18 @@ def count_pair_parts(con: duckdb.DuckDBPyConnection, chunk_days: int = PAIR_CHUN
         first = end + timedelta(days=1)
 
 
-def rebuild_derived(con: duckdb.DuckDBPyConnection) -> None:
+def rebuild_derived(con: duckdb.DuckDBPyConnection, only: set[str] | None = None) -> None:
     """Recompute the tables derived from all articles that are too costly to compute at query
     time (``sql/derived/``: the entity pairs, summed from ``count_pair_parts``'s parts, counted
-    here unless the caller counted them before its transaction). Runs with the search index
-    rebuild."""
+    here unless the caller counted them before its transaction; each feed's whole-history
+    coverage), or ``only`` those named. Runs with the search index rebuild."""
+    paths = [
+        p for p in sorted((sql_dir() / "derived").glob("*.sql")) if only is None or p.stem in only
+    ]
     try:
-        if not has_temp(con, "entity_pair_parts_all"):
+        if "entity_pairs" in {p.stem for p in paths} and not has_temp(con, "entity_pair_parts_all"):
             count_pair_parts(con)
-        for path in sorted((sql_dir() / "derived").glob("*.sql")):
+        for path in paths:
             sql = path.read_text(encoding="utf-8")
             con.execute(f"create or replace table {path.stem} as {sql}")
     finally:
