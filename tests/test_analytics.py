@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import duckdb
 import pytest
@@ -322,3 +322,25 @@ def test_source_coverage_over_a_period_and_over_the_whole_history(analytics_db):
         assert never and never[0]["articles"] == 0 and never[0]["languages"] == []
         as_of = {r["as_of"] for r in whole}
         assert len(as_of) == 1 and as_of.pop() <= datetime.now(UTC)
+
+
+def test_a_periods_stories_are_those_first_seen_in_it_with_all_their_members(analytics_db):
+    """articles_clean_between(first_day, last_day): the stories whose earliest member is of
+    those days, with their later members too; a story that began the day before is not one of
+    the next day's, though its wire copies are of that day."""
+    with Store(analytics_db, read_only=True) as store:
+        days = [r[0] for r in store.query("select distinct day from article_days order by 1")[1]]
+        for day in days:
+            assert store.query(
+                "select * from articles_clean_between(?, ?) order by all", [day, day]
+            ) == store.query(
+                "select * from articles_clean where utc_day(story_first_seen_at) = ? order by all",
+                [day],
+            )
+        boat = "select articles, outlets from articles_clean_between(?, ?) where url like '%boat%'"
+        began, copies = date(2026, 2, 17), date(2026, 2, 18)
+        assert store.rows(boat, [began, began]) == [{"articles": 3, "outlets": 3}]
+        assert store.rows(boat, [copies, copies]) == []
+        assert store.query(
+            "select count(*) from articles_between(?, ?) where url like '%boat%'", [copies, copies]
+        )[1] == [(2,)]

@@ -5,7 +5,8 @@
 -- of the period are read once (named: every entity of those articles; hits: those of $label).
 with named as (
     select e.entity_id, e.article_id, a.feed_id, e.salience
-    from article_entities e join articles a using (article_id)
+    from article_entities e
+    join articles_between(cast($since as date), 'infinity'::date) a using (article_id)
     where e.day >= cast($since as date)  -- the article's day: only the period's rows are read
 ),
 hits as (
@@ -18,17 +19,27 @@ top as (
     from hits h join entities n using (entity_id) group by all
     order by articles desc, outlets desc, entity limit 25
 ),
+-- the entities named beside each of the top 25, in how many of its articles (each article's
+-- entities once), and the most frequent of them (ties: the first by name; only the tied
+-- candidates are sorted, not every pair)
+pairs as (
+    select distinct article_id, entity_id from named
+),
 beside as (
-    select t.entity_id, o.entity_id as other_id, count(distinct o.article_id) as together
+    select t.entity_id, o.entity_id as other_id, count(*) as together
     from top t
-    join hits h using (entity_id)
-    join named o on o.article_id = h.article_id and o.entity_id <> t.entity_id
+    join (select distinct entity_id, article_id from hits) h using (entity_id)
+    join pairs o on o.article_id = h.article_id and o.entity_id <> t.entity_id
     group by t.entity_id, o.entity_id
+),
+most as (
+    select entity_id, max(together) as together from beside group by entity_id
 ),
 best as (
     select b.entity_id, n.name as other, b.together
-    from beside b join entities n on n.entity_id = b.other_id
-    qualify row_number() over (partition by b.entity_id order by b.together desc, n.name) = 1
+    from beside b semi join most m using (entity_id, together)
+    join entities n on n.entity_id = b.other_id
+    qualify row_number() over (partition by b.entity_id order by n.name) = 1
 )
 select t.entity, t.label, t.articles, t.outlets, t.avg_salience,
        b.other as most_named_with, b.together, t.entity_id

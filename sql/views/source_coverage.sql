@@ -2,26 +2,10 @@
 -- and how long after publication its articles were loaded (median, minutes).
 --
 -- source_coverage_between(first_day, last_day): over the articles of those UTC days (an
--- article's day as in article_days: of its publication, else of its first sight); every feed
--- is a row, one without articles in the period too. The articles are read as two ranges, each
--- on a stored column (published_at; first_seen_at of those without one), so that the reader
--- skips the data files and row groups outside the period: a week's figures read a week's rows.
+-- article's day as in article_days; read by articles_between, which reads those days' rows
+-- only); every feed is a row, one without articles in the period too.
 create or replace macro source_coverage_between(first_day, last_day) as table
-with period as (
-    select feed_id, site_name, language, extraction_status, published_at, loaded_at,
-           first_seen_at
-    from articles
-    where published_at >= timezone('UTC', cast(first_day as date)::timestamp)
-      and published_at < timezone('UTC', (cast(last_day as date) + 1)::timestamp)
-    union all
-    select feed_id, site_name, language, extraction_status, published_at, loaded_at,
-           first_seen_at
-    from articles
-    where published_at is null
-      and first_seen_at >= timezone('UTC', cast(first_day as date)::timestamp)
-      and first_seen_at < timezone('UTC', (cast(last_day as date) + 1)::timestamp)
-),
-per_feed as (
+with per_feed as (
     select feed_id,
            mode(site_name order by site_name) as site,  -- ties: the first by name
            count(*) as articles,
@@ -34,7 +18,7 @@ per_feed as (
                as median_delay_minutes,
            min(first_seen_at) as first_article_at,
            max(first_seen_at) as last_article_at
-    from period group by feed_id
+    from articles_between(first_day, last_day) group by feed_id
 )
 select f.feed_id, coalesce(f.title, f.url) as feed, f.url, p.site,
        coalesce(p.articles, 0) as articles,
