@@ -521,6 +521,35 @@ def test_maintenance_merges_sealed_shards_into_segments_that_search_reads_as_one
     assert [h.article_id for h in search.search(store.con, "orchids")] == [f"{0:032x}"]
 
 
+def test_search_reads_the_leads_of_its_best_hits_only_and_keeps_ties_in_time_order(store):
+    """A search scores every match by its integer id and reads titles and leads of the best
+    only (by row number in each file's meta, checked by name): equal scores are ordered newest
+    first across shards, and a meta in another order than the index is read by name."""
+    fid = add_feed(store.con, "https://s.example/feed")
+    for i in range(16):  # eight copies of one text (one score, eight times), eight others
+        text = "volcano near the coast" if i % 2 == 0 else "harbour closed for the storm"
+        store.con.execute(
+            "insert into articles (article_id, feed_id, run_id, url, canonical_url, title, text,"
+            " published_at, first_seen_at, loaded_at, word_count, extraction_status)"
+            " values (?, ?, 'run', ?, ?, ?, ?, ?, ?, ?, 4, 'ok')",
+            [f"{i:032x}", fid, f"u{i}", f"u{i}", f"t{i}", text,
+             NOW - timedelta(hours=(5 * i) % 16), NOW, NOW],
+        )  # fmt: skip
+    search.rebuild_index(store.con, size=6)  # three shards
+    newest = sorted(range(0, 16, 2), key=lambda i: (5 * i) % 16)[:3]
+
+    def hits():
+        return [(h.article_id, h.title, h.snippet) for h in search.search(store.con, "volcano",
+                                                                        limit=3)]  # fmt: skip
+
+    first = hits()
+    assert first == [(f"{i:032x}", f"t{i}", "volcano near the coast") for i in newest]
+    for path in store.lake.search_path.glob("shard-*.duckdb"):
+        with duckdb.connect(str(path)) as con:
+            con.execute("create or replace table meta as select * from meta order by title desc")
+    assert hits() == first
+
+
 def test_search_files_of_an_older_version_are_rebuilt_not_read(store):
     fid = add_feed(store.con, "https://s.example/feed")
     store.con.execute(
