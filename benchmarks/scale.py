@@ -709,6 +709,12 @@ def workload(con: duckdb.DuckDBPyConnection) -> tuple[dict, dict, dict]:
         "select * from entity_mentions_daily where entity = $entity order by day",
         {"entity": top_person},
     )
+    views["entity_mentions_between"] = (
+        "select * from entity_mentions_between(cast($first as date), cast($last as date))"
+        " where entity = $entity order by day",
+        {"first": str(latest.fromordinal(latest.toordinal() - 6)), "last": str(latest),
+         "entity": top_person},
+    )  # fmt: skip
     # Millions of pairs at scale: an analyst reads the strongest ones, or one entity's
     # (the named query named_together).
     views["entity_cooccurrence"] = (

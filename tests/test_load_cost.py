@@ -173,6 +173,15 @@ A_DAYS_QUERIES = {
         "select * from articles_clean_between($day, $day) order by all",
         "select * from articles_clean where utc_day(story_first_seen_at) = $day order by all",
     ),
+    "entity_mentions_between": (
+        "select * exclude (avg_salience), round(avg_salience, 9)"
+        " from entity_mentions_between($day, $day) order by all",
+        # (its first definition: by the day of article_days)
+        "select e.entity_id, n.name, n.label, a.day, count(distinct e.article_id),"
+        " count(distinct a.feed_id), sum(e.mentions), round(avg(e.salience), 9)"
+        " from article_entities e join article_days a using (article_id)"
+        " join entities n using (entity_id) where a.day = $day group by all order by all",
+    ),
     "who_was_in_the_news": (
         (sql_dir() / "queries" / "who_was_in_the_news.sql").read_text("utf-8"),
         None,
