@@ -55,18 +55,11 @@ class ReadCounter:
         before = _bytes_read()
         result = self._con.execute(sql, *args, **kwargs)
         read = _bytes_read() - before
-        tables = sorted(self._tables(json.loads(self._con.get_profiling_information("json"))))
+        profile = json.loads(self._con.get_profiling_information("json"))
+        tables = sorted({table for table, _, _ in _scans(profile)})
         if tables:
             self.by_statement[f"{' '.join(sql.split())[:90]} [{', '.join(tables)}]"] += read
         return result
-
-    def _tables(self, node: dict) -> set[str]:
-        found = set()
-        if node.get("operator_type") == "TABLE_SCAN" and node.get("extra_info", {}).get("Table"):
-            found.add(node["extra_info"]["Table"])
-        for child in node.get("children", ()):
-            found |= self._tables(child)
-        return found
 
     def stop(self) -> None:
         self._con.execute("pragma disable_profiling")

@@ -281,18 +281,8 @@ def ranked_over(
     # a shard's best `limit` are all that can reach the overall best `limit`.
     keep = "" if len(where) > 1 else "order by score desc limit ?"
     per_shard = " union all ".join(
-        f"""(select docs.name as article_id, s.score from (
-                select tf.docid, sum(log(((st.num_docs - df.df + 0.5) / (df.df + 0.5)) + 1)
-                       * (tf.tf * 2.2) / (tf.tf + 1.2 * (0.25 + 0.75 * docs.len / st.avgdl)))
-                       as score
-                from (select docid, termid, count(*) as tf from {x}.terms
-                      where termid in (select d.termid from {x}.dict d
-                                       join tokens on d.term = tokens.t)
-                            {_must(x, q, stopwords)}
-                      group by docid, termid) tf
-                join {x}.dict d using (termid) join df on df.term = d.term
-                join {x}.docs docs using (docid), st
-                group by tf.docid) s
+        f"""(select docs.name as article_id, s.score
+            from ({_bm25_scores(x, _must(x, q, stopwords))}) s
             join {x}.docs docs using (docid) {_skipping(metas, skips, k)} {keep})"""
         for k, x in enumerate(indexes)
     )
@@ -353,9 +343,10 @@ def _with_phrases(con, hits: list[Hit], q: Query, limit: int, texts: dict | None
     return kept[:limit]
 
 
-def _bm25_per_shard(x: str, extra: str, keep: str, must: str = "") -> str:
-    return f"""(select s.score, docs.name as article_id{extra} from (
-            select tf.docid, sum(log(((st.num_docs - df.df + 0.5) / (df.df + 0.5)) + 1)
+def _bm25_scores(x: str, must: str = "", skipped: str = "") -> str:
+    """The BM25 score of every document of the fts index schema ``x`` that has a query term
+    (docid, score), from the CTEs tokens, df and st; ``skipped``: a filter of its documents."""
+    return f"""select tf.docid, sum(log(((st.num_docs - df.df + 0.5) / (df.df + 0.5)) + 1)
                    * (tf.tf * 2.2) / (tf.tf + 1.2 * (0.25 + 0.75 * docs.len / st.avgdl)))
                    as score
             from (select docid, termid, count(*) as tf from {x}.terms
@@ -363,9 +354,8 @@ def _bm25_per_shard(x: str, extra: str, keep: str, must: str = "") -> str:
                                    join tokens on d.term = tokens.t) {must}
                   group by docid, termid) tf
             join {x}.dict d using (termid) join df on df.term = d.term
-            join {x}.docs docs using (docid), st
-            group by tf.docid) s
-        join {x}.docs docs using (docid)"""
+            join {x}.docs docs using (docid), st {skipped}
+            group by tf.docid"""
 
 
 def _skipping(metas: list[str] | None, skips: list[list[int]] | None, k: int) -> str:
@@ -389,25 +379,10 @@ def _ranked_from_shards(con, indexes, metas, q: Query, dfs, stats, limit, skips=
     # order, checked by name). Joining every match's name to the leads (a scan of them all)
     # took two thirds of a search at 3M articles.
     scored, tops = [], []
-    for k, (x, m, skip) in enumerate(zip(indexes, metas, skips, strict=True)):
-        skipped = (
-            f" where docs.name not in (select article_id from {m} where shard in"
-            f" ({', '.join(str(int(n)) for n in skip)}))"
-            if skip
-            else ""
-        )
+    for k, x in enumerate(indexes):
         scored.append(
-            f"""scored_{k} as materialized (
-            select tf.docid, sum(log(((st.num_docs - df.df + 0.5) / (df.df + 0.5)) + 1)
-                   * (tf.tf * 2.2) / (tf.tf + 1.2 * (0.25 + 0.75 * docs.len / st.avgdl)))
-                   as score
-            from (select docid, termid, count(*) as tf from {x}.terms
-                  where termid in (select d.termid from {x}.dict d
-                                   join tokens on d.term = tokens.t) {_must(x, q, stopwords)}
-                  group by docid, termid) tf
-            join {x}.dict d using (termid) join df on df.term = d.term
-            join {x}.docs docs using (docid), st{skipped}
-            group by tf.docid)"""
+            f"scored_{k} as materialized"
+            f" ({_bm25_scores(x, _must(x, q, stopwords), _skipping(metas, skips, k))})"
         )
         tops.append(
             f"""select {k} as shard, s.docid, docs.name, s.score
